@@ -1,0 +1,209 @@
+//! Typed configuration, read once at cold start. A missing or malformed value
+//! stops the function with a message naming the variable; an empty value counts
+//! as unset.
+
+use std::collections::BTreeSet;
+
+use chrono::TimeDelta;
+
+use crate::ids::{AccountId, RoleName};
+
+pub const VAR_TARGET_ROLE: &str = "CHANGEGATE_TARGET_ROLE";
+pub const VAR_ALLOWED_ACCOUNTS: &str = "CHANGEGATE_ALLOWED_ACCOUNTS";
+pub const VAR_MAX_DURATION: &str = "CHANGEGATE_MAX_DURATION_MINUTES";
+pub const VAR_TOPIC_ARN: &str = "CHANGEGATE_TOPIC_ARN";
+pub const VAR_EVENT_BUS: &str = "CHANGEGATE_EVENT_BUS";
+
+pub const DEFAULT_TARGET_ROLE: &str = "CM-Prd-role";
+pub const DEFAULT_MAX_DURATION_MINUTES: i64 = 480;
+pub const MAX_DURATION_LIMIT_MINUTES: i64 = 1440;
+pub const DEFAULT_EVENT_BUS: &str = "default";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var} is not set; it must be {expected}")]
+    Missing { var: &'static str, expected: &'static str },
+    #[error("{var}={value:?} is not valid; it must be {expected}")]
+    Invalid { var: &'static str, value: String, expected: &'static str },
+}
+
+/// How configuration is looked up: the process environment in the functions.
+pub trait Source {
+    fn get(&self, var: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct Env;
+
+impl Source for Env {
+    fn get(&self, var: &str) -> Option<String> {
+        std::env::var(var).ok()
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Source for F {
+    fn get(&self, var: &str) -> Option<String> {
+        self(var)
+    }
+}
+
+fn value(src: &impl Source, var: &str) -> Option<String> {
+    src.get(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn event_bus(src: &impl Source) -> Result<String, ConfigError> {
+    const EXPECTED: &str = "an event bus name or ARN, without spaces";
+    match value(src, VAR_EVENT_BUS) {
+        None => Ok(DEFAULT_EVENT_BUS.to_owned()),
+        Some(v) if v.len() <= 1600 && !v.chars().any(char::is_whitespace) => Ok(v),
+        Some(v) => Err(ConfigError::Invalid { var: VAR_EVENT_BUS, value: v, expected: EXPECTED }),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantConfig {
+    pub target_role: RoleName,
+    pub allowed_accounts: BTreeSet<AccountId>,
+    pub max_duration: TimeDelta,
+    pub event_bus: String,
+}
+
+impl GrantConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Env)
+    }
+
+    pub fn from_source(src: &impl Source) -> Result<Self, ConfigError> {
+        let target_role = match value(src, VAR_TARGET_ROLE) {
+            None => RoleName::parse(DEFAULT_TARGET_ROLE).map_err(|_| unreachable!("the default is valid"))?,
+            Some(v) => RoleName::parse(&v).map_err(|_| ConfigError::Invalid {
+                var: VAR_TARGET_ROLE,
+                value: v,
+                expected: "an IAM role name (1-64 characters of letters, digits and + = , . @ _ -)",
+            })?,
+        };
+        const ACCOUNTS: &str = "a comma-separated list of 12-digit AWS account ids";
+        let raw = value(src, VAR_ALLOWED_ACCOUNTS)
+            .ok_or(ConfigError::Missing { var: VAR_ALLOWED_ACCOUNTS, expected: ACCOUNTS })?;
+        let allowed_accounts = raw
+            .split(',')
+            .map(|a| AccountId::parse(a.trim()))
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map_err(|_| ConfigError::Invalid { var: VAR_ALLOWED_ACCOUNTS, value: raw.clone(), expected: ACCOUNTS })?;
+        let max_minutes = match value(src, VAR_MAX_DURATION) {
+            None => DEFAULT_MAX_DURATION_MINUTES,
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|m| (1..=MAX_DURATION_LIMIT_MINUTES).contains(m))
+                .ok_or(ConfigError::Invalid {
+                    var: VAR_MAX_DURATION,
+                    value: v,
+                    expected: "a whole number of minutes from 1 to 1440",
+                })?,
+        };
+        Ok(Self {
+            target_role,
+            allowed_accounts,
+            max_duration: TimeDelta::minutes(max_minutes),
+            event_bus: event_bus(src)?,
+        })
+    }
+
+    /// The allowlist as people read it: `111122223333, 444455556666`.
+    pub fn allowed_accounts_list(&self) -> String {
+        self.allowed_accounts.iter().map(AccountId::as_str).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokeConfig {
+    pub event_bus: String,
+}
+
+impl RevokeConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Env)
+    }
+    pub fn from_source(src: &impl Source) -> Result<Self, ConfigError> {
+        Ok(Self { event_bus: event_bus(src)? })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyConfig {
+    pub topic_arn: String,
+}
+
+impl NotifyConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Env)
+    }
+    pub fn from_source(src: &impl Source) -> Result<Self, ConfigError> {
+        const EXPECTED: &str = "an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)";
+        let topic_arn = value(src, VAR_TOPIC_ARN).ok_or(ConfigError::Missing { var: VAR_TOPIC_ARN, expected: EXPECTED })?;
+        let parts: Vec<&str> = topic_arn.split(':').collect();
+        let valid = parts.len() == 6
+            && parts[0] == "arn"
+            && parts[2] == "sns"
+            && AccountId::parse(parts[4]).is_ok()
+            && !parts[5].is_empty();
+        if !valid {
+            return Err(ConfigError::Invalid { var: VAR_TOPIC_ARN, value: topic_arn, expected: EXPECTED });
+        }
+        Ok(Self { topic_arn })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn given_only_the_allowlist_when_reading_grant_config_then_defaults_fill_the_rest() {
+        let c = GrantConfig::from_source(&env(&[(VAR_ALLOWED_ACCOUNTS, "111122223333, 444455556666")])).unwrap();
+        assert_eq!(c.target_role.as_str(), "CM-Prd-role");
+        assert_eq!(c.max_duration, TimeDelta::minutes(480));
+        assert_eq!(c.event_bus, "default");
+        assert_eq!(c.allowed_accounts_list(), "111122223333, 444455556666");
+    }
+
+    #[test]
+    fn given_missing_or_malformed_values_when_reading_config_then_the_error_names_the_variable() {
+        let err = GrantConfig::from_source(&env(&[])).unwrap_err();
+        assert!(err.to_string().starts_with("CHANGEGATE_ALLOWED_ACCOUNTS is not set"), "{err}");
+        let err = GrantConfig::from_source(&env(&[(VAR_ALLOWED_ACCOUNTS, "  ")])).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing { var: VAR_ALLOWED_ACCOUNTS, .. }));
+        for (var, bad) in [
+            (VAR_ALLOWED_ACCOUNTS, "111122223333,*"),
+            (VAR_MAX_DURATION, "0"),
+            (VAR_MAX_DURATION, "8h"),
+            (VAR_MAX_DURATION, "1441"),
+            (VAR_TARGET_ROLE, "role/admin"),
+            (VAR_EVENT_BUS, "my bus"),
+        ] {
+            let lookup = move |k: &str| match k {
+                k if k == var => Some(bad.to_owned()),
+                VAR_ALLOWED_ACCOUNTS => Some("111122223333".to_owned()),
+                _ => None,
+            };
+            let err = GrantConfig::from_source(&lookup).unwrap_err();
+            assert!(matches!(&err, ConfigError::Invalid { var: v, value, .. } if *v == var && value == bad), "{err}");
+            assert!(err.to_string().starts_with(&format!("{var}=")), "{err}");
+        }
+    }
+
+    #[test]
+    fn given_topic_arns_when_reading_notify_config_then_only_sns_arns_pass() {
+        assert!(NotifyConfig::from_source(&env(&[(VAR_TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:changegate")])).is_ok());
+        assert!(matches!(NotifyConfig::from_source(&env(&[])), Err(ConfigError::Missing { var: VAR_TOPIC_ARN, .. })));
+        assert!(matches!(
+            NotifyConfig::from_source(&env(&[(VAR_TOPIC_ARN, "changegate")])),
+            Err(ConfigError::Invalid { var: VAR_TOPIC_ARN, .. })
+        ));
+    }
+}

@@ -1,0 +1,249 @@
+//! Events in and out: Change Manager's status updates, and changegate's own
+//! `Access Granted` / `Access Refused` / `Access Revoked` events.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, FixedOffset, Offset, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::policy::Grant;
+use crate::refusal::Refusal;
+use crate::window::{Window, offset_string, parse_offset, parse_time, utc_string};
+
+pub const SOURCE_SSM: &str = "aws.ssm";
+pub const DETAIL_CHANGE_REQUEST: &str = "Change Request Status Update";
+pub const SOURCE_CHANGEGATE: &str = "changegate";
+pub const DETAIL_GRANTED: &str = "Access Granted";
+pub const DETAIL_REFUSED: &str = "Access Refused";
+pub const DETAIL_REVOKED: &str = "Access Revoked";
+
+/// The part of a `Change Request Status Update` that changegate reads.
+/// It carries no runbook parameters: those come from Systems Manager.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ChangeRequestStatus {
+    pub change_request_id: String,
+    #[serde(default)]
+    pub change_request_title: Option<String>,
+    #[serde(default)]
+    pub ops_item_created_by: Option<String>,
+    pub ops_item_status: String,
+    #[serde(default)]
+    pub approvers: Vec<String>,
+}
+
+/// A window as carried on changegate's events: UTC instants plus the offsets
+/// the requester wrote, so messages can show both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct WindowDetail {
+    pub start: String,
+    pub end: String,
+    pub start_offset: String,
+    pub end_offset: String,
+}
+
+impl From<&Window> for WindowDetail {
+    fn from(w: &Window) -> Self {
+        Self {
+            start: utc_string(w.start_utc()),
+            end: utc_string(w.end_utc()),
+            start_offset: offset_string(*w.start().offset()),
+            end_offset: offset_string(*w.end().offset()),
+        }
+    }
+}
+
+impl WindowDetail {
+    /// The window back in the requester's offsets, if the detail is well formed.
+    pub fn to_window(&self) -> Option<Window> {
+        let at = |time: &str, offset: &str| -> Option<DateTime<FixedOffset>> {
+            let utc = parse_time(time).ok()?;
+            let offset = if offset == "Z" { Utc.fix() } else { parse_offset(offset).ok()? };
+            Some(utc.with_timezone(&offset))
+        };
+        Window::new(at(&self.start, &self.start_offset)?, at(&self.end, &self.end_offset)?).ok()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AccessGranted {
+    pub change_request_id: String,
+    pub user: String,
+    pub account: String,
+    pub role: String,
+    pub role_arn: String,
+    pub policy_name: String,
+    pub window: WindowDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AccessRefused {
+    pub change_request_id: String,
+    /// The requester's IAM user name, when the request was filed by an IAM user.
+    pub user: Option<String>,
+    pub requester_arn: Option<String>,
+    pub reason_code: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AccessRevoked {
+    pub change_request_id: String,
+    pub user: String,
+    pub account: String,
+    pub role: String,
+    pub role_arn: String,
+    pub policy_name: String,
+    pub window: WindowDetail,
+    pub revoked_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangegateEvent {
+    Granted(AccessGranted),
+    Refused(AccessRefused),
+    Revoked(AccessRevoked),
+}
+
+impl ChangegateEvent {
+    pub fn granted(grant: &Grant) -> Self {
+        Self::Granted(AccessGranted {
+            change_request_id: grant.change_request.to_string(),
+            user: grant.user.to_string(),
+            account: grant.account.to_string(),
+            role: grant.role.to_string(),
+            role_arn: grant.role_arn(),
+            policy_name: grant.policy_name(),
+            window: WindowDetail::from(&grant.window),
+        })
+    }
+
+    pub fn refused(change_request_id: &str, user: Option<String>, requester_arn: Option<String>, refusal: &Refusal) -> Self {
+        Self::Refused(AccessRefused {
+            change_request_id: change_request_id.to_owned(),
+            user,
+            requester_arn,
+            reason_code: refusal.code().to_owned(),
+            reason: refusal.to_string(),
+        })
+    }
+
+    pub fn revoked(grant: &Grant, at: DateTime<Utc>) -> Self {
+        Self::Revoked(AccessRevoked {
+            change_request_id: grant.change_request.to_string(),
+            user: grant.user.to_string(),
+            account: grant.account.to_string(),
+            role: grant.role.to_string(),
+            role_arn: grant.role_arn(),
+            policy_name: grant.policy_name(),
+            window: WindowDetail::from(&grant.window),
+            revoked_at: utc_string(at),
+        })
+    }
+
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            Self::Granted(_) => DETAIL_GRANTED,
+            Self::Refused(_) => DETAIL_REFUSED,
+            Self::Revoked(_) => DETAIL_REVOKED,
+        }
+    }
+
+    pub fn detail_json(&self) -> String {
+        let json = match self {
+            Self::Granted(d) => serde_json::to_string(d),
+            Self::Refused(d) => serde_json::to_string(d),
+            Self::Revoked(d) => serde_json::to_string(d),
+        };
+        json.unwrap_or_else(|_| unreachable!("plain structs serialise"))
+    }
+
+    pub fn change_request_id(&self) -> &str {
+        match self {
+            Self::Granted(d) => &d.change_request_id,
+            Self::Refused(d) => &d.change_request_id,
+            Self::Revoked(d) => &d.change_request_id,
+        }
+    }
+}
+
+/// Any event changegate's functions are wired to receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    ChangeRequest(ChangeRequestStatus),
+    Changegate(ChangegateEvent),
+    Scheduled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unrecognised {
+    #[error("events from source {from:?} with detail-type {detail_type:?} are not handled")]
+    Kind { from: String, detail_type: String },
+    #[error("the {detail_type:?} detail is malformed: {why}")]
+    Detail { detail_type: String, why: String },
+}
+
+impl Incoming {
+    pub fn parse(event: EventBridgeEvent) -> Result<Self, Unrecognised> {
+        let detail_type = event.detail_type;
+        let malformed = |e: serde_json::Error| Unrecognised::Detail { detail_type: detail_type.clone(), why: e.to_string() };
+        let detail = event.detail;
+        match (event.source.as_str(), detail_type.as_str()) {
+            (SOURCE_SSM, DETAIL_CHANGE_REQUEST) => serde_json::from_value(detail).map(Self::ChangeRequest).map_err(malformed),
+            (SOURCE_CHANGEGATE, DETAIL_GRANTED) => {
+                serde_json::from_value(detail).map(|d| Self::Changegate(ChangegateEvent::Granted(d))).map_err(malformed)
+            }
+            (SOURCE_CHANGEGATE, DETAIL_REFUSED) => {
+                serde_json::from_value(detail).map(|d| Self::Changegate(ChangegateEvent::Refused(d))).map_err(malformed)
+            }
+            (SOURCE_CHANGEGATE, DETAIL_REVOKED) => {
+                serde_json::from_value(detail).map(|d| Self::Changegate(ChangegateEvent::Revoked(d))).map_err(malformed)
+            }
+            ("aws.events", "Scheduled Event") => Ok(Self::Scheduled),
+            (source, _) => Err(Unrecognised::Kind { from: source.to_owned(), detail_type }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::tests::grant;
+
+    #[test]
+    fn given_awss_documented_sample_when_parsed_then_the_status_and_requester_are_read() {
+        let event: EventBridgeEvent = serde_json::from_str(include_str!("../../events/change-request-aws-sample.json")).unwrap();
+        let Incoming::ChangeRequest(cr) = Incoming::parse(event).unwrap() else { panic!("not a change request") };
+        assert_eq!(cr.change_request_id, "d0585556-80f6-4522-8dad-dada6d45b67d");
+        assert_eq!(cr.ops_item_status, "InProgress");
+        assert_eq!(cr.ops_item_created_by.as_deref(), Some("arn:aws:iam::123456789012:user/JohnDoe"));
+        assert_eq!(cr.approvers, vec!["arn:aws:iam::123456789012:user/JaneDoe"]);
+    }
+
+    #[test]
+    fn given_a_granted_event_when_serialised_and_parsed_back_then_nothing_is_lost() {
+        let g = grant("2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00");
+        let ev = ChangegateEvent::granted(&g);
+        let bridge = serde_json::json!({
+            "detail-type": ev.detail_type(), "source": SOURCE_CHANGEGATE,
+            "detail": serde_json::from_str::<serde_json::Value>(&ev.detail_json()).unwrap(),
+        });
+        let back = Incoming::parse(serde_json::from_value(bridge).unwrap()).unwrap();
+        assert_eq!(back, Incoming::Changegate(ev.clone()));
+        let ChangegateEvent::Granted(d) = ev else { unreachable!() };
+        assert_eq!(d.window.to_window().unwrap(), g.window);
+        assert_eq!(d.window.start, "2026-12-01T09:00:00Z");
+        assert_eq!(d.window.start_offset, "+09:00");
+    }
+
+    #[test]
+    fn given_an_event_from_elsewhere_when_parsed_then_it_is_unrecognised_not_a_panic() {
+        let other = serde_json::json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}});
+        assert!(matches!(Incoming::parse(serde_json::from_value(other).unwrap()), Err(Unrecognised::Kind { .. })));
+        let bad = serde_json::json!({"detail-type": DETAIL_CHANGE_REQUEST, "source": SOURCE_SSM, "detail": {"x": 1}});
+        assert!(matches!(Incoming::parse(serde_json::from_value(bad).unwrap()), Err(Unrecognised::Detail { .. })));
+    }
+}

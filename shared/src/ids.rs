@@ -1,0 +1,202 @@
+//! Identifiers that cannot hold a bad value. Each is parsed once, at the edge.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// Why a string is not a valid identifier. The wording is read by requesters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("it is empty")]
+    Empty,
+    #[error("it is {len} characters long; the most allowed is {max}")]
+    TooLong { len: usize, max: usize },
+    #[error("it contains {0:?}, which is not allowed (allowed: letters A-Z and a-z, digits, and + = , . @ _ -)")]
+    BadCharacter(char),
+    #[error("it must be exactly 12 digits (0-9)")]
+    NotTwelveDigits,
+    #[error("it must be made of letters, digits and hyphens only")]
+    NotAnExecutionId,
+}
+
+/// An AWS account id: exactly twelve ASCII digits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AccountId(String);
+
+impl AccountId {
+    pub fn parse(raw: &str) -> Result<Self, IdError> {
+        if raw.len() == 12 && raw.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(IdError::NotTwelveDigits)
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Characters IAM allows in user and role names: `[\w+=,.@-]`, ASCII only.
+fn is_iam_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '=' | ',' | '.' | '@' | '-')
+}
+
+fn parse_iam_name(raw: &str, max: usize) -> Result<String, IdError> {
+    if raw.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if let Some(bad) = raw.chars().find(|c| !is_iam_name_char(*c)) {
+        return Err(IdError::BadCharacter(bad));
+    }
+    let len = raw.chars().count();
+    if len > max {
+        return Err(IdError::TooLong { len, max });
+    }
+    Ok(raw.to_owned())
+}
+
+/// An IAM user name (1-64 characters of `[\w+=,.@-]`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IamUserName(String);
+
+impl IamUserName {
+    pub const MAX_LEN: usize = 64;
+    pub fn parse(raw: &str) -> Result<Self, IdError> {
+        parse_iam_name(raw, Self::MAX_LEN).map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An IAM role name (1-64 characters of `[\w+=,.@-]`), without a path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RoleName(String);
+
+impl RoleName {
+    pub const MAX_LEN: usize = 64;
+    pub fn parse(raw: &str) -> Result<Self, IdError> {
+        parse_iam_name(raw, Self::MAX_LEN).map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A change request id (the id of its Automation execution, a UUID on AWS).
+/// Restricted so that `changegate-<id>` is always a valid IAM policy name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChangeRequestId(String);
+
+impl ChangeRequestId {
+    pub const MAX_LEN: usize = 100;
+    pub fn parse(raw: &str) -> Result<Self, IdError> {
+        if raw.is_empty() {
+            return Err(IdError::Empty);
+        }
+        if raw.len() > Self::MAX_LEN {
+            return Err(IdError::TooLong {
+                len: raw.chars().count(),
+                max: Self::MAX_LEN,
+            });
+        }
+        if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(IdError::NotAnExecutionId);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An IAM user's ARN, `arn:<partition>:iam::<account>:user/<optional path/><name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserArn {
+    pub account: AccountId,
+    pub user: IamUserName,
+}
+
+impl UserArn {
+    /// Parses an IAM user ARN; `None` for anything else (roles, assumed roles, root, junk).
+    pub fn parse(raw: &str) -> Option<Self> {
+        let mut parts = raw.splitn(6, ':');
+        let (arn, _partition, service, region, account, resource) = (
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+        );
+        if arn != "arn" || service != "iam" || !region.is_empty() {
+            return None;
+        }
+        let path_and_name = resource.strip_prefix("user/")?;
+        let name = path_and_name.rsplit('/').next()?;
+        Some(Self {
+            account: AccountId::parse(account).ok()?,
+            user: IamUserName::parse(name).ok()?,
+        })
+    }
+}
+
+macro_rules! string_newtype_traits {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+    )*};
+}
+string_newtype_traits!(AccountId, IamUserName, RoleName, ChangeRequestId);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_twelve_digits_when_parsing_account_then_accepted_and_anything_else_refused() {
+        assert_eq!(AccountId::parse("111122223333").unwrap().as_str(), "111122223333");
+        for bad in ["", "11112222333", "1111222233334", "11112222333a", "１１１１２２２２３３３３", " 111122223333", "*"] {
+            assert_eq!(AccountId::parse(bad), Err(IdError::NotTwelveDigits), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn given_iam_name_rules_when_parsing_user_then_only_valid_names_pass() {
+        assert!(IamUserName::parse("alice.smith+ops@example.com").is_ok());
+        assert_eq!(IamUserName::parse(""), Err(IdError::Empty));
+        assert_eq!(IamUserName::parse("al ice"), Err(IdError::BadCharacter(' ')));
+        assert_eq!(IamUserName::parse("alice\"}"), Err(IdError::BadCharacter('"')));
+        assert_eq!(IamUserName::parse("аlice"), Err(IdError::BadCharacter('а'))); // Cyrillic a
+        assert_eq!(
+            IamUserName::parse(&"a".repeat(65)),
+            Err(IdError::TooLong { len: 65, max: 64 })
+        );
+    }
+
+    #[test]
+    fn given_user_arns_when_parsing_then_name_and_account_extracted_and_non_users_rejected() {
+        let arn = UserArn::parse("arn:aws:iam::123456789012:user/ops/JohnDoe").unwrap();
+        assert_eq!(arn.user.as_str(), "JohnDoe");
+        assert_eq!(arn.account.as_str(), "123456789012");
+        assert!(UserArn::parse("arn:aws:sts::123456789012:assumed-role/Admin/john").is_none());
+        assert!(UserArn::parse("arn:aws:iam::123456789012:root").is_none());
+        assert!(UserArn::parse("arn:aws:iam::123456789012:role/Admin").is_none());
+        assert!(UserArn::parse("JohnDoe").is_none());
+    }
+
+    #[test]
+    fn given_execution_ids_when_parsing_then_uuid_accepted_and_injection_refused() {
+        assert!(ChangeRequestId::parse("d0585556-80f6-4522-8dad-dada6d45b67d").is_ok());
+        assert_eq!(ChangeRequestId::parse("a/b"), Err(IdError::NotAnExecutionId));
+        assert_eq!(ChangeRequestId::parse(""), Err(IdError::Empty));
+    }
+}

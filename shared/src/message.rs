@@ -1,0 +1,362 @@
+//! Notifications for people: a plain-text email and a Slack card (the Amazon Q
+//! Developer in chat applications custom-notification form), one per event.
+
+use serde::Serialize;
+
+use crate::events::{AccessGranted, AccessRefused, AccessRevoked, ChangeRequestStatus, ChangegateEvent, WindowDetail};
+use crate::ids::UserArn;
+use crate::request::shown;
+use crate::window::human_time;
+
+/// What the `kind` message attribute says; subscription filters can use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    AccessGranted,
+    AccessRefused,
+    AccessRevoked,
+    RequestPendingApproval,
+    RequestApproved,
+    RequestRejected,
+    RequestEnded,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessGranted => "access-granted",
+            Self::AccessRefused => "access-refused",
+            Self::AccessRevoked => "access-revoked",
+            Self::RequestPendingApproval => "request-pending-approval",
+            Self::RequestApproved => "request-approved",
+            Self::RequestRejected => "request-rejected",
+            Self::RequestEnded => "request-ended",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub kind: Kind,
+    pub change_request_id: String,
+    /// The requester's IAM user name, for per-person subscription filters.
+    pub user: Option<String>,
+    pub account: Option<String>,
+    pub subject: String,
+    pub text: String,
+    pub card: Card,
+}
+
+/// Amazon Q Developer in chat applications: custom notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Card {
+    pub version: &'static str,
+    pub source: &'static str,
+    pub content: CardContent,
+    pub metadata: CardMetadata,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CardContent {
+    pub text_type: &'static str,
+    pub title: String,
+    pub description: String,
+    pub next_steps: Vec<String>,
+    pub keywords: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CardMetadata {
+    pub thread_id: String,
+    pub summary: String,
+    pub event_type: String,
+}
+
+impl Notification {
+    /// The SNS message for `MessageStructure=json`: email subscribers get the
+    /// text, HTTPS subscribers (Amazon Q Developer) the card, others the text.
+    pub fn sns_message(&self) -> String {
+        let card = serde_json::to_string(&self.card).unwrap_or_else(|_| unreachable!("plain structs serialise"));
+        serde_json::json!({ "default": self.text, "email": self.text, "https": card }).to_string()
+    }
+}
+
+/// SNS subjects: ASCII, no line breaks, under 100 characters.
+fn subject(raw: &str) -> String {
+    let clean: String = raw.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    clean.chars().take(99).collect()
+}
+
+/// Markdown-significant characters in text that came from outside.
+fn md(raw: &str) -> String {
+    shown(raw).chars().flat_map(|c| match c {
+        '*' | '_' | '~' | '`' | '<' | '>' | '[' | ']' => vec!['\\', c],
+        c => vec![c],
+    }).collect()
+}
+
+fn window_lines(w: &WindowDetail) -> (String, String) {
+    match w.to_window() {
+        Some(win) => (human_time(win.start()), human_time(win.end())),
+        None => (w.start.clone(), w.end.clone()),
+    }
+}
+
+struct Parts {
+    kind: Kind,
+    id: String,
+    user: Option<String>,
+    account: Option<String>,
+    headline: String,
+    facts: Vec<(&'static str, String)>,
+    next: Vec<String>,
+}
+
+fn assemble(p: Parts) -> Notification {
+    let width = p.facts.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 2;
+    let mut text = format!("{}\n\n", p.headline);
+    for (k, v) in &p.facts {
+        text.push_str(&format!("{:<width$}{v}\n", format!("{k}:")));
+    }
+    text.push_str("\nWhat happens next:\n");
+    for n in &p.next {
+        text.push_str(&format!("- {n}\n"));
+    }
+    text.push_str("\n-- changegate (just-in-time production access)\n");
+    let description = p.facts.iter().map(|(k, v)| format!("*{k}:* {}", md(v))).collect::<Vec<_>>().join("\n");
+    let mut keywords = vec!["changegate".to_owned(), p.kind.as_str().to_owned()];
+    keywords.extend(p.account.clone());
+    Notification {
+        kind: p.kind,
+        subject: subject(&format!("[changegate] {}", p.headline)),
+        card: Card {
+            version: "1.0",
+            source: "custom",
+            content: CardContent {
+                text_type: "client-markdown",
+                title: md(&p.headline),
+                description,
+                next_steps: p.next.iter().map(|n| md(n)).collect(),
+                keywords,
+            },
+            metadata: CardMetadata {
+                thread_id: format!("changegate-{}", p.id),
+                summary: shown(&p.headline),
+                event_type: p.kind.as_str().to_owned(),
+            },
+        },
+        change_request_id: p.id,
+        user: p.user,
+        account: p.account,
+        text,
+    }
+}
+
+fn granted(d: &AccessGranted) -> Notification {
+    let (from, until) = window_lines(&d.window);
+    assemble(Parts {
+        kind: Kind::AccessGranted,
+        id: d.change_request_id.clone(),
+        user: Some(d.user.clone()),
+        account: Some(d.account.clone()),
+        headline: format!("Access granted: {} to {}/{}", d.user, d.account, d.role),
+        facts: vec![
+            ("Who", d.user.clone()),
+            ("Account", d.account.clone()),
+            ("Role", d.role_arn.clone()),
+            ("From", from),
+            ("Until", until.clone()),
+            ("Change request", d.change_request_id.clone()),
+            ("IAM policy", format!("{} on user {}", d.policy_name, d.user)),
+        ],
+        next: vec![
+            format!("{} may assume {} from the start of the window until its end, e.g. `aws sts assume-role --role-arn {} --role-session-name {}`.", d.user, d.role_arn, d.role_arn, d.user),
+            format!("At {until} changegate removes the permission and sends another message."),
+            "Sessions started inside the window last until they expire (the role's maximum session duration).".to_owned(),
+        ],
+    })
+}
+
+fn refused(d: &AccessRefused) -> Notification {
+    let who = d.user.clone().or_else(|| d.requester_arn.as_deref().map(shown)).unwrap_or_else(|| "unknown requester".to_owned());
+    assemble(Parts {
+        kind: Kind::AccessRefused,
+        id: d.change_request_id.clone(),
+        user: d.user.clone(),
+        account: None,
+        headline: format!("Access refused: change request {} by {}", shown(&d.change_request_id), who),
+        facts: vec![
+            ("Requester", who.clone()),
+            ("Change request", shown(&d.change_request_id)),
+            ("Reason", d.reason.clone()),
+        ],
+        next: vec![
+            "No access was granted and nothing was changed in IAM.".to_owned(),
+            "Fix what the reason says and file a new change request.".to_owned(),
+        ],
+    })
+}
+
+fn revoked(d: &AccessRevoked) -> Notification {
+    let (from, until) = window_lines(&d.window);
+    assemble(Parts {
+        kind: Kind::AccessRevoked,
+        id: d.change_request_id.clone(),
+        user: Some(d.user.clone()),
+        account: Some(d.account.clone()),
+        headline: format!("Access revoked: {} from {}/{}", d.user, d.account, d.role),
+        facts: vec![
+            ("Who", d.user.clone()),
+            ("Account", d.account.clone()),
+            ("Role", d.role_arn.clone()),
+            ("Window", format!("{from} until {until}")),
+            ("Removed at", d.revoked_at.clone()),
+            ("Change request", d.change_request_id.clone()),
+        ],
+        next: vec![
+            format!("{} can no longer assume {}.", d.user, d.role_arn),
+            "For more access, file a new change request.".to_owned(),
+        ],
+    })
+}
+
+/// The notification for a change request's new status, or `None` for statuses
+/// that add nothing for people (for example `RunbookInProgress`, which follows
+/// every approval, or a status changegate does not know).
+pub fn render_change_request(cr: &ChangeRequestStatus) -> Option<Notification> {
+    let (kind, what, next): (Kind, &str, Vec<String>) = match cr.ops_item_status.as_str() {
+        "PendingApproval" => (
+            Kind::RequestPendingApproval,
+            "is waiting for approval",
+            vec![
+                "An approver reviews it in Systems Manager Change Manager.".to_owned(),
+                "changegate grants nothing until it is approved.".to_owned(),
+            ],
+        ),
+        "Approved" => (
+            Kind::RequestApproved,
+            "was approved",
+            vec!["changegate now checks the request and sends a separate message when access is granted or refused.".to_owned()],
+        ),
+        "Rejected" => (Kind::RequestRejected, "was rejected", vec!["No access will be granted for this request.".to_owned()]),
+        "Cancelled" | "Failed" | "TimedOut" | "CompletedWithFailure" | "ChangeCalendarOverrideRejected" | "Closed" => (
+            Kind::RequestEnded,
+            "ended",
+            vec![
+                "No new access will be granted for this request.".to_owned(),
+                "Access already granted for it is removed when its window ends.".to_owned(),
+            ],
+        ),
+        _ => return None,
+    };
+    let requester = cr.ops_item_created_by.as_deref().and_then(UserArn::parse);
+    let who = match (&requester, &cr.ops_item_created_by) {
+        (Some(arn), _) => arn.user.to_string(),
+        (None, Some(raw)) => shown(raw),
+        (None, None) => "unknown requester".to_owned(),
+    };
+    let title = cr.change_request_title.as_deref().map(shown).unwrap_or_default();
+    let id = shown(&cr.change_request_id);
+    let mut facts = vec![("Requester", who.clone()), ("Change request", id.clone()), ("Title", title), ("Status", shown(&cr.ops_item_status))];
+    if !cr.approvers.is_empty() {
+        facts.push(("Approvers", cr.approvers.iter().map(|a| shown(a)).collect::<Vec<_>>().join(", ")));
+    }
+    Some(assemble(Parts {
+        kind,
+        id: cr.change_request_id.clone(),
+        user: requester.map(|r| r.user.to_string()),
+        account: None,
+        headline: format!("Change request {id} by {who} {what}"),
+        facts,
+        next,
+    }))
+}
+
+pub fn render_changegate(event: &ChangegateEvent) -> Notification {
+    match event {
+        ChangegateEvent::Granted(d) => granted(d),
+        ChangegateEvent::Refused(d) => refused(d),
+        ChangegateEvent::Revoked(d) => revoked(d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::tests::grant;
+    use crate::refusal::Refusal;
+
+    #[test]
+    fn given_a_grant_in_plus_nine_when_rendered_then_email_shows_who_where_when_in_utc_and_plus_nine() {
+        let g = grant("2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00");
+        let n = render_changegate(&ChangegateEvent::granted(&g));
+        assert_eq!(n.subject, "[changegate] Access granted: alice to 111122223333/CM-Prd-role");
+        assert_eq!(n.user.as_deref(), Some("alice"));
+        assert_eq!(n.kind, Kind::AccessGranted);
+        for want in [
+            "Who:            alice",
+            "Role:           arn:aws:iam::111122223333:role/CM-Prd-role",
+            "From:           2026-12-01 09:00:00 UTC (2026-12-01 18:00:00 +09:00)",
+            "Until:          2026-12-01 10:00:00 UTC (2026-12-01 19:00:00 +09:00)",
+            "What happens next:",
+            "changegate removes the permission",
+        ] {
+            assert!(n.text.contains(want), "missing {want:?} in\n{}", n.text);
+        }
+    }
+
+    #[test]
+    fn given_any_event_when_rendered_for_slack_then_the_card_has_the_custom_notification_shape() {
+        let g = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
+        let n = render_changegate(&ChangegateEvent::granted(&g));
+        let msg: serde_json::Value = serde_json::from_str(&n.sns_message()).unwrap();
+        assert_eq!(msg["email"], msg["default"]);
+        let card: serde_json::Value = serde_json::from_str(msg["https"].as_str().unwrap()).unwrap();
+        assert_eq!(card["version"], "1.0");
+        assert_eq!(card["source"], "custom");
+        assert_eq!(card["content"]["textType"], "client-markdown");
+        assert!(card["content"]["title"].as_str().unwrap().starts_with("Access granted: alice"));
+        assert!(card["content"]["nextSteps"].as_array().unwrap().len() >= 2);
+        assert_eq!(card["metadata"]["threadId"], "changegate-d0585556-80f6-4522-8dad-dada6d45b67d");
+        assert_eq!(card["metadata"]["eventType"], "access-granted");
+    }
+
+    #[test]
+    fn given_a_refusal_when_rendered_then_the_requester_reads_the_reason_and_that_nothing_changed() {
+        let refusal = Refusal::WindowTooLong { requested_minutes: 600, max_minutes: 480 };
+        let n = render_changegate(&ChangegateEvent::refused("cr-1", Some("alice".into()), None, &refusal));
+        assert!(n.text.contains(&refusal.to_string()));
+        assert!(n.text.contains("nothing was changed in IAM"));
+        assert_eq!(n.user.as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn given_a_hostile_title_when_rendered_then_subject_is_ascii_single_line_and_short() {
+        let cr = ChangeRequestStatus {
+            change_request_id: "cr-1".into(),
+            change_request_title: Some("x\ny".into()),
+            ops_item_created_by: Some("arn:aws:iam::123456789012:user/ＡＬＩＣＥ\n\u{7}".repeat(10)),
+            ops_item_status: "PendingApproval".into(),
+            approvers: vec![],
+        };
+        let n = render_change_request(&cr).unwrap();
+        assert!(n.subject.len() < 100 && n.subject.chars().all(|c| c.is_ascii() && !c.is_ascii_control()), "{:?}", n.subject);
+        assert_eq!(n.user, None);
+    }
+
+    #[test]
+    fn given_statuses_that_add_nothing_when_rendered_then_no_message_is_sent() {
+        for status in ["RunbookInProgress", "Scheduled", "CompletedWithSuccess", "SomethingNew"] {
+            let cr = ChangeRequestStatus {
+                change_request_id: "cr-1".into(),
+                change_request_title: None,
+                ops_item_created_by: None,
+                ops_item_status: status.into(),
+                approvers: vec![],
+            };
+            assert_eq!(render_change_request(&cr), None, "{status}");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Refusals: expected outcomes, each with a stable code and a sentence the
+//! requester can act on. A refusal never changes IAM.
+
+use crate::ids::IdError;
+use crate::window::TimeError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("Systems Manager has no change request with this id, so there is nothing to grant.")]
+    ChangeRequestNotFound,
+    #[error(
+        "Systems Manager reports this change request as {status}, not approved. Access is only granted once an approver has approved it."
+    )]
+    NotApproved { status: String },
+    #[error(
+        "The change request was filed by {filed_by}, which is not an IAM user. changegate grants access only to the IAM user who files the request; file it while signed in as that user."
+    )]
+    RequesterNotAUser { filed_by: String },
+    #[error(
+        "The change request event and Systems Manager disagree about who filed it ({event} vs {ssm}), so changegate cannot tell who would receive access."
+    )]
+    RequesterMismatch { event: String, ssm: String },
+    #[error(
+        "The request asks for access for {user}, but it was filed by {requester}. Each person must file their own request."
+    )]
+    NotTheRequester { user: String, requester: String },
+    #[error(
+        "The change request uses {count} runbooks; changegate expects exactly one (the changegate access runbook)."
+    )]
+    RunbookCount { count: usize },
+    #[error("The parameter {name} is missing. File a new request and fill in {name}.")]
+    MissingParameter { name: &'static str },
+    #[error("The parameter {name} has {count} values; give exactly one.")]
+    MultipleValues { name: &'static str, count: usize },
+    #[error(
+        "The parameter {name:?} is not one changegate knows. Use only IAMUserName, AWSAccountId, StartTime and EndTime."
+    )]
+    UnknownParameter { name: String },
+    #[error("IAMUserName is not a valid IAM user name: {why}.")]
+    InvalidUserName { why: IdError },
+    #[error("The IAM user {user} does not exist in this account.")]
+    UserNotFound { user: String },
+    #[error("AWSAccountId is not a valid AWS account id: {why}.")]
+    InvalidAccountId { why: IdError },
+    #[error(
+        "Account {account} is not one changegate may grant access to. Accounts allowed: {allowed}."
+    )]
+    AccountNotAllowed { account: String, allowed: String },
+    #[error("{name} {why}.")]
+    InvalidTime { name: &'static str, why: TimeError },
+    #[error("EndTime ({end}) is not after StartTime ({start}). The window must end after it starts.")]
+    EndNotAfterStart { start: String, end: String },
+    #[error("The window ended at {end}, before access could be granted. File a new request with a later EndTime.")]
+    WindowEnded { end: String },
+    #[error(
+        "The window is {requested_minutes} minutes long; the most allowed is {max_minutes} minutes. Ask for a shorter window, or file two requests."
+    )]
+    WindowTooLong { requested_minutes: i64, max_minutes: i64 },
+}
+
+impl Refusal {
+    /// A stable machine-readable code, for filters, metrics and tests.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::ChangeRequestNotFound => "change-request-not-found",
+            Self::NotApproved { .. } => "not-approved",
+            Self::RequesterNotAUser { .. } => "requester-not-a-user",
+            Self::RequesterMismatch { .. } => "requester-mismatch",
+            Self::NotTheRequester { .. } => "not-the-requester",
+            Self::RunbookCount { .. } => "runbook-count",
+            Self::MissingParameter { .. } => "missing-parameter",
+            Self::MultipleValues { .. } => "multiple-values",
+            Self::UnknownParameter { .. } => "unknown-parameter",
+            Self::InvalidUserName { .. } => "invalid-user-name",
+            Self::UserNotFound { .. } => "user-not-found",
+            Self::InvalidAccountId { .. } => "invalid-account-id",
+            Self::AccountNotAllowed { .. } => "account-not-allowed",
+            Self::InvalidTime { .. } => "invalid-time",
+            Self::EndNotAfterStart { .. } => "end-not-after-start",
+            Self::WindowEnded { .. } => "window-ended",
+            Self::WindowTooLong { .. } => "window-too-long",
+        }
+    }
+}
