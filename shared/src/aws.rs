@@ -9,6 +9,7 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use lambda_runtime::Diagnostic;
 use percent_encoding::percent_decode_str;
 
+use crate::approval::{ApproverDecision, parse_decisions};
 use crate::events::{ChangegateEvent, SOURCE_CHANGEGATE};
 use crate::message::Notification;
 use crate::request::RawParameters;
@@ -76,6 +77,9 @@ pub struct ChangeRequest {
     pub executed_by: Option<String>,
     /// The parameters of each runbook, in order.
     pub runbooks: Vec<RawParameters>,
+    /// Every decision recorded on the request's `aws:approve` steps; `None`
+    /// when there is no such record or it cannot be read.
+    pub approvals: Option<Vec<ApproverDecision>>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,7 +118,16 @@ impl Ssm {
                     .unwrap_or_default()
             })
             .collect();
-        Ok(Some(ChangeRequest { status, executed_by: exec.executed_by().map(str::to_owned), runbooks }))
+        let decisions: Vec<String> = exec
+            .step_executions()
+            .iter()
+            .filter(|step| step.action() == Some("aws:approve"))
+            .filter_map(|step| step.outputs().and_then(|o| o.get("ApproverDecisions")))
+            .flatten()
+            .cloned()
+            .collect();
+        let approvals = if decisions.is_empty() { None } else { parse_decisions(&decisions) };
+        Ok(Some(ChangeRequest { status, executed_by: exec.executed_by().map(str::to_owned), runbooks, approvals }))
     }
 }
 
@@ -133,6 +146,15 @@ pub struct PolicyListing {
     pub users: u32,
     /// Only the policies whose name has changegate's prefix.
     pub policies: Vec<UserPolicy>,
+}
+
+/// What IAM holds about one user that a grant decision needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The value of the user's tag named by the caller, if set.
+    pub tag: Option<String>,
+    /// Every inline policy of the user: name and decoded document.
+    pub inline_policies: Vec<(String, String)>,
 }
 
 /// Put or not: whether the user existed.
@@ -157,6 +179,35 @@ fn decode(document: &str) -> Result<String, Fault> {
 impl Iam {
     pub fn new(client: aws_sdk_iam::Client) -> Self {
         Self { client }
+    }
+
+    /// The user's tag `tag_key` and all its inline policies; `None` when there is no such user.
+    pub async fn user_record(&self, user: &str, tag_key: &str) -> Result<Option<UserRecord>, Fault> {
+        let found = match self.client.get_user().user_name(user).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
+            Err(e) => return Err(Fault::aws("iam:GetUser")(e)),
+        };
+        let tag = found
+            .user()
+            .and_then(|u| u.tags().iter().find(|t| t.key() == tag_key))
+            .map(|t| t.value().to_owned());
+        let mut names = Vec::new();
+        let mut pages = self.client.list_user_policies().user_name(user).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(page) => names.extend(page.policy_names().iter().cloned()),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
+                Err(e) => return Err(Fault::aws("iam:ListUserPolicies")(e)),
+            }
+        }
+        let mut inline_policies = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(doc) = self.user_policy(user, &name).await? {
+                inline_policies.push((name, doc));
+            }
+        }
+        Ok(Some(UserRecord { tag, inline_policies }))
     }
 
     /// The decoded document of `policy` on `user`; `None` when either does not exist.
@@ -285,8 +336,14 @@ impl Topic {
         if !n.change_request_id.is_empty() {
             request = request.message_attributes("change_request_id", attribute(&n.change_request_id)?);
         }
-        if let Some(user) = &n.user {
-            request = request.message_attributes("user", attribute(user)?);
+        if !n.people.is_empty() {
+            let people = serde_json::to_string(&n.people).map_err(|e| Fault::Unexpected { operation: OP, why: e.to_string() })?;
+            let value = MessageAttributeValue::builder()
+                .data_type("String.Array")
+                .string_value(people)
+                .build()
+                .map_err(|e| Fault::Unexpected { operation: OP, why: e.to_string() })?;
+            request = request.message_attributes("user", value);
         }
         if let Some(account) = &n.account {
             request = request.message_attributes("account", attribute(account)?);

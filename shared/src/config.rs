@@ -13,11 +13,15 @@ pub const VAR_ALLOWED_ACCOUNTS: &str = "CHANGEGATE_ALLOWED_ACCOUNTS";
 pub const VAR_MAX_DURATION: &str = "CHANGEGATE_MAX_DURATION_MINUTES";
 pub const VAR_TOPIC_ARN: &str = "CHANGEGATE_TOPIC_ARN";
 pub const VAR_EVENT_BUS: &str = "CHANGEGATE_EVENT_BUS";
+pub const VAR_ALLOW_DELEGATED: &str = "CHANGEGATE_ALLOW_DELEGATED";
+pub const VAR_MAX_START_AHEAD_DAYS: &str = "CHANGEGATE_MAX_START_AHEAD_DAYS";
 
 pub const DEFAULT_TARGET_ROLE: &str = "CM-Prd-role";
 pub const DEFAULT_MAX_DURATION_MINUTES: i64 = 480;
 pub const MAX_DURATION_LIMIT_MINUTES: i64 = 1440;
 pub const DEFAULT_EVENT_BUS: &str = "default";
+pub const DEFAULT_MAX_START_AHEAD_DAYS: i64 = 30;
+pub const MAX_START_AHEAD_LIMIT_DAYS: i64 = 365;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -60,11 +64,27 @@ fn event_bus(src: &impl Source) -> Result<String, ConfigError> {
     }
 }
 
+/// A whole number from `src`, or `default` when unset; out of range is an error.
+fn number(src: &impl Source, var: &'static str, default: i64, range: std::ops::RangeInclusive<i64>, expected: &'static str) -> Result<i64, ConfigError> {
+    match value(src, var) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or(ConfigError::Invalid { var, value: v, expected }),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantConfig {
     pub target_role: RoleName,
     pub allowed_accounts: BTreeSet<AccountId>,
     pub max_duration: TimeDelta,
+    /// How far ahead of now a window may start.
+    pub max_start_ahead: TimeDelta,
+    /// Whether a request may ask access for someone other than its requester.
+    pub allow_delegated: bool,
     pub event_bus: String,
 }
 
@@ -90,22 +110,33 @@ impl GrantConfig {
             .map(|a| AccountId::parse(a.trim()))
             .collect::<Result<BTreeSet<_>, _>>()
             .map_err(|_| ConfigError::Invalid { var: VAR_ALLOWED_ACCOUNTS, value: raw.clone(), expected: ACCOUNTS })?;
-        let max_minutes = match value(src, VAR_MAX_DURATION) {
-            None => DEFAULT_MAX_DURATION_MINUTES,
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|m| (1..=MAX_DURATION_LIMIT_MINUTES).contains(m))
-                .ok_or(ConfigError::Invalid {
-                    var: VAR_MAX_DURATION,
-                    value: v,
-                    expected: "a whole number of minutes from 1 to 1440",
-                })?,
+        let max_minutes = number(
+            src,
+            VAR_MAX_DURATION,
+            DEFAULT_MAX_DURATION_MINUTES,
+            1..=MAX_DURATION_LIMIT_MINUTES,
+            "a whole number of minutes from 1 to 1440",
+        )?;
+        let ahead_days = number(
+            src,
+            VAR_MAX_START_AHEAD_DAYS,
+            DEFAULT_MAX_START_AHEAD_DAYS,
+            0..=MAX_START_AHEAD_LIMIT_DAYS,
+            "a whole number of days from 0 to 365",
+        )?;
+        let allow_delegated = match value(src, VAR_ALLOW_DELEGATED).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(v) => {
+                return Err(ConfigError::Invalid { var: VAR_ALLOW_DELEGATED, value: v.to_owned(), expected: "true or false" });
+            }
         };
         Ok(Self {
             target_role,
             allowed_accounts,
             max_duration: TimeDelta::minutes(max_minutes),
+            max_start_ahead: TimeDelta::days(ahead_days),
+            allow_delegated,
             event_bus: event_bus(src)?,
         })
     }
@@ -169,6 +200,8 @@ mod tests {
         assert_eq!(c.target_role.as_str(), "CM-Prd-role");
         assert_eq!(c.max_duration, TimeDelta::minutes(480));
         assert_eq!(c.event_bus, "default");
+        assert_eq!(c.max_start_ahead, TimeDelta::days(30));
+        assert!(!c.allow_delegated);
         assert_eq!(c.allowed_accounts_list(), "111122223333, 444455556666");
     }
 
@@ -185,6 +218,9 @@ mod tests {
             (VAR_MAX_DURATION, "1441"),
             (VAR_TARGET_ROLE, "role/admin"),
             (VAR_EVENT_BUS, "my bus"),
+            (VAR_ALLOW_DELEGATED, "yes"),
+            (VAR_ALLOW_DELEGATED, "TRUE"),
+            (VAR_MAX_START_AHEAD_DAYS, "-1"),
         ] {
             let lookup = move |k: &str| match k {
                 k if k == var => Some(bad.to_owned()),

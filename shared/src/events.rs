@@ -69,7 +69,12 @@ impl WindowDetail {
 #[serde(rename_all = "kebab-case")]
 pub struct AccessGranted {
     pub change_request_id: String,
+    /// Who receives access.
     pub user: String,
+    /// Who filed the request: the same as `user` unless delegated requests are allowed.
+    pub requester: String,
+    /// Who approved (other than the requester), as Systems Manager recorded them.
+    pub approvers: Vec<String>,
     pub account: String,
     pub role: String,
     pub role_arn: String,
@@ -99,7 +104,12 @@ pub struct AccessRevoked {
     pub policy_name: String,
     pub window: WindowDetail,
     pub revoked_at: String,
+    /// Why now: `window-ended`, or the change request's status when it ended early.
+    pub cause: String,
 }
+
+/// The `cause` of a revocation at the end of its window.
+pub const CAUSE_WINDOW_ENDED: &str = "window-ended";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangegateEvent {
@@ -109,10 +119,12 @@ pub enum ChangegateEvent {
 }
 
 impl ChangegateEvent {
-    pub fn granted(grant: &Grant) -> Self {
+    pub fn granted(grant: &Grant, requester: &str, approvers: &[String]) -> Self {
         Self::Granted(AccessGranted {
             change_request_id: grant.change_request.to_string(),
             user: grant.user.to_string(),
+            requester: requester.to_owned(),
+            approvers: approvers.to_vec(),
             account: grant.account.to_string(),
             role: grant.role.to_string(),
             role_arn: grant.role_arn(),
@@ -131,7 +143,7 @@ impl ChangegateEvent {
         })
     }
 
-    pub fn revoked(grant: &Grant, at: DateTime<Utc>) -> Self {
+    pub fn revoked(grant: &Grant, at: DateTime<Utc>, cause: &str) -> Self {
         Self::Revoked(AccessRevoked {
             change_request_id: grant.change_request.to_string(),
             user: grant.user.to_string(),
@@ -141,6 +153,7 @@ impl ChangegateEvent {
             policy_name: grant.policy_name(),
             window: WindowDetail::from(&grant.window),
             revoked_at: utc_string(at),
+            cause: cause.to_owned(),
         })
     }
 
@@ -226,7 +239,7 @@ mod tests {
     #[test]
     fn given_a_granted_event_when_serialised_and_parsed_back_then_nothing_is_lost() {
         let g = grant("2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00");
-        let ev = ChangegateEvent::granted(&g);
+        let ev = ChangegateEvent::granted(&g, "alice", &["arn:aws:iam::123456789012:user/bob".to_owned()]);
         let bridge = serde_json::json!({
             "detail-type": ev.detail_type(), "source": SOURCE_CHANGEGATE,
             "detail": serde_json::from_str::<serde_json::Value>(&ev.detail_json()).unwrap(),

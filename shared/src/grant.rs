@@ -4,17 +4,20 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::aws::{Bus, ChangeRequest, Fault, Iam, Put, Ssm};
+use crate::approval::independent_approvers;
+use crate::aws::{Bus, ChangeRequest, Fault, Iam, Put, Ssm, UserRecord};
+use crate::budget;
+use crate::eligibility::{ELIGIBILITY_TAG, Eligibility};
 use crate::config::GrantConfig;
 use crate::events::{ChangeRequestStatus, ChangegateEvent, Incoming};
 use crate::ids::{ChangeRequestId, UserArn};
 use crate::policy::Grant;
 use crate::refusal::Refusal;
-use crate::request::{parse_parameters, shown};
+use crate::request::{AccessRequest, parse_parameters, shown};
 use crate::status::{StatusClass, classify};
-use crate::window::human_time;
+use crate::window::{human_time, utc_string};
 
 /// Who filed the request, according to the event and to Systems Manager.
 fn requester(event: &ChangeRequestStatus, ssm: &ChangeRequest) -> Result<UserArn, Refusal> {
@@ -28,24 +31,44 @@ fn requester(event: &ChangeRequestStatus, ssm: &ChangeRequest) -> Result<UserArn
     }
 }
 
-/// Every check before a grant, on data already read. Pure.
-pub fn decide(
+/// A request that passed every check that needs only the change request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub id: ChangeRequestId,
+    pub request: AccessRequest,
+    pub requester: UserArn,
+    /// Who approved, other than the requester (ARNs as Systems Manager recorded them).
+    pub approvers: Vec<String>,
+}
+
+/// Every check on the change request itself, as Systems Manager holds it. Pure.
+pub fn check_request(
     id: &ChangeRequestId,
     event: &ChangeRequestStatus,
     ssm: Option<&ChangeRequest>,
     config: &GrantConfig,
     now: DateTime<Utc>,
-) -> Result<Grant, Refusal> {
+) -> Result<Checked, Refusal> {
     let ssm = ssm.ok_or(Refusal::ChangeRequestNotFound)?;
     if classify(&ssm.status) != StatusClass::ApprovedOrLater {
         return Err(Refusal::NotApproved { status: shown(&ssm.status) });
     }
     let requester = requester(event, ssm)?;
+    let filed_by = event.ops_item_created_by.as_deref().unwrap_or_default();
+    let decisions = ssm.approvals.as_deref().ok_or(Refusal::ApprovalUnknown)?;
+    let approvers = independent_approvers(decisions, filed_by);
+    if approvers.is_empty() {
+        return Err(if decisions.iter().any(|d| d.approved()) {
+            Refusal::SelfApproved { requester: requester.user.to_string() }
+        } else {
+            Refusal::ApprovalUnknown
+        });
+    }
     let [params] = ssm.runbooks.as_slice() else {
         return Err(Refusal::RunbookCount { count: ssm.runbooks.len() });
     };
     let request = parse_parameters(params)?;
-    if request.user != requester.user {
+    if request.user != requester.user && !config.allow_delegated {
         return Err(Refusal::NotTheRequester { user: request.user.to_string(), requester: requester.user.to_string() });
     }
     if !config.allowed_accounts.contains(&request.account) {
@@ -64,13 +87,64 @@ pub fn decide(
             max_minutes: config.max_duration.num_minutes(),
         });
     }
-    Ok(Grant {
-        change_request: id.clone(),
-        user: request.user,
-        account: request.account,
-        role: config.target_role.clone(),
-        window: request.window,
-    })
+    if request.window.start_utc() - now > config.max_start_ahead {
+        return Err(Refusal::StartTooFarAhead {
+            start: human_time(request.window.start()),
+            max_days: config.max_start_ahead.num_days(),
+        });
+    }
+    Ok(Checked { id: id.clone(), request, requester, approvers })
+}
+
+/// The verdict once IAM's facts about the user are in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Grant(Grant),
+    /// This change request's policy is already on the user: nothing to do.
+    AlreadyGranted(Grant),
+}
+
+/// Eligibility, idempotency and the inline-policy budget, on IAM's record of
+/// the user who would receive access. Pure.
+pub fn decide(checked: &Checked, user: &UserRecord, config: &GrantConfig) -> Result<Verdict, Refusal> {
+    let request = &checked.request;
+    let (eligibility, ignored) = Eligibility::parse(user.tag.as_deref());
+    if !ignored.is_empty() {
+        warn!(user = %request.user, ignored = ?ignored, "malformed entries in the eligibility tag were ignored");
+    }
+    let role = eligibility.role_for(&request.account, &config.target_role).ok_or_else(|| Refusal::NotEligible {
+        user: request.user.to_string(),
+        account: request.account.to_string(),
+        eligible: eligibility.describe(),
+    })?;
+    let grant = Grant {
+        change_request: checked.id.clone(),
+        user: request.user.clone(),
+        account: request.account.clone(),
+        role,
+        window: request.window.clone(),
+    };
+    let name = grant.policy_name();
+    if user.inline_policies.iter().any(|(n, _)| *n == name) {
+        return Ok(Verdict::AlreadyGranted(grant));
+    }
+    let document = grant.document_json();
+    let (used, fits) = budget::fits(user.inline_policies.iter().map(|(_, d)| d.as_str()), &document);
+    if !fits {
+        let active: Vec<String> = user
+            .inline_policies
+            .iter()
+            .filter_map(|(n, d)| Grant::from_policy(&request.user, n, d).ok())
+            .map(|g| format!("{} ({}/{} until {})", g.change_request, g.account, g.role, human_time(g.window.end())))
+            .collect();
+        return Err(Refusal::PolicyBudget {
+            user: request.user.to_string(),
+            used,
+            needed: budget::counted_chars(&document),
+            active: if active.is_empty() { "none (other inline policies use the space)".to_owned() } else { active.join("; ") },
+        });
+    }
+    Ok(Verdict::Grant(grant))
 }
 
 /// What one invocation did; returned to Lambda as the invocation's result.
@@ -88,6 +162,27 @@ pub struct Grantor {
     pub ssm: Ssm,
     pub iam: Iam,
     pub bus: Bus,
+}
+
+/// The one log record of a decision: what an auditor needs, no credentials, no event body.
+fn audit(cr: &ChangeRequestStatus, checked: Option<&Checked>, grant: Option<&Grant>, outcome: &str, refusal: Option<&Refusal>) {
+    let requester = cr.ops_item_created_by.as_deref().map(shown).unwrap_or_else(|| "-".to_owned());
+    let approvers = checked.map(|c| c.approvers.join(" ")).unwrap_or_else(|| "-".to_owned());
+    let request = checked.map(|c| &c.request);
+    info!(
+        change_request_id = %shown(&cr.change_request_id),
+        requester = %requester,
+        approvers = %approvers,
+        user = %request.map(|r| r.user.to_string()).unwrap_or_else(|| "-".to_owned()),
+        account = %request.map(|r| r.account.to_string()).unwrap_or_else(|| "-".to_owned()),
+        role = %grant.map(|g| g.role.to_string()).unwrap_or_else(|| "-".to_owned()),
+        start = %request.map(|r| utc_string(r.window.start_utc())).unwrap_or_else(|| "-".to_owned()),
+        end = %request.map(|r| utc_string(r.window.end_utc())).unwrap_or_else(|| "-".to_owned()),
+        outcome,
+        reason_code = refusal.map(Refusal::code).unwrap_or("-"),
+        reason = %refusal.map(ToString::to_string).unwrap_or_else(|| "-".to_owned()),
+        "grant decision"
+    );
 }
 
 impl Grantor {
@@ -109,52 +204,39 @@ impl Grantor {
             return Ok(ignored(format!("{:?} is not a change request id", shown(&cr.change_request_id))));
         };
         let ssm = self.ssm.change_request(id.as_str()).await?;
-        let grant = match decide(&id, &cr, ssm.as_ref(), &self.config, now) {
-            Ok(grant) => grant,
-            Err(refusal) => return self.refuse(&cr, refusal).await,
+        let checked = match check_request(&id, &cr, ssm.as_ref(), &self.config, now) {
+            Ok(checked) => checked,
+            Err(refusal) => return self.refuse(&cr, None, refusal).await,
+        };
+        let user = checked.request.user.as_str();
+        let Some(record) = self.iam.user_record(user, ELIGIBILITY_TAG).await? else {
+            return self.refuse(&cr, Some(&checked), Refusal::UserNotFound { user: user.to_owned() }).await;
+        };
+        let grant = match decide(&checked, &record, &self.config) {
+            Ok(Verdict::Grant(grant)) => grant,
+            Ok(Verdict::AlreadyGranted(grant)) => {
+                audit(&cr, Some(&checked), Some(&grant), "already-granted", None);
+                return Ok(GrantOutcome::AlreadyGranted {
+                    change_request_id: id.to_string(),
+                    user: user.to_owned(),
+                    policy_name: grant.policy_name(),
+                });
+            }
+            Err(refusal) => return self.refuse(&cr, Some(&checked), refusal).await,
         };
         let name = grant.policy_name();
-        let outcome = |already: bool| {
-            let (change_request_id, user, policy_name) = (id.to_string(), grant.user.to_string(), name.clone());
-            if already {
-                GrantOutcome::AlreadyGranted { change_request_id, user, policy_name }
-            } else {
-                GrantOutcome::Granted { change_request_id, user, policy_name }
-            }
-        };
-        if self.iam.user_policy(grant.user.as_str(), &name).await?.is_some() {
-            info!(change_request_id = %id, user = %grant.user, outcome = "already-granted", "grant already attached; nothing to do");
-            return Ok(outcome(true));
+        if self.iam.put_user_policy(user, &name, &grant.document_json()).await? == Put::NoSuchUser {
+            return self.refuse(&cr, Some(&checked), Refusal::UserNotFound { user: user.to_owned() }).await;
         }
-        match self.iam.put_user_policy(grant.user.as_str(), &name, &grant.document_json()).await? {
-            Put::NoSuchUser => return self.refuse(&cr, Refusal::UserNotFound { user: grant.user.to_string() }).await,
-            Put::Done => {}
-        }
-        info!(
-            change_request_id = %id,
-            user = %grant.user,
-            account = %grant.account,
-            role = %grant.role,
-            start = %grant.window.start_utc(),
-            end = %grant.window.end_utc(),
-            outcome = "granted",
-            "access granted"
-        );
-        self.bus.put(&ChangegateEvent::granted(&grant)).await?;
-        Ok(outcome(false))
+        audit(&cr, Some(&checked), Some(&grant), "granted", None);
+        let event = ChangegateEvent::granted(&grant, checked.requester.user.as_str(), &checked.approvers);
+        self.bus.put(&event).await?;
+        Ok(GrantOutcome::Granted { change_request_id: id.to_string(), user: user.to_owned(), policy_name: name })
     }
 
-    async fn refuse(&self, cr: &ChangeRequestStatus, refusal: Refusal) -> Result<GrantOutcome, Fault> {
-        let requester = cr.ops_item_created_by.as_deref().and_then(UserArn::parse);
-        let user = requester.map(|r| r.user.to_string());
-        info!(
-            change_request_id = %shown(&cr.change_request_id),
-            requester = user.as_deref().unwrap_or("-"),
-            outcome = "refused",
-            reason_code = refusal.code(),
-            reason = %refusal,
-            "access refused"
-        );
+    async fn refuse(&self, cr: &ChangeRequestStatus, checked: Option<&Checked>, refusal: Refusal) -> Result<GrantOutcome, Fault> {
+        audit(cr, checked, None, "refused", Some(&refusal));
+        let user = cr.ops_item_created_by.as_deref().and_then(UserArn::parse).map(|r| r.user.to_string());
         let arn = cr.ops_item_created_by.as_deref().map(shown);
         self.bus.put(&ChangegateEvent::refused(&cr.change_request_id, user, arn, &refusal)).await?;
         Ok(GrantOutcome::Refused {
@@ -173,12 +255,26 @@ fn ignored(reason: String) -> GrantOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::approval::ApproverDecision;
+    use crate::config::{VAR_ALLOW_DELEGATED, VAR_ALLOWED_ACCOUNTS};
     use crate::policy::policy_name;
+    use crate::policy::tests::grant;
     use crate::request::params;
 
-    fn config() -> GrantConfig {
-        let lookup = |k: &str| (k == crate::config::VAR_ALLOWED_ACCOUNTS).then(|| "111122223333".to_owned());
+    const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
+    const BOB: &str = "arn:aws:iam::123456789012:user/bob";
+
+    fn config_with(delegated: bool) -> GrantConfig {
+        let lookup = move |k: &str| match k {
+            VAR_ALLOWED_ACCOUNTS => Some("111122223333".to_owned()),
+            VAR_ALLOW_DELEGATED => Some(delegated.to_string()),
+            _ => None,
+        };
         GrantConfig::from_source(&lookup).unwrap()
+    }
+
+    fn config() -> GrantConfig {
+        config_with(false)
     }
 
     fn event(created_by: &str) -> ChangeRequestStatus {
@@ -191,11 +287,16 @@ mod tests {
         }
     }
 
+    fn approved_by(approvers: &[&str]) -> Option<Vec<ApproverDecision>> {
+        Some(approvers.iter().map(|a| ApproverDecision { approver: (*a).into(), decision: "Approve".into() }).collect())
+    }
+
     fn ssm(status: &str, user: &str, account: &str, start: &str, end: &str) -> ChangeRequest {
         ChangeRequest {
             status: status.into(),
-            executed_by: Some("arn:aws:iam::123456789012:user/alice".into()),
+            executed_by: Some(ALICE.into()),
             runbooks: vec![params(&[("IAMUserName", user), ("AWSAccountId", account), ("StartTime", start), ("EndTime", end)])],
+            approvals: approved_by(&[BOB]),
         }
     }
 
@@ -207,21 +308,30 @@ mod tests {
         ChangeRequestId::parse("d0585556-80f6-4522-8dad-dada6d45b67d").unwrap()
     }
 
-    const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
+    fn ok_request() -> ChangeRequest {
+        ssm("Approved", "alice", "111122223333", "2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00")
+    }
 
-    #[test]
-    fn given_an_approved_valid_request_when_deciding_then_the_grant_is_for_the_requester_in_the_window() {
-        let cr = ssm("Approved", "alice", "111122223333", "2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00");
-        let g = decide(&id(), &event(ALICE), Some(&cr), &config(), now()).unwrap();
-        assert_eq!(g.user.as_str(), "alice");
-        assert_eq!(g.role_arn(), "arn:aws:iam::111122223333:role/CM-Prd-role");
-        assert_eq!(g.window.start_utc().to_rfc3339(), "2026-12-01T09:00:00+00:00");
-        assert_eq!(policy_name(&id()), g.policy_name());
+    fn eligible(tag: &str) -> UserRecord {
+        UserRecord { tag: Some(tag.to_owned()), inline_policies: vec![] }
     }
 
     #[test]
-    fn given_each_failed_check_when_deciding_then_the_refusal_says_which() {
+    fn given_an_approved_valid_request_when_checked_then_the_requester_and_independent_approver_are_recorded() {
+        let checked = check_request(&id(), &event(ALICE), Some(&ok_request()), &config(), now()).unwrap();
+        assert_eq!(checked.requester.user.as_str(), "alice");
+        assert_eq!(checked.approvers, vec![BOB.to_owned()]);
+        assert_eq!(checked.request.window.start_utc().to_rfc3339(), "2026-12-01T09:00:00+00:00");
+    }
+
+    #[test]
+    fn given_each_failed_check_when_checking_then_the_refusal_says_which() {
         let ok = ("alice", "111122223333", "2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
+        let with = |f: &dyn Fn(&mut ChangeRequest)| {
+            let mut cr = ssm("Approved", ok.0, ok.1, ok.2, ok.3);
+            f(&mut cr);
+            cr
+        };
         let cases: Vec<(ChangeRequest, &str, Refusal)> = vec![
             (ssm("PendingApproval", ok.0, ok.1, ok.2, ok.3), ALICE, Refusal::NotApproved { status: "PendingApproval".into() }),
             (ssm("Rejected", ok.0, ok.1, ok.2, ok.3), ALICE, Refusal::NotApproved { status: "Rejected".into() }),
@@ -230,6 +340,9 @@ mod tests {
                 "arn:aws:sts::123456789012:assumed-role/Admin/alice",
                 Refusal::RequesterNotAUser { filed_by: "arn:aws:sts::123456789012:assumed-role/Admin/alice".into() },
             ),
+            (with(&|cr| cr.approvals = approved_by(&[ALICE])), ALICE, Refusal::SelfApproved { requester: "alice".into() }),
+            (with(&|cr| cr.approvals = None), ALICE, Refusal::ApprovalUnknown),
+            (with(&|cr| cr.approvals = Some(vec![])), ALICE, Refusal::ApprovalUnknown),
             (
                 ssm("Approved", "bob", ok.1, ok.2, ok.3),
                 ALICE,
@@ -250,29 +363,74 @@ mod tests {
                 ALICE,
                 Refusal::WindowTooLong { requested_minutes: 481, max_minutes: 480 },
             ),
+            (
+                ssm("Approved", ok.0, ok.1, "2027-01-01T09:00:00Z", "2027-01-01T10:00:00Z"),
+                ALICE,
+                Refusal::StartTooFarAhead { start: "2027-01-01 09:00:00 UTC".into(), max_days: 30 },
+            ),
         ];
         for (cr, by, want) in cases {
-            assert_eq!(decide(&id(), &event(by), Some(&cr), &config(), now()), Err(want));
+            assert_eq!(check_request(&id(), &event(by), Some(&cr), &config(), now()), Err(want));
         }
-        assert_eq!(decide(&id(), &event(ALICE), None, &config(), now()), Err(Refusal::ChangeRequestNotFound));
+        assert_eq!(check_request(&id(), &event(ALICE), None, &config(), now()), Err(Refusal::ChangeRequestNotFound));
     }
 
     #[test]
-    fn given_exactly_the_maximum_window_when_deciding_then_it_is_granted() {
+    fn given_exactly_the_maximum_window_when_checking_then_it_passes() {
         let cr = ssm("Approved", "alice", "111122223333", "2026-12-01T09:00:00Z", "2026-12-01T17:00:00Z");
-        assert!(decide(&id(), &event(ALICE), Some(&cr), &config(), now()).is_ok());
+        assert!(check_request(&id(), &event(ALICE), Some(&cr), &config(), now()).is_ok());
     }
 
     #[test]
-    fn given_ssm_and_event_disagree_on_the_requester_when_deciding_then_refused() {
-        let mut cr = ssm("Approved", "alice", "111122223333", "2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
+    fn given_ssm_and_event_disagree_on_the_requester_when_checking_then_refused() {
+        let mut cr = ok_request();
         cr.executed_by = Some("arn:aws:iam::123456789012:user/mallory".into());
-        assert!(matches!(
-            decide(&id(), &event(ALICE), Some(&cr), &config(), now()),
-            Err(Refusal::RequesterMismatch { .. })
-        ));
+        assert!(matches!(check_request(&id(), &event(ALICE), Some(&cr), &config(), now()), Err(Refusal::RequesterMismatch { .. })));
         cr.runbooks.push(cr.runbooks[0].clone());
         cr.executed_by = None;
-        assert_eq!(decide(&id(), &event(ALICE), Some(&cr), &config(), now()), Err(Refusal::RunbookCount { count: 2 }));
+        assert_eq!(check_request(&id(), &event(ALICE), Some(&cr), &config(), now()), Err(Refusal::RunbookCount { count: 2 }));
+    }
+
+    #[test]
+    fn given_delegation_is_allowed_when_someone_asks_for_a_colleague_then_it_passes_naming_both() {
+        let cr = ssm("Approved", "carol", "111122223333", "2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
+        let checked = check_request(&id(), &event(ALICE), Some(&cr), &config_with(true), now()).unwrap();
+        assert_eq!(checked.request.user.as_str(), "carol");
+        assert_eq!(checked.requester.user.as_str(), "alice");
+    }
+
+    #[test]
+    fn given_eligibility_tags_when_deciding_then_only_tagged_accounts_grant_and_the_tag_picks_the_role() {
+        let checked = check_request(&id(), &event(ALICE), Some(&ok_request()), &config(), now()).unwrap();
+        let Ok(Verdict::Grant(g)) = decide(&checked, &eligible("111122223333"), &config()) else { panic!("not granted") };
+        assert_eq!(g.role_arn(), "arn:aws:iam::111122223333:role/CM-Prd-role");
+        let Ok(Verdict::Grant(g)) = decide(&checked, &eligible("111122223333/ReadOnlyProd"), &config()) else { panic!() };
+        assert_eq!(g.role_arn(), "arn:aws:iam::111122223333:role/ReadOnlyProd");
+        for record in [UserRecord::default(), eligible("444455556666"), eligible("*")] {
+            assert!(matches!(decide(&checked, &record, &config()), Err(Refusal::NotEligible { .. })), "{record:?}");
+        }
+    }
+
+    #[test]
+    fn given_the_grant_is_already_on_the_user_when_deciding_then_nothing_more_is_done() {
+        let checked = check_request(&id(), &event(ALICE), Some(&ok_request()), &config(), now()).unwrap();
+        let mut record = eligible("111122223333");
+        record.inline_policies.push((policy_name(&id()), "{}".to_owned()));
+        assert!(matches!(decide(&checked, &record, &config()), Ok(Verdict::AlreadyGranted(_))));
+    }
+
+    #[test]
+    fn given_a_full_inline_policy_budget_when_deciding_then_refused_listing_the_active_grants() {
+        let checked = check_request(&id(), &event(ALICE), Some(&ok_request()), &config(), now()).unwrap();
+        let mut record = eligible("111122223333");
+        let other = grant("2026-12-01T09:00:00Z", "2026-12-01T12:00:00Z");
+        let other = Grant { change_request: ChangeRequestId::parse("11111111-2222-3333-4444-555555555555").unwrap(), ..other };
+        record.inline_policies.push((other.policy_name(), other.document_json()));
+        record.inline_policies.push(("team-tools".into(), format!(r#"{{"Statement":"{}"}}"#, "x".repeat(1500))));
+        let refusal = decide(&checked, &record, &config()).unwrap_err();
+        let Refusal::PolicyBudget { used, active, .. } = &refusal else { panic!("{refusal:?}") };
+        assert!(*used > 1500, "{used}");
+        assert_eq!(active, "11111111-2222-3333-4444-555555555555 (111122223333/CM-Prd-role until 2026-12-01 12:00:00 UTC)");
+        assert!(refusal.to_string().contains("Grants still active: 11111111"), "{refusal}");
     }
 }

@@ -5,8 +5,11 @@
 //! in plain modules; [`aws`] holds the thin SDK adapters; [`grant`], [`revoke`]
 //! and [`notify`] are the three functions' handlers.
 
+pub mod approval;
 pub mod aws;
+pub mod budget;
 pub mod config;
+pub mod eligibility;
 pub mod events;
 pub mod grant;
 pub mod ids;

@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-use crate::events::{AccessGranted, AccessRefused, AccessRevoked, ChangeRequestStatus, ChangegateEvent, WindowDetail};
+use crate::events::{
+    AccessGranted, AccessRefused, AccessRevoked, CAUSE_WINDOW_ENDED, ChangeRequestStatus, ChangegateEvent, WindowDetail,
+};
 use crate::ids::UserArn;
 use crate::request::shown;
 use crate::window::human_time;
@@ -39,8 +41,9 @@ impl Kind {
 pub struct Notification {
     pub kind: Kind,
     pub change_request_id: String,
-    /// The requester's IAM user name, for per-person subscription filters.
-    pub user: Option<String>,
+    /// The IAM user names of the people concerned (who receives access, and who
+    /// asked when that is someone else), for per-person subscription filters.
+    pub people: Vec<String>,
     pub account: Option<String>,
     pub subject: String,
     pub text: String,
@@ -107,7 +110,7 @@ fn window_lines(w: &WindowDetail) -> (String, String) {
 struct Parts {
     kind: Kind,
     id: String,
-    user: Option<String>,
+    people: Vec<String>,
     account: Option<String>,
     headline: String,
     facts: Vec<(&'static str, String)>,
@@ -148,7 +151,7 @@ fn assemble(p: Parts) -> Notification {
             },
         },
         change_request_id: p.id,
-        user: p.user,
+        people: p.people,
         account: p.account,
         text,
     }
@@ -156,21 +159,26 @@ fn assemble(p: Parts) -> Notification {
 
 fn granted(d: &AccessGranted) -> Notification {
     let (from, until) = window_lines(&d.window);
+    let mut facts = vec![("Who", d.user.clone())];
+    if d.requester != d.user {
+        facts.push(("Requested by", d.requester.clone()));
+    }
+    facts.extend([
+        ("Account", d.account.clone()),
+        ("Role", d.role_arn.clone()),
+        ("From", from),
+        ("Until", until.clone()),
+        ("Approved by", if d.approvers.is_empty() { "-".to_owned() } else { d.approvers.join(", ") }),
+        ("Change request", d.change_request_id.clone()),
+        ("IAM policy", format!("{} on user {}", d.policy_name, d.user)),
+    ]);
     assemble(Parts {
         kind: Kind::AccessGranted,
         id: d.change_request_id.clone(),
-        user: Some(d.user.clone()),
+        people: if d.requester == d.user { vec![d.user.clone()] } else { vec![d.user.clone(), d.requester.clone()] },
         account: Some(d.account.clone()),
         headline: format!("Access granted: {} to {}/{}", d.user, d.account, d.role),
-        facts: vec![
-            ("Who", d.user.clone()),
-            ("Account", d.account.clone()),
-            ("Role", d.role_arn.clone()),
-            ("From", from),
-            ("Until", until.clone()),
-            ("Change request", d.change_request_id.clone()),
-            ("IAM policy", format!("{} on user {}", d.policy_name, d.user)),
-        ],
+        facts,
         next: vec![
             format!("{} may assume {} from the start of the window until its end, e.g. `aws sts assume-role --role-arn {} --role-session-name {}`.", d.user, d.role_arn, d.role_arn, d.user),
             format!("At {until} changegate removes the permission and sends another message."),
@@ -184,7 +192,7 @@ fn refused(d: &AccessRefused) -> Notification {
     assemble(Parts {
         kind: Kind::AccessRefused,
         id: d.change_request_id.clone(),
-        user: d.user.clone(),
+        people: d.user.iter().cloned().collect(),
         account: None,
         headline: format!("Access refused: change request {} by {}", shown(&d.change_request_id), who),
         facts: vec![
@@ -204,7 +212,7 @@ fn revoked(d: &AccessRevoked) -> Notification {
     assemble(Parts {
         kind: Kind::AccessRevoked,
         id: d.change_request_id.clone(),
-        user: Some(d.user.clone()),
+        people: vec![d.user.clone()],
         account: Some(d.account.clone()),
         headline: format!("Access revoked: {} from {}/{}", d.user, d.account, d.role),
         facts: vec![
@@ -213,6 +221,7 @@ fn revoked(d: &AccessRevoked) -> Notification {
             ("Role", d.role_arn.clone()),
             ("Window", format!("{from} until {until}")),
             ("Removed at", d.revoked_at.clone()),
+            ("Why", if d.cause == CAUSE_WINDOW_ENDED { "the window ended".to_owned() } else { format!("the change request is {}", shown(&d.cause)) }),
             ("Change request", d.change_request_id.clone()),
         ],
         next: vec![
@@ -266,7 +275,7 @@ pub fn render_change_request(cr: &ChangeRequestStatus) -> Option<Notification> {
     Some(assemble(Parts {
         kind,
         id: cr.change_request_id.clone(),
-        user: requester.map(|r| r.user.to_string()),
+        people: requester.map(|r| r.user.to_string()).into_iter().collect(),
         account: None,
         headline: format!("Change request {id} by {who} {what}"),
         facts,
@@ -291,9 +300,10 @@ mod tests {
     #[test]
     fn given_a_grant_in_plus_nine_when_rendered_then_email_shows_who_where_when_in_utc_and_plus_nine() {
         let g = grant("2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00");
-        let n = render_changegate(&ChangegateEvent::granted(&g));
+        let n = render_changegate(&ChangegateEvent::granted(&g, "alice", &["arn:aws:iam::123456789012:user/bob".to_owned()]));
         assert_eq!(n.subject, "[changegate] Access granted: alice to 111122223333/CM-Prd-role");
-        assert_eq!(n.user.as_deref(), Some("alice"));
+        assert!(!n.text.contains("Requested by"), "{}", n.text);
+        assert_eq!(n.people, ["alice"]);
         assert_eq!(n.kind, Kind::AccessGranted);
         for want in [
             "Who:            alice",
@@ -308,9 +318,17 @@ mod tests {
     }
 
     #[test]
+    fn given_a_delegated_grant_when_rendered_then_both_people_are_named_and_addressed() {
+        let g = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
+        let n = render_changegate(&ChangegateEvent::granted(&g, "oncall-lead", &[]));
+        assert_eq!(n.people, ["alice", "oncall-lead"]);
+        assert!(n.text.contains("Requested by:   oncall-lead"), "{}", n.text);
+    }
+
+    #[test]
     fn given_any_event_when_rendered_for_slack_then_the_card_has_the_custom_notification_shape() {
         let g = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
-        let n = render_changegate(&ChangegateEvent::granted(&g));
+        let n = render_changegate(&ChangegateEvent::granted(&g, "alice", &[]));
         let msg: serde_json::Value = serde_json::from_str(&n.sns_message()).unwrap();
         assert_eq!(msg["email"], msg["default"]);
         let card: serde_json::Value = serde_json::from_str(msg["https"].as_str().unwrap()).unwrap();
@@ -329,7 +347,7 @@ mod tests {
         let n = render_changegate(&ChangegateEvent::refused("cr-1", Some("alice".into()), None, &refusal));
         assert!(n.text.contains(&refusal.to_string()));
         assert!(n.text.contains("nothing was changed in IAM"));
-        assert_eq!(n.user.as_deref(), Some("alice"));
+        assert_eq!(n.people, ["alice"]);
     }
 
     #[test]
@@ -343,7 +361,7 @@ mod tests {
         };
         let n = render_change_request(&cr).unwrap();
         assert!(n.subject.len() < 100 && n.subject.chars().all(|c| c.is_ascii() && !c.is_ascii_control()), "{:?}", n.subject);
-        assert_eq!(n.user, None);
+        assert!(n.people.is_empty());
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl Notifier {
         let message_id = self.topic.publish(&n).await?;
         info!(
             change_request_id = %n.change_request_id,
-            user = n.user.as_deref().unwrap_or("-"),
+            people = %n.people.join(" "),
             kind = n.kind.as_str(),
             message_id = %message_id,
             outcome = "published",

@@ -28,6 +28,14 @@ pub enum Refusal {
         "The change request uses {count} runbooks; changegate expects exactly one (the changegate access runbook)."
     )]
     RunbookCount { count: usize },
+    #[error(
+        "Systems Manager has no record of who approved this change request (auto-approved, or the record is unreadable), so changegate cannot rule out self-approval. Ask an approver to approve it in Change Manager."
+    )]
+    ApprovalUnknown,
+    #[error(
+        "The only approval came from the requester, {requester}. Someone other than the requester must approve the change request."
+    )]
+    SelfApproved { requester: String },
     #[error("The parameter {name} is missing. File a new request and fill in {name}.")]
     MissingParameter { name: &'static str },
     #[error("The parameter {name} has {count} values; give exactly one.")]
@@ -50,6 +58,18 @@ pub enum Refusal {
     InvalidTime { name: &'static str, why: TimeError },
     #[error("EndTime ({end}) is not after StartTime ({start}). The window must end after it starts.")]
     EndNotAfterStart { start: String, end: String },
+    #[error(
+        "{user} is not eligible for account {account}. Accounts {user} may ask for: {eligible}. The security team grants eligibility with the changegate:eligible tag on the IAM user."
+    )]
+    NotEligible { user: String, account: String, eligible: String },
+    #[error(
+        "The window starts at {start}, more than {max_days} days from now. Ask for access closer to the time you need it."
+    )]
+    StartTooFarAhead { start: String, max_days: i64 },
+    #[error(
+        "{user}'s inline IAM policies already use {used} of the 2048 characters IAM allows per user, and this grant needs {needed} more. Grants still active: {active}. Wait for one to end, or ask for it to be cancelled, then file again."
+    )]
+    PolicyBudget { user: String, used: usize, needed: usize, active: String },
     #[error("The window ended at {end}, before access could be granted. File a new request with a later EndTime.")]
     WindowEnded { end: String },
     #[error(
@@ -66,6 +86,11 @@ impl Refusal {
             Self::NotApproved { .. } => "not-approved",
             Self::RequesterNotAUser { .. } => "requester-not-a-user",
             Self::RequesterMismatch { .. } => "requester-mismatch",
+            Self::ApprovalUnknown => "approval-unknown",
+            Self::SelfApproved { .. } => "self-approved",
+            Self::NotEligible { .. } => "not-eligible",
+            Self::StartTooFarAhead { .. } => "start-too-far-ahead",
+            Self::PolicyBudget { .. } => "policy-budget",
             Self::NotTheRequester { .. } => "not-the-requester",
             Self::RunbookCount { .. } => "runbook-count",
             Self::MissingParameter { .. } => "missing-parameter",

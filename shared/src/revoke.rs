@@ -1,13 +1,19 @@
 //! revoke: the sweep. Reads every changegate policy from IAM (the policies are
 //! the source of truth), deletes those whose window has ended, and announces each.
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{error, info, warn};
 
 use crate::aws::{Bus, Fault, Iam, UserPolicy};
 use crate::config::RevokeConfig;
-use crate::events::ChangegateEvent;
+use crate::aws::Ssm;
+use crate::events::{CAUSE_WINDOW_ENDED, ChangeRequestStatus, ChangegateEvent, Incoming};
+use crate::ids::ChangeRequestId;
+use crate::policy::policy_name;
+use crate::request::{PARAM_USER, shown};
+use crate::status::ends_access;
 use crate::ids::IamUserName;
 use crate::policy::{Grant, POLICY_PREFIX};
 
@@ -38,16 +44,77 @@ pub struct SweepReport {
     pub already_gone: Vec<String>,
 }
 
+/// What one invocation did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum RevokeOutcome {
+    Swept(SweepReport),
+    EndedEarly { change_request_id: String, user: String, policy_name: String, cause: String },
+    Ignored { reason: String },
+}
+
 pub struct Revoker {
     pub config: RevokeConfig,
     pub iam: Iam,
+    pub ssm: Ssm,
     pub bus: Bus,
 }
 
 impl Revoker {
     pub fn new(config: RevokeConfig, sdk: &aws_config::SdkConfig) -> Self {
         let bus = Bus::new(aws_sdk_eventbridge::Client::new(sdk), config.event_bus.clone());
-        Self { config, iam: Iam::new(aws_sdk_iam::Client::new(sdk)), bus }
+        Self { config, iam: Iam::new(aws_sdk_iam::Client::new(sdk)), ssm: Ssm::new(aws_sdk_ssm::Client::new(sdk)), bus }
+    }
+
+    /// A change request that ended early loses its grant now; anything else
+    /// (the one-minute schedule, whatever its payload) runs the sweep, which is
+    /// always safe.
+    pub async fn handle(&self, event: serde_json::Value, now: DateTime<Utc>) -> Result<RevokeOutcome, Fault> {
+        let change_request = serde_json::from_value::<EventBridgeEvent>(event).ok().map(Incoming::parse);
+        match change_request {
+            Some(Ok(Incoming::ChangeRequest(cr))) => self.end_early(&cr, now).await,
+            _ => self.sweep(now).await.map(RevokeOutcome::Swept),
+        }
+    }
+
+    /// Removes the grant of a change request that was rejected, cancelled,
+    /// closed or failed. Removing access is always safe, so the event's status
+    /// is enough; Systems Manager tells whose grant it is.
+    pub async fn end_early(&self, cr: &ChangeRequestStatus, now: DateTime<Utc>) -> Result<RevokeOutcome, Fault> {
+        let ignore = |reason: String| {
+            info!(change_request_id = %shown(&cr.change_request_id), outcome = "ignored", reason = %reason, "no early end");
+            Ok(RevokeOutcome::Ignored { reason })
+        };
+        if !ends_access(&cr.ops_item_status) {
+            return ignore(format!("status {} does not end access", shown(&cr.ops_item_status)));
+        }
+        let Ok(id) = ChangeRequestId::parse(&cr.change_request_id) else {
+            return ignore("not a change request id".to_owned());
+        };
+        let Some(ssm) = self.ssm.change_request(id.as_str()).await? else {
+            return ignore("Systems Manager has no such change request".to_owned());
+        };
+        let user = ssm.runbooks.iter().filter_map(|p| p.get(PARAM_USER)).flatten().find_map(|u| IamUserName::parse(u).ok());
+        let Some(user) = user else {
+            return ignore("the request names no valid IAM user, so nothing was granted".to_owned());
+        };
+        let name = policy_name(&id);
+        let Some(document) = self.iam.user_policy(user.as_str(), &name).await? else {
+            return ignore(format!("{user} holds no grant for this change request"));
+        };
+        let grant = match Grant::from_policy(&user, &name, &document) {
+            Ok(grant) => grant,
+            Err(why) => return ignore(format!("{name} on {user} is not a changegate grant ({why}); left alone")),
+        };
+        let cause = shown(&cr.ops_item_status);
+        if self.iam.delete_user_policy(user.as_str(), &name).await? {
+            info!(
+                change_request_id = %id, user = %user, account = %grant.account, role = %grant.role,
+                end = %grant.window.end_utc(), cause = %cause, outcome = "revoked-early", "access revoked early"
+            );
+            self.bus.put(&ChangegateEvent::revoked(&grant, now, &cause)).await?;
+        }
+        Ok(RevokeOutcome::EndedEarly { change_request_id: id.to_string(), user: user.to_string(), policy_name: name, cause })
     }
 
     /// One sweep. Keeps going past a grant it cannot remove, then fails naming
@@ -79,7 +146,7 @@ impl Revoker {
                         outcome = "revoked",
                         "access revoked"
                     );
-                    match self.bus.put(&ChangegateEvent::revoked(&grant, now)).await {
+                    match self.bus.put(&ChangegateEvent::revoked(&grant, now, CAUSE_WINDOW_ENDED)).await {
                         Ok(()) => report.revoked.push(name),
                         Err(fault) => failures.push(format!("{name} on {user} was removed but not announced: {fault}")),
                     }

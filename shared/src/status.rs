@@ -29,6 +29,17 @@ pub fn classify(status: &str) -> StatusClass {
     }
 }
 
+/// Statuses that end a change request before its window does: any access
+/// granted for it is removed at once. (`Resolved` is not among them: its
+/// meaning for change requests is undocumented; the sweep still removes the
+/// grant when its window ends.)
+pub fn ends_access(status: &str) -> bool {
+    matches!(
+        status,
+        "Rejected" | "Cancelled" | "Closed" | "Failed" | "TimedOut" | "CompletedWithFailure" | "ChangeCalendarOverrideRejected"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

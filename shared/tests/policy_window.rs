@@ -3,10 +3,13 @@
 //! documented semantics for the operators the grant uses reads the document as
 //! plain JSON, and a property test throws arbitrary parameters at `decide`.
 
-use changegate::aws::ChangeRequest;
+use changegate::approval::ApproverDecision;
+use changegate::aws::{ChangeRequest, UserRecord};
 use changegate::config::{GrantConfig, VAR_ALLOWED_ACCOUNTS};
 use changegate::events::ChangeRequestStatus;
-use changegate::grant::decide;
+use changegate::grant::{Verdict, check_request, decide};
+use changegate::policy::Grant;
+use changegate::refusal::Refusal;
 use changegate::ids::ChangeRequestId;
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
@@ -88,6 +91,16 @@ fn approved(params: &[(&str, &str)]) -> ChangeRequest {
         status: "Approved".into(),
         executed_by: Some(ALICE.into()),
         runbooks: vec![params.iter().map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()])).collect()],
+        approvals: Some(vec![ApproverDecision { approver: "arn:aws:iam::123456789012:user/bob".into(), decision: "Approve".into() }]),
+    }
+}
+
+/// The whole decision for alice, eligible for both allowlisted accounts.
+fn grant_for(cr: &ChangeRequest, now: DateTime<Utc>) -> Result<Grant, Refusal> {
+    let checked = check_request(&id(), &event(), Some(cr), &config(), now)?;
+    let alice = UserRecord { tag: Some("111122223333 444455556666".into()), inline_policies: vec![] };
+    match decide(&checked, &alice, &config())? {
+        Verdict::Grant(g) | Verdict::AlreadyGranted(g) => Ok(g),
     }
 }
 
@@ -104,7 +117,7 @@ fn given_a_grant_for_a_window_when_iam_evaluates_it_then_assume_role_is_allowed_
         ("StartTime", "2026-12-01T18:00:00+09:00"),
         ("EndTime", "2026-12-01T19:00:00+09:00"),
     ]);
-    let grant = decide(&id(), &event(), Some(&cr), &config(), t("2026-12-01T08:00:00Z")).unwrap();
+    let grant = grant_for(&cr, t("2026-12-01T08:00:00Z")).unwrap();
     let doc: Value = serde_json::from_str(&grant.document_json()).unwrap();
 
     // When IAM evaluates sts:AssumeRole at instants around the window, then
@@ -181,7 +194,7 @@ fn given_arbitrary_parameters_when_deciding_then_refused_or_exactly_one_windowed
     let result = runner.run(&(user(), account(), time(), time()), |(user, account, start, end)| {
         let now = t("2026-11-28T00:00:00Z");
         let cr = approved(&[("IAMUserName", &user), ("AWSAccountId", &account), ("StartTime", &start), ("EndTime", &end)]);
-        let Ok(grant) = decide(&id(), &event(), Some(&cr), &config(), now) else { return Ok(()) };
+        let Ok(grant) = grant_for(&cr, now) else { return Ok(()) };
         granted.set(granted.get() + 1);
         let doc: Value = serde_json::from_str(&grant.document_json()).unwrap();
         let stmts = doc["Statement"].as_array().unwrap();

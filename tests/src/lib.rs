@@ -139,6 +139,15 @@ impl World {
         (arn, Creds { access_key: key.access_key_id().to_owned(), secret: key.secret_access_key().to_owned() })
     }
 
+    /// An IAM user the security team made eligible for `accounts` (the
+    /// `changegate:eligible` tag, e.g. "111122223333" or "111122223333/ReadOnly").
+    pub async fn eligible_user(&self, name: &str, accounts: &str) -> (String, Creds) {
+        let made = self.user(name).await;
+        let tag = aws_sdk_iam::types::Tag::builder().key(changegate::eligibility::ELIGIBILITY_TAG).value(accounts).build().expect("tag");
+        self.iam.tag_user().user_name(name).tags(tag).send().await.expect("tag user");
+        made
+    }
+
     /// An SQS queue receiving every event on the default bus that matches `pattern`.
     pub async fn capture(&self, name: &str, pattern: Value) -> String {
         let events = aws_sdk_eventbridge::Client::new(&self.sdk);

@@ -55,7 +55,7 @@ fn request<'a>(user: &'a str, account: &'a str, start: &'a str, end: &'a str) ->
 async fn given_an_approved_request_when_granting_then_one_windowed_policy_is_attached_and_announced() {
     // Given alice files a request written in +09:00 and bob approves it
     let s = Scene::new().await;
-    let (_, alice) = s.world.user("alice").await;
+    let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
     let (start, end) = (at(-60, "+09:00"), at(3600, "+09:00"));
     let id = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &start, &end)).await;
@@ -94,7 +94,7 @@ async fn given_an_approved_request_when_granting_then_one_windowed_policy_is_att
 async fn given_a_granted_request_when_its_events_are_redelivered_then_nothing_changes() {
     // Given a granted request and a copy of every event it produced
     let s = Scene::new().await;
-    let (_, alice) = s.world.user("alice").await;
+    let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
     let id = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z"))).await;
     s.world.signal(&bob, &id, true).await;
@@ -121,7 +121,7 @@ async fn given_a_granted_request_when_its_events_are_redelivered_then_nothing_ch
 #[tokio::test]
 async fn given_two_approved_requests_of_one_user_when_granting_then_both_policies_live_side_by_side() {
     let s = Scene::new().await;
-    let (_, alice) = s.world.user("alice").await;
+    let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
     let first = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z"))).await;
     let second = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &at(3600, "Z"), &at(7200, "Z"))).await;
@@ -159,7 +159,7 @@ async fn given_requests_that_break_a_rule_when_granting_then_each_is_refused_wit
     for (overrides, code, reason) in cases {
         // Given alice files a request that breaks one rule, and it is approved
         let s = Scene::new().await;
-        let (_, alice) = s.world.user("alice").await;
+        let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
         s.world.user("carol").await;
         let mut params: Vec<(&str, String)> = vec![
             ("IAMUserName", "alice".into()),
@@ -192,7 +192,7 @@ async fn given_requests_that_break_a_rule_when_granting_then_each_is_refused_wit
 async fn given_an_event_claiming_approval_when_ssm_says_pending_then_refused_as_not_approved() {
     // Given a request that nobody approved, and a forged "Approved" event for it
     let s = Scene::new().await;
-    let (_, alice) = s.world.user("alice").await;
+    let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let id = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z"))).await;
     let mut pending = s.world.drain(&s.ssm_events).await.pop().expect("PendingApproval event");
     assert_eq!(pending["detail"]["ops-item-status"], "PendingApproval");
@@ -223,7 +223,7 @@ async fn given_an_event_for_a_change_request_ssm_does_not_know_when_granting_the
 #[tokio::test]
 async fn given_the_requester_was_deleted_before_approval_when_granting_then_refused_as_no_such_user() {
     let s = Scene::new().await;
-    let (_, alice) = s.world.user("alice").await;
+    let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
     let id = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z"))).await;
     s.world.iam.delete_access_key().user_name("alice").access_key_id(&alice.access_key).send().await.unwrap();
@@ -238,7 +238,7 @@ async fn given_the_requester_was_deleted_before_approval_when_granting_then_refu
 #[tokio::test]
 async fn given_pending_or_rejected_statuses_when_granting_then_ignored_without_calling_iam() {
     let s = Scene::new().await;
-    let (_, alice) = s.world.user("alice").await;
+    let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
     let id = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z"))).await;
     s.world.signal(&bob, &id, false).await;

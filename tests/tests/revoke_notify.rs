@@ -6,7 +6,7 @@ use changegate::events::ChangegateEvent;
 use changegate::ids::{AccountId, ChangeRequestId, IamUserName, RoleName};
 use changegate::notify::{NotifyOutcome, Notifier};
 use changegate::policy::Grant;
-use changegate::revoke::Revoker;
+use changegate::revoke::{RevokeOutcome, Revoker};
 use changegate::window::{Window, parse_time};
 use changegate_tests::*;
 use chrono::Utc;
@@ -50,7 +50,10 @@ async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_g
     world.iam.put_user_policy().user_name("carol").policy_name("changegate-handmade").policy_document(foreign).send().await.unwrap();
 
     // When the sweep runs
-    let report = revoker(&world).sweep(Utc::now()).await.expect("sweep");
+    let scheduled: Value = serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
+    let RevokeOutcome::Swept(report) = revoker(&world).handle(scheduled, Utc::now()).await.expect("sweep") else {
+        panic!("a scheduled event must sweep")
+    };
 
     // Then the two ended grants are gone, everything else stays
     assert_eq!(world.policies("alice").await, vec![active.policy_name()]);
@@ -115,7 +118,7 @@ async fn given_changegate_and_change_manager_events_when_notifying_then_each_per
 
     // When alice's grant and bob's pending request are notified
     let alice = grant("a0000000-0000-0000-0000-000000000001", "alice", "2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00");
-    let granted = ChangegateEvent::granted(&alice);
+    let granted = ChangegateEvent::granted(&alice, "alice", &[format!("arn:aws:iam::{HOME_ACCOUNT}:user/bob")]);
     let body = json!({"detail-type": granted.detail_type(), "source": "changegate", "detail": serde_json::from_str::<Value>(&granted.detail_json()).unwrap()});
     let out = notifier.handle(as_event(&body)).await.unwrap();
     assert!(matches!(&out, NotifyOutcome::Published { kind, .. } if kind == "access-granted"), "{out:?}");

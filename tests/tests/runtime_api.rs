@@ -56,7 +56,7 @@ fn outcomes(run: &Run) -> Vec<String> {
 async fn given_the_built_functions_when_a_request_is_filed_approved_and_its_window_ends_then_access_is_granted_notified_and_revoked() {
     // Given the local AWS, alice and bob, the topic, and EventBridge rules feeding queues
     let world = World::new().await;
-    let (_, alice) = world.user("alice").await;
+    let (_, alice) = world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = world.user("bob").await;
     let ssm_q = world.capture("ssm-events", change_request_pattern()).await;
     let cg_q = world.capture("changegate-events", changegate_pattern()).await;

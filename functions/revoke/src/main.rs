@@ -1,4 +1,5 @@
-//! revoke: every minute, remove every changegate grant whose window has ended.
+//! revoke: remove grants whose window has ended (every minute), and the grant
+//! of a change request that ends early (rejected, cancelled, closed, failed).
 
 use changegate::config::RevokeConfig;
 use changegate::revoke::Revoker;
@@ -12,6 +13,5 @@ async fn main() -> Result<(), Error> {
     let config = RevokeConfig::from_env().inspect_err(|e| tracing::error!("configuration: {e}"))?;
     let sdk = aws_config::load_from_env().await;
     let revoker = &Revoker::new(config, &sdk);
-    // The schedule's event carries nothing the sweep needs.
-    run(service_fn(move |_: LambdaEvent<Value>| async move { revoker.sweep(Utc::now()).await })).await
+    run(service_fn(move |event: LambdaEvent<Value>| async move { revoker.handle(event.payload, Utc::now()).await })).await
 }
