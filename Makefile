@@ -5,8 +5,9 @@
 #   make test   unit tests, integration tests against the local AWS, the built
 #               binaries through the Lambda Runtime API, and the template linters
 #
-# Both install what they need: a Python virtualenv in .venv with the pinned
-# local-AWS tools (moto, boto3, cfn-lint), and the Rust crates from crates.io.
+# Both install what they need: Python virtualenvs with the pinned local-AWS
+# tools (.venv: moto, boto3, cfn-lint) and checkov (.venv-checkov), and the
+# Rust crates from crates.io.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -15,14 +16,16 @@ SHELL := /bin/bash
 CARGO   ?= cargo
 PYTHON  ?= python3
 VENV    := .venv
+# checkov pins an older boto3 than moto needs, so it lives in its own venv.
+CHECKOV_VENV := .venv-checkov
 PY      := $(VENV)/bin/python
 
-.PHONY: help venv build-debug test unit lint demo clean
+.PHONY: help venv checkov-venv build-debug test unit lint demo clean
 
 help:
 	@echo "make demo   - run the whole flow on a local AWS (README: Try it)"
 	@echo "make test   - every test and linter (what CI runs)"
-	@echo "make lint   - cfn-lint on template.yaml (and proof that it catches breakage)"
+	@echo "make lint   - cfn-lint and checkov on template.yaml (and proof that they catch breakage)"
 	@echo "make clean  - remove target/ and .venv/"
 
 venv: $(VENV)/.installed
@@ -30,6 +33,13 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: tests/localaws/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/localaws/requirements.txt
+	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_VENV)/.installed: tests/template/requirements.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/template/requirements.txt
 	touch $@
 
 # The integration tests drive these debug binaries through the Runtime API.
@@ -40,14 +50,15 @@ unit:
 	$(CARGO) test -p changegate
 
 test: venv build-debug
+	$(PY) tests/localaws/selfcheck.py
 	$(CARGO) test --workspace
 	$(MAKE) --no-print-directory lint
 
-lint: venv
-	tests/template/lint.sh $(VENV)/bin/cfn-lint
+lint: venv checkov-venv
+	tests/template/lint.sh $(VENV) $(CHECKOV_VENV)
 
 demo: venv build-debug
 	$(PY) tests/localaws/demo.py
 
 clean:
-	rm -rf target $(VENV)
+	rm -rf target $(VENV) $(CHECKOV_VENV)

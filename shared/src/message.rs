@@ -7,7 +7,7 @@ use crate::events::{
     AccessGranted, AccessRefused, AccessRevoked, CAUSE_WINDOW_ENDED, ChangeRequestStatus, ChangegateEvent, WindowDetail,
 };
 use crate::ids::UserArn;
-use crate::request::shown;
+use crate::request::{printable, shown};
 use crate::window::human_time;
 
 /// What the `kind` message attribute says; subscription filters can use it.
@@ -94,7 +94,7 @@ fn subject(raw: &str) -> String {
 
 /// Markdown-significant characters in text that came from outside.
 fn md(raw: &str) -> String {
-    shown(raw).chars().flat_map(|c| match c {
+    printable(raw).chars().flat_map(|c| match c {
         '*' | '_' | '~' | '`' | '<' | '>' | '[' | ']' => vec!['\\', c],
         c => vec![c],
     }).collect()
@@ -146,7 +146,7 @@ fn assemble(p: Parts) -> Notification {
             },
             metadata: CardMetadata {
                 thread_id: format!("changegate-{}", p.id),
-                summary: shown(&p.headline),
+                summary: printable(&p.headline),
                 event_type: p.kind.as_str().to_owned(),
             },
         },
@@ -337,6 +337,7 @@ mod tests {
         assert_eq!(card["content"]["textType"], "client-markdown");
         assert!(card["content"]["title"].as_str().unwrap().starts_with("Access granted: alice"));
         assert!(card["content"]["nextSteps"].as_array().unwrap().len() >= 2);
+        assert!(card["content"]["nextSteps"][2].as_str().unwrap().ends_with("(the role's maximum session duration)."), "{card}");
         assert_eq!(card["metadata"]["threadId"], "changegate-d0585556-80f6-4522-8dad-dada6d45b67d");
         assert_eq!(card["metadata"]["eventType"], "access-granted");
     }

@@ -24,10 +24,24 @@ pub struct AccessRequest {
     pub window: Window,
 }
 
-/// Hostile text shown back to people: control characters escaped, length bounded.
+/// Text with control and invisible formatting characters escaped (`\u{a}`,
+/// `\u{200b}`), so that what people read is what is there.
+pub fn printable(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}') {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Hostile text shown back to people: [`printable`], and at most 80 characters.
 pub fn shown(raw: &str) -> String {
     const MAX: usize = 80;
-    let mut out: String = raw.chars().take(MAX).flat_map(char::escape_debug).collect();
+    let mut out: String = printable(&raw.chars().take(MAX).collect::<String>());
     if raw.chars().count() > MAX {
         out.push('…');
     }
@@ -126,7 +140,7 @@ mod tests {
 
     #[test]
     fn given_hostile_text_when_shown_back_then_control_characters_are_escaped_and_length_bounded() {
-        assert_eq!(shown("a\nb\u{0}"), "a\\nb\\0");
+        assert_eq!(shown("a\nb\u{0}\u{200b}\"'"), "a\\u{a}b\\u{0}\\u{200b}\"'");
         let long = "x".repeat(500);
         assert_eq!(shown(&long).chars().count(), 81);
     }
