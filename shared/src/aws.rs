@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_iam::types::EntityType;
 use aws_sdk_sns::types::MessageAttributeValue;
+use aws_sdk_ssm::types::ResourceTypeForTagging;
 use lambda_runtime::Diagnostic;
 use percent_encoding::percent_decode_str;
 
@@ -128,6 +129,36 @@ impl Ssm {
             .collect();
         let approvals = if decisions.is_empty() { None } else { parse_decisions(&decisions) };
         Ok(Some(ChangeRequest { status, executed_by: exec.executed_by().map(str::to_owned), runbooks, approvals }))
+    }
+
+    /// The value of tag `key` on the change request (an Automation execution);
+    /// `None` when it has no such tag or Systems Manager has no such request.
+    pub async fn tag(&self, id: &str, key: &str) -> Result<Option<String>, Fault> {
+        let out = self.client.list_tags_for_resource().resource_type(ResourceTypeForTagging::Automation).resource_id(id).send().await;
+        match out {
+            Ok(out) => Ok(out.tag_list().iter().find(|t| t.key() == key).map(|t| t.value().to_owned())),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_resource_id()) => Ok(None),
+            Err(e) => Err(Fault::aws("ssm:ListTagsForResource")(e)),
+        }
+    }
+
+    /// Sets tag `key` to `value` on the change request.
+    pub async fn set_tag(&self, id: &str, key: &str, value: &str) -> Result<(), Fault> {
+        const OP: &str = "ssm:AddTagsToResource";
+        let tag = aws_sdk_ssm::types::Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+            .map_err(|e| Fault::Unexpected { operation: OP, why: e.to_string() })?;
+        self.client
+            .add_tags_to_resource()
+            .resource_type(ResourceTypeForTagging::Automation)
+            .resource_id(id)
+            .tags(tag)
+            .send()
+            .await
+            .map_err(Fault::aws(OP))?;
+        Ok(())
     }
 }
 

@@ -147,13 +147,23 @@ pub fn decide(checked: &Checked, user: &UserRecord, config: &GrantConfig) -> Res
     Ok(Verdict::Grant(grant))
 }
 
+/// The tag on the change request (its Automation execution) where grant
+/// records its decision once announced: `granted` or `refused:<code>`. Later
+/// deliveries of the request's events see it and change nothing.
+pub const OUTCOME_TAG: &str = "changegate:outcome";
+pub const OUTCOME_GRANTED: &str = "granted";
+
 /// What one invocation did; returned to Lambda as the invocation's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum GrantOutcome {
     Granted { change_request_id: String, user: String, policy_name: String },
+    /// The policy was already attached but never announced (an earlier
+    /// attempt stopped in between): announced now.
     AlreadyGranted { change_request_id: String, user: String, policy_name: String },
     Refused { change_request_id: String, reason_code: String, reason: String },
+    /// An earlier delivery decided and announced; nothing to do.
+    AlreadyDecided { change_request_id: String, decision: String },
     Ignored { reason: String },
 }
 
@@ -203,6 +213,10 @@ impl Grantor {
         let Ok(id) = ChangeRequestId::parse(&cr.change_request_id) else {
             return Ok(ignored(format!("{:?} is not a change request id", shown(&cr.change_request_id))));
         };
+        if let Some(decision) = self.ssm.tag(id.as_str(), OUTCOME_TAG).await? {
+            info!(change_request_id = %id, decision = %shown(&decision), outcome = "already-decided", "decided earlier; nothing to do");
+            return Ok(GrantOutcome::AlreadyDecided { change_request_id: id.to_string(), decision: shown(&decision) });
+        }
         let ssm = self.ssm.change_request(id.as_str()).await?;
         let checked = match check_request(&id, &cr, ssm.as_ref(), &self.config, now) {
             Ok(checked) => checked,
@@ -212,26 +226,25 @@ impl Grantor {
         let Some(record) = self.iam.user_record(user, ELIGIBILITY_TAG).await? else {
             return self.refuse(&cr, Some(&checked), Refusal::UserNotFound { user: user.to_owned() }).await;
         };
-        let grant = match decide(&checked, &record, &self.config) {
-            Ok(Verdict::Grant(grant)) => grant,
-            Ok(Verdict::AlreadyGranted(grant)) => {
-                audit(&cr, Some(&checked), Some(&grant), "already-granted", None);
-                return Ok(GrantOutcome::AlreadyGranted {
-                    change_request_id: id.to_string(),
-                    user: user.to_owned(),
-                    policy_name: grant.policy_name(),
-                });
-            }
+        let (grant, attached_before) = match decide(&checked, &record, &self.config) {
+            Ok(Verdict::Grant(grant)) => (grant, false),
+            Ok(Verdict::AlreadyGranted(grant)) => (grant, true),
             Err(refusal) => return self.refuse(&cr, Some(&checked), refusal).await,
         };
         let name = grant.policy_name();
-        if self.iam.put_user_policy(user, &name, &grant.document_json()).await? == Put::NoSuchUser {
+        if !attached_before && self.iam.put_user_policy(user, &name, &grant.document_json()).await? == Put::NoSuchUser {
             return self.refuse(&cr, Some(&checked), Refusal::UserNotFound { user: user.to_owned() }).await;
         }
-        audit(&cr, Some(&checked), Some(&grant), "granted", None);
+        audit(&cr, Some(&checked), Some(&grant), if attached_before { "granted-earlier-announced-now" } else { "granted" }, None);
         let event = ChangegateEvent::granted(&grant, checked.requester.user.as_str(), &checked.approvers);
         self.bus.put(&event).await?;
-        Ok(GrantOutcome::Granted { change_request_id: id.to_string(), user: user.to_owned(), policy_name: name })
+        self.ssm.set_tag(id.as_str(), OUTCOME_TAG, OUTCOME_GRANTED).await?;
+        let (change_request_id, user, policy_name) = (id.to_string(), user.to_owned(), name);
+        Ok(if attached_before {
+            GrantOutcome::AlreadyGranted { change_request_id, user, policy_name }
+        } else {
+            GrantOutcome::Granted { change_request_id, user, policy_name }
+        })
     }
 
     async fn refuse(&self, cr: &ChangeRequestStatus, checked: Option<&Checked>, refusal: Refusal) -> Result<GrantOutcome, Fault> {
@@ -239,6 +252,9 @@ impl Grantor {
         let user = cr.ops_item_created_by.as_deref().and_then(UserArn::parse).map(|r| r.user.to_string());
         let arn = cr.ops_item_created_by.as_deref().map(shown);
         self.bus.put(&ChangegateEvent::refused(&cr.change_request_id, user, arn, &refusal)).await?;
+        if refusal.is_final() {
+            self.ssm.set_tag(&cr.change_request_id, OUTCOME_TAG, &format!("refused:{}", refusal.code())).await?;
+        }
         Ok(GrantOutcome::Refused {
             change_request_id: cr.change_request_id.clone(),
             reason_code: refusal.code().to_owned(),

@@ -79,6 +79,13 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Whether the refusal stands for good. Only "not approved (yet)" may
+    /// change: Systems Manager can lag behind the event that announced the
+    /// approval, so that one is not recorded on the change request.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Self::NotApproved { .. } | Self::ChangeRequestNotFound)
+    }
+
     /// A stable machine-readable code, for filters, metrics and tests.
     pub fn code(&self) -> &'static str {
         match self {

@@ -43,7 +43,8 @@ from moto.events.models import events_backends
 from moto.moto_api._internal.models import MotoAPIBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.sns.models import SNSBackend
-from moto.ssm.models import ssm_backends
+from moto.ssm.exceptions import InvalidResourceId
+from moto.ssm.models import SimpleSystemManagerBackend, ssm_backends
 from moto.ssm.responses import SimpleSystemManagerResponse
 from moto.sts.models import sts_backends
 from moto.utilities.utils import get_partition
@@ -490,6 +491,27 @@ def _wrap_moto_reset() -> None:
     MotoAPIBackend.reset = reset  # type: ignore[method-assign]
 
 
+def _wrap_tag_validation() -> None:
+    """Tags on change requests (``ResourceType=Automation``, the execution id),
+    as SSM's AddTagsToResource / ListTagsForResource / RemoveTagsFromResource
+    allow; moto 5.2.1 only knows other resource types. An id that names no
+    change request is ``InvalidResourceId``, as on AWS."""
+    original = SimpleSystemManagerBackend._validate_resource_type_and_id
+    if getattr(original, "_localaws", False):
+        return
+
+    def validate(self: SimpleSystemManagerBackend, resource_type: str, resource_id: str) -> str:
+        if resource_type == "Automation":
+            with _LOCK:
+                if resource_id not in _requests(self.account_id, self.region_name):
+                    raise InvalidResourceId()
+            return resource_id
+        return original(self, resource_type, resource_id)
+
+    validate._localaws = True  # type: ignore[attr-defined]
+    SimpleSystemManagerBackend._validate_resource_type_and_id = validate  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Patches moto in this process. Idempotent."""
     # moto dispatches AmazonSSM.<Action> to the snake_case method of the
@@ -500,6 +522,7 @@ def install() -> None:
     SimpleSystemManagerResponse.stop_automation_execution = stop_automation_execution  # type: ignore[attr-defined]
     _wrap_sns_publish()
     _wrap_moto_reset()
+    _wrap_tag_validation()
 
 
 # ---------------------------------------------------------------------------

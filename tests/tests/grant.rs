@@ -114,8 +114,61 @@ async fn given_a_granted_request_when_its_events_are_redelivered_then_nothing_ch
     // Then the policy is untouched and nothing new is announced
     let after = s.world.iam.get_user_policy().user_name("alice").policy_name(format!("changegate-{id}")).send().await.unwrap();
     assert_eq!(before.policy_document(), after.policy_document());
-    assert!(again.iter().all(|o| matches!(o, GrantOutcome::AlreadyGranted { .. } | GrantOutcome::Ignored { .. })), "{again:?}");
+    assert!(again.iter().all(|o| matches!(o, GrantOutcome::AlreadyDecided { .. } | GrantOutcome::Ignored { .. })), "{again:?}");
     assert!(s.changegate_events().await.is_empty());
+}
+
+#[tokio::test]
+async fn given_a_grant_attached_but_never_announced_when_an_event_is_redelivered_then_it_is_announced_once() {
+    // Given an approved request whose policy is on alice, as if grant had
+    // stopped between PutUserPolicy and PutEvents
+    let s = Scene::new().await;
+    let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
+    let (_, bob) = s.world.user("bob").await;
+    let id = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z"))).await;
+    s.world.signal(&bob, &id, true).await;
+    let bodies = s.world.drain(&s.ssm_events).await;
+    let approved = bodies.iter().find(|b| b["detail"]["ops-item-status"] == "Approved").unwrap();
+    let check = changegate::grant::check_request(
+        &changegate::ids::ChangeRequestId::parse(&id).unwrap(),
+        &serde_json::from_value(approved["detail"].clone()).unwrap(),
+        changegate::aws::Ssm::new(aws_sdk_ssm::Client::new(&s.world.sdk)).change_request(&id).await.unwrap().as_ref(),
+        &config("480"),
+        Utc::now(),
+    )
+    .unwrap();
+    let record = changegate::aws::UserRecord { tag: Some(PROD_ACCOUNT.into()), inline_policies: vec![] };
+    let Ok(changegate::grant::Verdict::Grant(grant)) = changegate::grant::decide(&check, &record, &config("480")) else { panic!() };
+    s.world.iam.put_user_policy().user_name("alice").policy_name(grant.policy_name()).policy_document(grant.document_json()).send().await.unwrap();
+
+    // When the events are delivered (again)
+    let mut outcomes = Vec::new();
+    for b in &bodies {
+        outcomes.push(s.grantor.handle(as_event(b), Utc::now()).await.unwrap());
+    }
+
+    // Then the grant is announced exactly once, and the policy is unchanged
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, GrantOutcome::AlreadyGranted { .. })).count(), 1, "{outcomes:?}");
+    assert!(!outcomes.iter().any(|o| matches!(o, GrantOutcome::Granted { .. })), "{outcomes:?}");
+    let events = s.changegate_events().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["detail-type"], "Access Granted");
+    assert_eq!(s.world.policies("alice").await, vec![grant.policy_name()]);
+}
+
+#[tokio::test]
+async fn given_a_refused_request_when_every_status_event_arrives_then_the_requester_is_told_once() {
+    let s = Scene::new().await;
+    let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
+    let (_, bob) = s.world.user("bob").await;
+    let id = s.world.file_request(&alice, &request("alice", "444455556666", &at(0, "Z"), &at(600, "Z"))).await;
+    s.world.signal(&bob, &id, true).await;
+
+    let outcomes = s.deliver().await;
+
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, GrantOutcome::Refused { .. })).count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, GrantOutcome::AlreadyDecided { .. })).count(), 2, "{outcomes:?}");
+    assert_eq!(s.changegate_events().await.len(), 1);
 }
 
 #[tokio::test]
