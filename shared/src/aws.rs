@@ -11,7 +11,9 @@ use lambda_runtime::Diagnostic;
 use percent_encoding::percent_decode_str;
 
 use crate::approval::{ApproverDecision, parse_decisions};
-use crate::events::{ChangegateEvent, SOURCE_CHANGEGATE};
+use crate::config::ExpirySchedules;
+use crate::events::{ChangegateEvent, ExpiryInput, ExpiryTarget, SOURCE_CHANGEGATE};
+use crate::policy::Grant;
 use crate::message::Notification;
 use crate::request::RawParameters;
 
@@ -44,7 +46,8 @@ impl Fault {
         }
     }
 
-    fn kind(&self) -> &'static str {
+    /// A short name for the kind of fault, for metrics and Lambda's error type.
+    pub fn kind(&self) -> &'static str {
         match self {
             Self::Aws { .. } => "changegate.AwsFault",
             Self::Unexpected { .. } => "changegate.UnexpectedAnswer",
@@ -297,6 +300,67 @@ impl Iam {
             }
         }
         Ok(listing)
+    }
+}
+
+/// One-time EventBridge Scheduler schedules that remove a grant at its end.
+#[derive(Debug, Clone)]
+pub struct Schedules {
+    client: aws_sdk_scheduler::Client,
+}
+
+impl Schedules {
+    pub fn new(client: aws_sdk_scheduler::Client) -> Self {
+        Self { client }
+    }
+
+    /// Creates the schedule `changegate-<id>` that invokes revoke at the
+    /// window's end, then deletes itself. An existing one (a retry) is kept.
+    pub async fn create_expiry(&self, config: &ExpirySchedules, grant: &Grant) -> Result<(), Fault> {
+        const OP: &str = "scheduler:CreateSchedule";
+        let unexpected = |e: aws_sdk_scheduler::error::BuildError| Fault::Unexpected { operation: OP, why: e.to_string() };
+        let input = ExpiryInput {
+            expiry: ExpiryTarget { change_request_id: grant.change_request.to_string(), user: grant.user.to_string() },
+        };
+        let input = serde_json::to_string(&input).map_err(|e| Fault::Unexpected { operation: OP, why: e.to_string() })?;
+        let target = aws_sdk_scheduler::types::Target::builder()
+            .arn(&config.target_arn)
+            .role_arn(&config.role_arn)
+            .input(input)
+            .build()
+            .map_err(unexpected)?;
+        let window = aws_sdk_scheduler::types::FlexibleTimeWindow::builder()
+            .mode(aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off)
+            .build()
+            .map_err(unexpected)?;
+        let at = grant.window.end_utc().format("%Y-%m-%dT%H:%M:%S");
+        let out = self
+            .client
+            .create_schedule()
+            .name(grant.policy_name())
+            .group_name(&config.group)
+            .description(format!("changegate: remove {} from {} at the end of its window", grant.policy_name(), grant.user))
+            .schedule_expression(format!("at({at})"))
+            .schedule_expression_timezone("UTC")
+            .flexible_time_window(window)
+            .target(target)
+            .action_after_completion(aws_sdk_scheduler::types::ActionAfterCompletion::Delete)
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conflict_exception()) => Ok(()),
+            Err(e) => Err(Fault::aws(OP)(e)),
+        }
+    }
+
+    /// Deletes a schedule; `false` when it was already gone (it fired, or never existed).
+    pub async fn delete(&self, group: &str, name: &str) -> Result<bool, Fault> {
+        match self.client.delete_schedule().group_name(group).name(name).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(false),
+            Err(e) => Err(Fault::aws("scheduler:DeleteSchedule")(e)),
+        }
     }
 }
 

@@ -15,6 +15,9 @@ pub const VAR_TOPIC_ARN: &str = "CHANGEGATE_TOPIC_ARN";
 pub const VAR_EVENT_BUS: &str = "CHANGEGATE_EVENT_BUS";
 pub const VAR_ALLOW_DELEGATED: &str = "CHANGEGATE_ALLOW_DELEGATED";
 pub const VAR_MAX_START_AHEAD_DAYS: &str = "CHANGEGATE_MAX_START_AHEAD_DAYS";
+pub const VAR_EXPIRY_GROUP: &str = "CHANGEGATE_EXPIRY_SCHEDULE_GROUP";
+pub const VAR_EXPIRY_TARGET: &str = "CHANGEGATE_EXPIRY_TARGET_ARN";
+pub const VAR_EXPIRY_ROLE: &str = "CHANGEGATE_EXPIRY_ROLE_ARN";
 
 pub const DEFAULT_TARGET_ROLE: &str = "CM-Prd-role";
 pub const DEFAULT_MAX_DURATION_MINUTES: i64 = 480;
@@ -76,6 +79,49 @@ fn number(src: &impl Source, var: &'static str, default: i64, range: std::ops::R
     }
 }
 
+/// Where grant puts the one-time EventBridge Scheduler schedule that removes
+/// a grant at its window's end (the one-minute sweep stays as the safety net).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpirySchedules {
+    pub group: String,
+    /// The revoke function.
+    pub target_arn: String,
+    /// The role EventBridge Scheduler assumes to invoke it.
+    pub role_arn: String,
+}
+
+fn schedule_group(src: &impl Source) -> Result<Option<String>, ConfigError> {
+    const EXPECTED: &str = "an EventBridge Scheduler group name (1-64 letters, digits, - _ .)";
+    match value(src, VAR_EXPIRY_GROUP) {
+        None => Ok(None),
+        Some(v) if v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) => Ok(Some(v)),
+        Some(v) => Err(ConfigError::Invalid { var: VAR_EXPIRY_GROUP, value: v, expected: EXPECTED }),
+    }
+}
+
+/// All three expiry variables, or none (no schedules; the sweep alone revokes).
+fn expiry_schedules(src: &impl Source) -> Result<Option<ExpirySchedules>, ConfigError> {
+    let arn = |var: &'static str, service: &str, expected: &'static str| -> Result<Option<String>, ConfigError> {
+        match value(src, var) {
+            None => Ok(None),
+            Some(v) if v.starts_with("arn:") && v.split(':').nth(2) == Some(service) => Ok(Some(v)),
+            Some(v) => Err(ConfigError::Invalid { var, value: v, expected }),
+        }
+    };
+    let group = schedule_group(src)?;
+    let target = arn(VAR_EXPIRY_TARGET, "lambda", "the revoke function's ARN (arn:aws:lambda:...)")?;
+    let role = arn(VAR_EXPIRY_ROLE, "iam", "an IAM role ARN (arn:aws:iam::...:role/...)")?;
+    const ALL: &str = "set together with CHANGEGATE_EXPIRY_SCHEDULE_GROUP, CHANGEGATE_EXPIRY_TARGET_ARN and CHANGEGATE_EXPIRY_ROLE_ARN (or none of them)";
+    match (group, target, role) {
+        (None, None, None) => Ok(None),
+        (Some(group), Some(target_arn), Some(role_arn)) => Ok(Some(ExpirySchedules { group, target_arn, role_arn })),
+        (g, t, _) => Err(ConfigError::Missing {
+            var: if g.is_none() { VAR_EXPIRY_GROUP } else if t.is_none() { VAR_EXPIRY_TARGET } else { VAR_EXPIRY_ROLE },
+            expected: ALL,
+        }),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantConfig {
     pub target_role: RoleName,
@@ -86,6 +132,7 @@ pub struct GrantConfig {
     /// Whether a request may ask access for someone other than its requester.
     pub allow_delegated: bool,
     pub event_bus: String,
+    pub expiry: Option<ExpirySchedules>,
 }
 
 impl GrantConfig {
@@ -138,6 +185,7 @@ impl GrantConfig {
             max_start_ahead: TimeDelta::days(ahead_days),
             allow_delegated,
             event_bus: event_bus(src)?,
+            expiry: expiry_schedules(src)?,
         })
     }
 
@@ -150,6 +198,8 @@ impl GrantConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokeConfig {
     pub event_bus: String,
+    /// Where grant's expiry schedules live, to delete one when a request ends early.
+    pub expiry_group: Option<String>,
 }
 
 impl RevokeConfig {
@@ -157,7 +207,7 @@ impl RevokeConfig {
         Self::from_source(&Env)
     }
     pub fn from_source(src: &impl Source) -> Result<Self, ConfigError> {
-        Ok(Self { event_bus: event_bus(src)? })
+        Ok(Self { event_bus: event_bus(src)?, expiry_group: schedule_group(src)? })
     }
 }
 
@@ -231,6 +281,35 @@ mod tests {
             assert!(matches!(&err, ConfigError::Invalid { var: v, value, .. } if *v == var && value == bad), "{err}");
             assert!(err.to_string().starts_with(&format!("{var}=")), "{err}");
         }
+    }
+
+    #[test]
+    fn given_expiry_schedule_settings_when_reading_then_all_three_or_none() {
+        let base = |extra: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                if k == VAR_ALLOWED_ACCOUNTS {
+                    return Some("111122223333".to_owned());
+                }
+                extra.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(GrantConfig::from_source(&base(&[])).unwrap().expiry, None);
+        let all = GrantConfig::from_source(&base(&[
+            (VAR_EXPIRY_GROUP, "changegate"),
+            (VAR_EXPIRY_TARGET, "arn:aws:lambda:us-east-1:123456789012:function:revoke"),
+            (VAR_EXPIRY_ROLE, "arn:aws:iam::123456789012:role/scheduler"),
+        ]))
+        .unwrap();
+        assert_eq!(all.expiry.unwrap().group, "changegate");
+        let partial = GrantConfig::from_source(&base(&[(VAR_EXPIRY_GROUP, "changegate")])).unwrap_err();
+        assert!(matches!(partial, ConfigError::Missing { var: VAR_EXPIRY_TARGET, .. }), "{partial}");
+        let wrong = GrantConfig::from_source(&base(&[
+            (VAR_EXPIRY_GROUP, "changegate"),
+            (VAR_EXPIRY_TARGET, "arn:aws:sns:us-east-1:123456789012:topic"),
+            (VAR_EXPIRY_ROLE, "arn:aws:iam::123456789012:role/scheduler"),
+        ]))
+        .unwrap_err();
+        assert!(matches!(wrong, ConfigError::Invalid { var: VAR_EXPIRY_TARGET, .. }), "{wrong}");
     }
 
     #[test]

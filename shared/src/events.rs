@@ -106,6 +106,23 @@ pub struct AccessRevoked {
     pub revoked_at: String,
     /// Why now: `window-ended`, or the change request's status when it ended early.
     pub cause: String,
+    /// For `window-ended`: milliseconds from the window's end to the removal.
+    #[serde(default)]
+    pub revocation_lag_ms: Option<i64>,
+}
+
+/// The input of a grant's one-time expiry schedule, handed to revoke.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiryInput {
+    #[serde(rename = "changegate-expiry")]
+    pub expiry: ExpiryTarget,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ExpiryTarget {
+    pub change_request_id: String,
+    pub user: String,
 }
 
 /// The `cause` of a revocation at the end of its window.
@@ -154,6 +171,7 @@ impl ChangegateEvent {
             window: WindowDetail::from(&grant.window),
             revoked_at: utc_string(at),
             cause: cause.to_owned(),
+            revocation_lag_ms: (cause == CAUSE_WINDOW_ENDED).then(|| (at - grant.window.end_utc()).num_milliseconds()),
         })
     }
 

@@ -7,7 +7,8 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::approval::independent_approvers;
-use crate::aws::{Bus, ChangeRequest, Fault, Iam, Put, Ssm, UserRecord};
+use crate::aws::{Bus, ChangeRequest, Fault, Iam, Put, Schedules, Ssm, UserRecord};
+use crate::metrics;
 use crate::budget;
 use crate::eligibility::{ELIGIBILITY_TAG, Eligibility};
 use crate::config::GrantConfig;
@@ -172,6 +173,7 @@ pub struct Grantor {
     pub ssm: Ssm,
     pub iam: Iam,
     pub bus: Bus,
+    pub schedules: Schedules,
 }
 
 /// The one log record of a decision: what an auditor needs, no credentials, no event body.
@@ -198,7 +200,13 @@ fn audit(cr: &ChangeRequestStatus, checked: Option<&Checked>, grant: Option<&Gra
 impl Grantor {
     pub fn new(config: GrantConfig, sdk: &aws_config::SdkConfig) -> Self {
         let bus = Bus::new(aws_sdk_eventbridge::Client::new(sdk), config.event_bus.clone());
-        Self { config, ssm: Ssm::new(aws_sdk_ssm::Client::new(sdk)), iam: Iam::new(aws_sdk_iam::Client::new(sdk)), bus }
+        Self {
+            config,
+            ssm: Ssm::new(aws_sdk_ssm::Client::new(sdk)),
+            iam: Iam::new(aws_sdk_iam::Client::new(sdk)),
+            bus,
+            schedules: Schedules::new(aws_sdk_scheduler::Client::new(sdk)),
+        }
     }
 
     pub async fn handle(&self, event: EventBridgeEvent, now: DateTime<Utc>) -> Result<GrantOutcome, Fault> {
@@ -232,10 +240,21 @@ impl Grantor {
             Err(refusal) => return self.refuse(&cr, Some(&checked), refusal).await,
         };
         let name = grant.policy_name();
-        if !attached_before && self.iam.put_user_policy(user, &name, &grant.document_json()).await? == Put::NoSuchUser {
-            return self.refuse(&cr, Some(&checked), Refusal::UserNotFound { user: user.to_owned() }).await;
+        if !attached_before {
+            // Written ahead: every policy in IAM has a record, even if this invocation dies next.
+            audit(&cr, Some(&checked), Some(&grant), "attaching", None);
+            if self.iam.put_user_policy(user, &name, &grant.document_json()).await? == Put::NoSuchUser {
+                return self.refuse(&cr, Some(&checked), Refusal::UserNotFound { user: user.to_owned() }).await;
+            }
+        }
+        if let Some(expiry) = &self.config.expiry {
+            // A window about to end is left to the sweep: a schedule in the past would be refused.
+            if grant.window.end_utc() > now + chrono::TimeDelta::seconds(5) {
+                self.schedules.create_expiry(expiry, &grant).await?;
+            }
         }
         audit(&cr, Some(&checked), Some(&grant), if attached_before { "granted-earlier-announced-now" } else { "granted" }, None);
+        metrics::count("grant", "Grants", None);
         let event = ChangegateEvent::granted(&grant, checked.requester.user.as_str(), &checked.approvers);
         self.bus.put(&event).await?;
         self.ssm.set_tag(id.as_str(), OUTCOME_TAG, OUTCOME_GRANTED).await?;
@@ -249,6 +268,7 @@ impl Grantor {
 
     async fn refuse(&self, cr: &ChangeRequestStatus, checked: Option<&Checked>, refusal: Refusal) -> Result<GrantOutcome, Fault> {
         audit(cr, checked, None, "refused", Some(&refusal));
+        metrics::count("grant", "Refusals", Some(("Reason", refusal.code())));
         let user = cr.ops_item_created_by.as_deref().and_then(UserArn::parse).map(|r| r.user.to_string());
         let arn = cr.ops_item_created_by.as_deref().map(shown);
         self.bus.put(&ChangegateEvent::refused(&cr.change_request_id, user, arn, &refusal)).await?;

@@ -46,6 +46,7 @@ impl Notifier {
             }
         };
         let message_id = self.topic.publish(&n).await?;
+        crate::metrics::count("notify", "Notifications", Some(("Kind", n.kind.as_str())));
         info!(
             change_request_id = %n.change_request_id,
             people = %n.people.join(" "),

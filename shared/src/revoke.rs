@@ -2,17 +2,21 @@
 //! the source of truth), deletes those whose window has ended, and announces each.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use std::time::{Duration, SystemTime};
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{error, info, warn};
 
-use crate::aws::{Bus, Fault, Iam, UserPolicy};
+use crate::aws::{Bus, Fault, Iam, Schedules, UserPolicy};
+use crate::metrics;
 use crate::config::RevokeConfig;
 use crate::aws::Ssm;
-use crate::events::{CAUSE_WINDOW_ENDED, ChangeRequestStatus, ChangegateEvent, Incoming};
+use crate::events::{CAUSE_WINDOW_ENDED, ChangeRequestStatus, ChangegateEvent, ExpiryInput, ExpiryTarget, Incoming};
 use crate::ids::ChangeRequestId;
 use crate::policy::policy_name;
 use crate::request::{PARAM_USER, shown};
+use crate::sdk;
 use crate::status::ends_access;
 use crate::ids::IamUserName;
 use crate::policy::{Grant, POLICY_PREFIX};
@@ -49,6 +53,8 @@ pub struct SweepReport {
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum RevokeOutcome {
     Swept(SweepReport),
+    /// A grant's expiry schedule fired.
+    Expired { change_request_id: String, user: String, policy_name: String, revocation_lag_ms: i64 },
     EndedEarly { change_request_id: String, user: String, policy_name: String, cause: String },
     Ignored { reason: String },
 }
@@ -58,23 +64,68 @@ pub struct Revoker {
     pub iam: Iam,
     pub ssm: Ssm,
     pub bus: Bus,
+    pub schedules: Schedules,
 }
 
 impl Revoker {
     pub fn new(config: RevokeConfig, sdk: &aws_config::SdkConfig) -> Self {
         let bus = Bus::new(aws_sdk_eventbridge::Client::new(sdk), config.event_bus.clone());
-        Self { config, iam: Iam::new(aws_sdk_iam::Client::new(sdk)), ssm: Ssm::new(aws_sdk_ssm::Client::new(sdk)), bus }
+        Self {
+            config,
+            iam: Iam::new(aws_sdk_iam::Client::new(sdk)),
+            ssm: Ssm::new(aws_sdk_ssm::Client::new(sdk)),
+            bus,
+            schedules: Schedules::new(aws_sdk_scheduler::Client::new(sdk)),
+        }
     }
 
     /// A change request that ended early loses its grant now; anything else
     /// (the one-minute schedule, whatever its payload) runs the sweep, which is
     /// always safe.
-    pub async fn handle(&self, event: serde_json::Value, now: DateTime<Utc>) -> Result<RevokeOutcome, Fault> {
+    ///
+    /// `deadline` is when Lambda stops the invocation; the sweep starts no
+    /// revocation it could not finish before then.
+    pub async fn handle(&self, event: serde_json::Value, now: DateTime<Utc>, deadline: Option<SystemTime>) -> Result<RevokeOutcome, Fault> {
+        if let Ok(ExpiryInput { expiry }) = serde_json::from_value::<ExpiryInput>(event.clone()) {
+            return self.expire(&expiry, now).await;
+        }
         let change_request = serde_json::from_value::<EventBridgeEvent>(event).ok().map(Incoming::parse);
         match change_request {
             Some(Ok(Incoming::ChangeRequest(cr))) => self.end_early(&cr, now).await,
-            _ => self.sweep(now).await.map(RevokeOutcome::Swept),
+            _ => self.sweep(now, deadline).await.map(RevokeOutcome::Swept),
         }
+    }
+
+    /// A grant's expiry schedule fired: remove that one grant if its window
+    /// has ended. (Anything else is left to the sweep, which checks everything.)
+    pub async fn expire(&self, target: &ExpiryTarget, now: DateTime<Utc>) -> Result<RevokeOutcome, Fault> {
+        let ignore = |reason: String| {
+            info!(change_request_id = %shown(&target.change_request_id), outcome = "ignored", reason = %reason, "expiry: nothing to do");
+            Ok(RevokeOutcome::Ignored { reason })
+        };
+        let (Ok(id), Ok(user)) = (ChangeRequestId::parse(&target.change_request_id), IamUserName::parse(&target.user)) else {
+            return ignore("the schedule's input names no valid grant".to_owned());
+        };
+        let name = policy_name(&id);
+        let Some(document) = self.iam.user_policy(user.as_str(), &name).await? else {
+            return ignore(format!("{user} holds no grant for this change request (already removed)"));
+        };
+        let grant = match Grant::from_policy(&user, &name, &document) {
+            Ok(grant) => grant,
+            Err(why) => return ignore(format!("{name} on {user} is not a changegate grant ({why}); left alone")),
+        };
+        if !grant.window.has_ended(now) {
+            return ignore(format!("the window ends at {}; the sweep removes it then", grant.window.end_utc()));
+        }
+        if !self.iam.delete_user_policy(user.as_str(), &name).await? {
+            return ignore("removed meanwhile".to_owned());
+        }
+        let event = ChangegateEvent::revoked(&grant, now, CAUSE_WINDOW_ENDED);
+        let lag = revoked_lag(&event);
+        info!(change_request_id = %id, user = %user, account = %grant.account, role = %grant.role, revocation_lag_ms = lag, outcome = "revoked", "access revoked at the window's end");
+        record_revocation(CAUSE_WINDOW_ENDED, Some(lag));
+        self.bus.put(&event).await?;
+        Ok(RevokeOutcome::Expired { change_request_id: id.to_string(), user: user.to_string(), policy_name: name, revocation_lag_ms: lag })
     }
 
     /// Removes the grant of a change request that was rejected, cancelled,
@@ -112,14 +163,18 @@ impl Revoker {
                 change_request_id = %id, user = %user, account = %grant.account, role = %grant.role,
                 end = %grant.window.end_utc(), cause = %cause, outcome = "revoked-early", "access revoked early"
             );
+            record_revocation(&cause, None);
             self.bus.put(&ChangegateEvent::revoked(&grant, now, &cause)).await?;
+        }
+        if let Some(group) = &self.config.expiry_group {
+            self.schedules.delete(group, &name).await?;
         }
         Ok(RevokeOutcome::EndedEarly { change_request_id: id.to_string(), user: user.to_string(), policy_name: name, cause })
     }
 
     /// One sweep. Keeps going past a grant it cannot remove, then fails naming
     /// every one it could not, so that Lambda retries and an alarm can fire.
-    pub async fn sweep(&self, now: DateTime<Utc>) -> Result<SweepReport, Fault> {
+    pub async fn sweep(&self, now: DateTime<Utc>, deadline: Option<SystemTime>) -> Result<SweepReport, Fault> {
         let listing = self.iam.user_policies_with_prefix(POLICY_PREFIX).await?;
         let (grants, active) = expired(&listing.policies, now);
         let mut report = SweepReport {
@@ -129,7 +184,14 @@ impl Revoker {
             ..SweepReport::default()
         };
         let mut failures = Vec::new();
-        for grant in grants {
+        // A revocation is two calls (delete, announce), each at most OPERATION_TIMEOUT.
+        let needed = sdk::OPERATION_TIMEOUT * 2 + Duration::from_secs(1);
+        for (done, grant) in grants.iter().enumerate() {
+            if deadline.is_some_and(|d| SystemTime::now() + needed > d) {
+                let rest: Vec<String> = grants[done..].iter().map(|g| format!("{} on {}", g.policy_name(), g.user)).collect();
+                failures.push(format!("not reached before the invocation's deadline (the next sweep continues): {}", rest.join(", ")));
+                break;
+            }
             let (user, name) = (grant.user.as_str(), grant.policy_name());
             match self.iam.delete_user_policy(user, &name).await {
                 Ok(false) => {
@@ -137,16 +199,20 @@ impl Revoker {
                     report.already_gone.push(name);
                 }
                 Ok(true) => {
+                    let event = ChangegateEvent::revoked(grant, now, CAUSE_WINDOW_ENDED);
+                    let lag = revoked_lag(&event);
                     info!(
                         change_request_id = %grant.change_request,
                         user,
                         account = %grant.account,
                         role = %grant.role,
                         end = %grant.window.end_utc(),
+                        revocation_lag_ms = lag,
                         outcome = "revoked",
                         "access revoked"
                     );
-                    match self.bus.put(&ChangegateEvent::revoked(&grant, now, CAUSE_WINDOW_ENDED)).await {
+                    record_revocation(CAUSE_WINDOW_ENDED, Some(lag));
+                    match self.bus.put(&event).await {
                         Ok(()) => report.revoked.push(name),
                         Err(fault) => failures.push(format!("{name} on {user} was removed but not announced: {fault}")),
                     }
@@ -157,9 +223,25 @@ impl Revoker {
         if failures.is_empty() {
             Ok(report)
         } else {
+            metrics::emit("revoke", "RevocationFailures", failures.len() as f64, metrics::Unit::Count, None);
             error!(failures = failures.len(), revoked = report.revoked.len(), "sweep incomplete");
             Err(Fault::Sweep(failures))
         }
+    }
+}
+
+fn revoked_lag(event: &ChangegateEvent) -> i64 {
+    match event {
+        ChangegateEvent::Revoked(d) => d.revocation_lag_ms.unwrap_or_default(),
+        _ => 0,
+    }
+}
+
+/// The Revocations metric (by cause) and, at a window's end, RevocationLag.
+fn record_revocation(cause: &str, lag_ms: Option<i64>) {
+    metrics::count("revoke", "Revocations", Some(("Cause", cause)));
+    if let Some(lag) = lag_ms {
+        metrics::emit("revoke", "RevocationLag", lag as f64, metrics::Unit::Milliseconds, None);
     }
 }
 

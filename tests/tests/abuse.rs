@@ -437,7 +437,7 @@ async fn given_a_granted_request_that_ends_early_when_revoke_sees_the_status_the
         } else {
             ended["detail"]["ops-item-status"] = status.into();
         }
-        let outcome = revoker.handle(ended, Utc::now()).await.unwrap();
+        let outcome = revoker.handle(ended, Utc::now(), None).await.unwrap();
 
         // Then the grant is gone before its window ends, and alice is told why
         assert!(matches!(&outcome, RevokeOutcome::EndedEarly { cause, .. } if cause == status), "{status}: {outcome:?}");
@@ -463,7 +463,7 @@ async fn given_a_status_that_does_not_end_access_when_revoke_sees_it_then_the_gr
     event["detail"]["change-request-id"] = id.clone().into();
     for status in ["CompletedWithSuccess", "Resolved", "Approved"] {
         event["detail"]["ops-item-status"] = status.into();
-        let outcome = revoker.handle(event.clone(), Utc::now()).await.unwrap();
+        let outcome = revoker.handle(event.clone(), Utc::now(), None).await.unwrap();
         assert!(matches!(outcome, RevokeOutcome::Ignored { .. }), "{status}: {outcome:?}");
     }
     assert_eq!(s.world.policies("alice").await, vec![format!("changegate-{id}")]);

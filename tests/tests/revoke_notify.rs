@@ -51,7 +51,7 @@ async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_g
 
     // When the sweep runs
     let scheduled: Value = serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
-    let RevokeOutcome::Swept(report) = revoker(&world).handle(scheduled, Utc::now()).await.expect("sweep") else {
+    let RevokeOutcome::Swept(report) = revoker(&world).handle(scheduled, Utc::now(), None).await.expect("sweep") else {
         panic!("a scheduled event must sweep")
     };
 
@@ -73,9 +73,24 @@ async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_g
     assert_eq!(bob_event["detail"]["window"]["end-offset"], "+09:00");
 
     // And a second sweep finds nothing more to do
-    let again = revoker(&world).sweep(Utc::now()).await.unwrap();
+    let again = revoker(&world).sweep(Utc::now(), None).await.unwrap();
     assert!(again.revoked.is_empty() && again.already_gone.is_empty(), "{again:?}");
     assert!(world.drain(&events).await.is_empty());
+}
+
+#[tokio::test]
+async fn given_the_deadline_is_near_when_sweeping_then_nothing_is_started_and_the_invocation_fails_naming_what_is_left() {
+    let world = World::new().await;
+    world.user("alice").await;
+    let ended = grant("a0000000-0000-0000-0000-000000000001", "alice", &at(-7200, "Z"), &at(-60, "Z"));
+    attach(&world, &ended).await;
+
+    let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(3);
+    let err = revoker(&world).sweep(Utc::now(), Some(soon)).await.expect_err("no time for a revocation");
+
+    let Fault::Sweep(failures) = &err else { panic!("{err}") };
+    assert!(failures[0].contains("deadline") && failures[0].contains(&ended.policy_name()), "{failures:?}");
+    assert_eq!(world.policies("alice").await, vec![ended.policy_name()]);
 }
 
 #[tokio::test]
@@ -83,7 +98,7 @@ async fn given_the_local_aws_is_down_when_sweeping_then_the_invocation_fails_wit
     let world = World::new().await;
     let sweeper = revoker(&world);
     drop(world.aws);
-    let err = sweeper.sweep(Utc::now()).await.expect_err("no AWS, no sweep");
+    let err = sweeper.sweep(Utc::now(), None).await.expect_err("no AWS, no sweep");
     assert!(matches!(err, Fault::Aws { operation: "iam:GetAccountAuthorizationDetails", .. }), "{err}");
 }
 

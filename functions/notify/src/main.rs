@@ -1,6 +1,7 @@
 //! notify: every Change Manager and changegate event -> one SNS message (email text + Slack card).
 
 use changegate::config::NotifyConfig;
+use changegate::metrics::count;
 use changegate::notify::Notifier;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 
@@ -8,7 +9,10 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = NotifyConfig::from_env().inspect_err(|e| tracing::error!("configuration: {e}"))?;
-    let sdk = aws_config::load_from_env().await;
+    let sdk = changegate::sdk::load().await;
     let notifier = &Notifier::new(config, &sdk);
-    run(service_fn(move |event: LambdaEvent<_>| async move { notifier.handle(event.payload).await })).await
+    run(service_fn(move |event: LambdaEvent<_>| async move {
+        notifier.handle(event.payload).await.inspect_err(|f| count("notify", "Faults", Some(("Kind", f.kind()))))
+    }))
+    .await
 }
