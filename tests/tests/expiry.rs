@@ -43,6 +43,12 @@ async fn scene() -> Scene {
     Scene { world, grantor, revoker, scheduler, ssm_events, cg_events }
 }
 
+/// Waits until the window that `granted` made, ending `secs` after `from`, is over.
+async fn until_over(from: chrono::DateTime<Utc>, secs: i64) {
+    let end = from + chrono::TimeDelta::seconds(secs);
+    wait(Duration::from_millis((end - Utc::now()).num_milliseconds().max(0) as u64 + 1500)).await;
+}
+
 /// Files and approves a request for alice ending `secs` from now; grant sees its events.
 async fn granted(s: &Scene, alice: &Creds, bob: &Creds, secs: i64, scheduled: bool) -> String {
     let ssm = aws_sdk_ssm::Client::new(&s.world.aws.sdk_as(alice).await);
@@ -64,11 +70,12 @@ async fn granted(s: &Scene, alice: &Creds, bob: &Creds, secs: i64, scheduled: bo
 
 #[tokio::test]
 async fn given_a_grant_when_it_is_attached_then_a_one_time_schedule_at_its_end_invokes_revoke_which_removes_it_and_reports_the_lag() {
-    // Given alice's grant for a window ending in 10 seconds
+    // Given alice's grant for a window ending in 20 seconds
     let s = scene().await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
-    let id = granted(&s, &alice, &bob, 10, false).await;
+    let filed = Utc::now();
+    let id = granted(&s, &alice, &bob, 20, false).await;
     let name = format!("changegate-{id}");
     assert_eq!(s.world.policies("alice").await, vec![name.clone()]);
 
@@ -87,7 +94,7 @@ async fn given_a_grant_when_it_is_attached_then_a_one_time_schedule_at_its_end_i
     let early = s.revoker.handle(input.clone(), Utc::now(), None).await.unwrap();
     assert!(matches!(early, RevokeOutcome::Ignored { .. }), "{early:?}");
     s.world.drain(&s.cg_events).await;
-    wait(Duration::from_secs(11)).await;
+    until_over(filed, 20).await;
     let outcome = s.revoker.handle(input, Utc::now(), None).await.unwrap();
 
     // Then it is gone, and the revocation carries its lag from the window's end
@@ -125,9 +132,10 @@ async fn given_a_grant_whose_schedule_was_lost_when_the_sweep_runs_after_the_end
     let s = scene().await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
-    let id = granted(&s, &alice, &bob, 10, false).await;
+    let filed = Utc::now();
+    let id = granted(&s, &alice, &bob, 20, false).await;
     s.scheduler.delete_schedule().group_name("changegate").name(format!("changegate-{id}")).send().await.unwrap();
-    wait(Duration::from_secs(11)).await;
+    until_over(filed, 20).await;
 
     let scheduled: Value = serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
     let outcome = s.revoker.handle(scheduled, Utc::now(), None).await.unwrap();

@@ -66,8 +66,9 @@ async fn given_the_built_functions_when_a_request_is_filed_approved_and_its_wind
     env.push(("CHANGEGATE_ALLOWED_ACCOUNTS".into(), PROD_ACCOUNT.into()));
     env.push(("CHANGEGATE_TOPIC_ARN".into(), topic));
 
-    // When alice asks for a 5-second window written in +09:00 and bob approves
-    let params = [("IAMUserName", "alice"), ("AWSAccountId", PROD_ACCOUNT), ("StartTime", &at(-1, "+09:00")), ("EndTime", &at(5, "+09:00"))];
+    // When alice asks for a 15-second window written in +09:00 and bob approves
+    let end = chrono::Utc::now() + chrono::TimeDelta::seconds(15);
+    let params = [("IAMUserName", "alice"), ("AWSAccountId", PROD_ACCOUNT), ("StartTime", &at(-1, "+09:00")), ("EndTime", &at(15, "+09:00"))];
     let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_ref())).collect();
     let id = world.file_request(&alice, &params).await;
     world.signal(&bob, &id, true).await;
@@ -92,7 +93,7 @@ async fn given_the_built_functions_when_a_request_is_filed_approved_and_its_wind
     let scheduled: Value = serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
     let early = invoke("revoke", std::slice::from_ref(&scheduled), &env);
     assert!(early.invocations[0]["response"]["revoked"].as_array().is_some_and(Vec::is_empty), "{:?}", early.invocations);
-    wait(Duration::from_secs(6)).await;
+    wait(Duration::from_millis((end - chrono::Utc::now()).num_milliseconds().max(0) as u64 + 1500)).await;
     let revoke = invoke("revoke", &[scheduled], &env);
     assert!(revoke.output.status.success(), "revoke failed: {}", revoke.stderr());
     assert_eq!(revoke.invocations[0]["response"]["revoked"], serde_json::json!([format!("changegate-{id}")]));
