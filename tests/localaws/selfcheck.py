@@ -4,16 +4,19 @@
     .venv/bin/python tests/localaws/selfcheck.py
 
 Starts server.py on a free port and drives the Change Manager extension and
-the SNS record with boto3, then runs lambda_runtime.py against a stand-in
-function (a small Python script written to a temporary directory). Prints one
+the SNS record with boto3, puts faultproxy.py in front of it and checks each
+fault kind, then runs lambda_runtime.py against a stand-in function (a small
+Python script written to a temporary directory). Prints one
 line per check and closes with ``N passed, N failed``; exit status 0 only when
 nothing failed. Takes about 15 seconds.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -21,17 +24,21 @@ import tempfile
 import time
 import traceback
 import urllib.request
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import faultproxy  # noqa: E402
 import lambda_runtime  # noqa: E402
-from demo import LocalAws, drain  # noqa: E402
+from demo import DUMMY, REGION, LocalAws, drain  # noqa: E402
 
 RESULTS: list[tuple[str, bool]] = []
 
@@ -250,6 +257,123 @@ def server_checks(aws: LocalAws) -> None:
     check("/_localaws/sns/published and filter-policy delivery; reset clears", sns_record)
 
 
+def faultproxy_checks(aws: LocalAws) -> None:
+    proxy = faultproxy.FaultProxy(aws.url, rate=0.0, latency=0.3, seed=1)
+    proxy.start()
+
+    def client(service: str, **config: Any) -> Any:
+        config = {"retries": {"total_max_attempts": 1}, "connect_timeout": 5, "read_timeout": 10, **config}
+        return boto3.client(service, endpoint_url=proxy.url, region_name=REGION, config=Config(**config), **DUMMY)
+
+    iam, ssm, sns = client("iam"), client("ssm"), client("sns")
+
+    def forwards() -> None:
+        proxy.reset_stats()
+        iam.create_user(UserName="fp-user")
+        iam.put_user_policy(UserName="fp-user", PolicyName="p", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+        assert iam.get_user_policy(UserName="fp-user", PolicyName="p")["PolicyName"] == "p"
+        ssm.start_change_request_execution(DocumentName="changegate-access", ChangeRequestName="t",
+                                           Runbooks=[{"DocumentName": "changegate-access-runbook"}])
+        sns.publish(TopicArn=sns.create_topic(Name="fp-topic")["TopicArn"], Message="hello")
+        stats = proxy.stats()
+        assert stats["actions"] == {"iam:CreateUser": 1, "iam:PutUserPolicy": 1, "iam:GetUserPolicy": 1,
+                                    "ssm:StartChangeRequestExecution": 1, "sns:CreateTopic": 1,
+                                    "sns:Publish": 1}, stats
+        assert stats["requests"] == stats["forwarded"] == 6 and not any(stats["faults"].values()), stats
+
+    def error_faults() -> None:
+        expected = {"throttle": (("Throttling", 400), ("ThrottlingException", 400)),
+                    "500": (("InternalFailure", 500),) * 2, "503": (("ServiceUnavailable", 503),) * 2}
+        for kind, (query, json_) in expected.items():
+            proxy.configure(rate=1.0, kinds=[kind])
+            for (code, status), call in ((query, lambda: iam.get_user(UserName="fp-user")),
+                                         (json_, lambda: ssm.get_automation_execution(AutomationExecutionId=str(uuid.uuid4())))):
+                try:
+                    call()
+                except ClientError as e:
+                    got = (e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"])
+                    assert got == (code, status), f"{kind}: expected {code}/{status}, got {got}"
+                else:
+                    raise AssertionError(f"{kind}: the call succeeded")
+        proxy.configure(rate=0.0)
+
+    def reset_and_latency() -> None:
+        proxy.configure(rate=1.0, kinds=["reset"])
+        try:
+            iam.get_user(UserName="fp-user")
+        except ConnectionClosedError:
+            pass
+        else:
+            raise AssertionError("reset: the call succeeded")
+        proxy.configure(kinds=["latency"])
+        started = time.monotonic()
+        iam.get_user(UserName="fp-user")
+        assert time.monotonic() - started >= 0.3
+        # The client gives up before the answer; the call still reaches the upstream.
+        try:
+            client("iam", read_timeout=0.1).create_user(UserName="fp-lost-answer")
+        except ReadTimeoutError:
+            pass
+        else:
+            raise AssertionError("latency: the impatient call succeeded")
+        proxy.configure(rate=0.0)
+        wait_for("the delayed CreateUser", lambda: any(
+            u["UserName"] == "fp-lost-answer" for u in iam.list_users()["Users"]), 5)
+
+    def control() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)  # one keep-alive connection
+
+        def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+            conn.request(method, path, body=None if body is None else json.dumps(body))
+            r = conn.getresponse()
+            return r.status, json.loads(r.read())
+
+        assert call("POST", "/_faultproxy/config", {"rate": 1.0, "kinds": ["503"], "latency": 1}) == (
+            200, {"rate": 1.0, "kinds": ["503"], "latency": 1.0})
+        assert call("POST", "/_faultproxy/config", {"rate": 2})[0] == 400
+        assert call("POST", "/_faultproxy/config", {"kinds": ["flood"]})[0] == 400
+        assert call("POST", "/_faultproxy/reset-stats")[1]["requests"] == 0
+        status, stats = call("GET", "/_faultproxy/stats")  # control paths: never faulted nor counted
+        assert status == 200 and stats["requests"] == 0, stats
+        assert call("GET", "/_faultproxy/nothing")[0] == 404
+        conn.request("GET", "/_localaws/sns/published")  # the harness's endpoints: not faulted
+        r = conn.getresponse()
+        assert r.status == 200, r.status
+        r.read()
+        assert call("POST", "/_faultproxy/config", {"rate": 0.0, "latency": 0.3})[0] == 200
+        a, b = (faultproxy.State(0.5, faultproxy.KINDS, 0, seed=7) for _ in range(2))
+        assert [a.decide("x") for _ in range(50)] == [b.decide("x") for _ in range(50)], "seeded runs differ"
+
+    def cli() -> None:
+        proc = subprocess.Popen([sys.executable, str(HERE / "faultproxy.py"), "--upstream", aws.url, "--rate", "0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            assert line.startswith("READY http://127.0.0.1:"), line
+            with urllib.request.urlopen(line.split(" ", 1)[1] + "/_faultproxy/stats", timeout=10) as r:
+                assert json.loads(r.read())["requests"] == 0
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(5) == 0
+            out, err = proc.communicate()
+            assert out == "" and err == "", (out, err)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    try:
+        check("faultproxy: rate 0 forwards; stats name each service:Action", forwards)
+        check("faultproxy: throttle, 500, 503 as protocol-correct errors (query and JSON)", error_faults)
+        check("faultproxy: reset drops the connection; latency delays, applied even if the client gave up",
+              reset_and_latency)
+        check("faultproxy: control API, keep-alive, seeded reproducibility", control)
+        check("faultproxy: CLI READY line, clean exit on SIGTERM", cli)
+    finally:
+        proxy.stop()
+
+
 def runtime_checks(tmp: Path) -> None:
     fake = tmp / "fake-function"
     fake.write_text(FAKE_FUNCTION)
@@ -312,6 +436,7 @@ def main() -> int:
     try:
         print(f"local AWS at {aws.url}", flush=True)
         server_checks(aws)
+        faultproxy_checks(aws)
     finally:
         aws.close()
     with tempfile.TemporaryDirectory() as tmp:
