@@ -169,7 +169,9 @@ def error_response(kind: str, req: AwsRequest) -> tuple[int, list[tuple[str, str
 # ---------------------------------------------------------------------------
 
 
-def check_config(rate: Any = None, kinds: Any = None, latency: Any = None) -> None:
+def check_config(rate: Any = None, kinds: Any = None, latency: Any = None, only: Any = None) -> None:
+    if only is not None and not isinstance(only, str):
+        raise ValueError(f"only must be a string (or null), not {only!r}")
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0):
         raise ValueError(f"rate must be a number from 0 to 1, not {rate!r}")
     if kinds is not None:
@@ -189,6 +191,9 @@ class State:
         self.lock = threading.Lock()
         self.rng = random.Random(seed)
         self.rate, self.kinds, self.latency = float(rate), list(kinds), float(latency)
+        # When set, only requests whose action name or body contains this text
+        # may be faulted (e.g. "UserName=alice"); the others are forwarded.
+        self.only: str | None = None
         self._zero()
 
     def _zero(self) -> None:
@@ -196,14 +201,15 @@ class State:
         self.faults: Counter[str] = Counter({k: 0 for k in KINDS})
         self.actions: Counter[str] = Counter()
 
-    def decide(self, name: str) -> str | None:
+    def decide(self, name: str, body: bytes = b"") -> str | None:
         """Counts the request and picks its fault (None: forward it). One
         draw per request, whatever the rate, so a seed gives one sequence."""
         with self.lock:
             self.requests += 1
             self.actions[name] += 1
             roll = self.rng.random()
-            kind = self.rng.choice(self.kinds) if roll < self.rate else None
+            eligible = self.only is None or self.only in name or self.only.encode() in body
+            kind = self.rng.choice(self.kinds) if roll < self.rate and eligible else None
             if kind:
                 self.faults[kind] += 1
             return kind
@@ -213,10 +219,12 @@ class State:
             setattr(self, field, getattr(self, field) + 1)
 
     def configure(self, rate: float | None = None, kinds: Iterable[str] | None = None,
-                  latency: float | None = None) -> dict[str, Any]:
+                  latency: float | None = None, only: str | None = None) -> dict[str, Any]:
         kinds = list(kinds) if kinds is not None else None
-        check_config(rate, kinds, latency)
+        check_config(rate, kinds, latency, only)
         with self.lock:
+            if only is not None:
+                self.only = only or None
             if rate is not None:
                 self.rate = float(rate)
             if kinds is not None:
@@ -227,7 +235,7 @@ class State:
 
     def config(self) -> dict[str, Any]:
         with self.lock:
-            return {"rate": self.rate, "kinds": list(self.kinds), "latency": self.latency}
+            return {"rate": self.rate, "kinds": list(self.kinds), "latency": self.latency, "only": self.only}
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -383,7 +391,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         state = self.server.state
         name = req.name
-        kind = state.decide(name)
+        kind = state.decide(name, body or b"")
         if self.server.verbose:
             log.info("%s %s %s -> %s", self.command, self.path, name, kind or "forward")
         if kind is None:
@@ -446,7 +454,7 @@ class _Handler(BaseHTTPRequestHandler):
                 change = json.loads(body or b"{}")
                 if not isinstance(change, dict):
                     raise ValueError("the body must be a JSON object")
-                extra = set(change) - {"rate", "kinds", "latency"}
+                extra = set(change) - {"rate", "kinds", "latency", "only"}
                 if extra:
                     raise ValueError(f"unknown settings: {sorted(extra)}")
                 self._json(200, state.configure(**change))

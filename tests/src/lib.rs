@@ -40,6 +40,22 @@ pub fn built_binary(name: &str) -> PathBuf {
     path
 }
 
+/// Starts one of the local-AWS scripts and reads its `READY <url>` line.
+fn spawn_ready(script: &str, args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(python())
+        .arg(workspace_root().join("tests/localaws").join(script))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start tests/localaws/{script}: {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read the READY line");
+    let url = line.trim().strip_prefix("READY ").unwrap_or_else(|| panic!("{script} said {line:?}, not READY <url>")).to_owned();
+    (child, url)
+}
+
 /// One moto server on a free loopback port, stopped when dropped.
 pub struct LocalAws {
     child: Child,
@@ -48,18 +64,16 @@ pub struct LocalAws {
 
 impl LocalAws {
     pub fn start() -> Self {
-        let mut child = Command::new(python())
-            .arg(workspace_root().join("tests/localaws/server.py"))
-            .args(["--host", "127.0.0.1", "--port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start tests/localaws/server.py");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read the server's READY line");
-        let endpoint = line.trim().strip_prefix("READY ").unwrap_or_else(|| panic!("server said {line:?}, not READY <url>")).to_owned();
+        let (child, endpoint) = spawn_ready("server.py", &["--host", "127.0.0.1", "--port", "0"]);
         Self { child, endpoint }
+    }
+
+    /// A fault-injecting proxy in front of this local AWS (`faultproxy.py`).
+    pub fn fault_proxy(&self, rate: f64, seed: u64) -> FaultProxy {
+        let (rate, seed) = (rate.to_string(), seed.to_string());
+        let args = ["--upstream", self.endpoint.as_str(), "--port", "0", "--rate", rate.as_str(), "--seed", seed.as_str()];
+        let (child, endpoint) = spawn_ready("faultproxy.py", &args);
+        FaultProxy { child, endpoint }
     }
 
     /// SDK configuration as changegate's functions get it, with anonymous test credentials.
@@ -103,6 +117,57 @@ impl LocalAws {
 }
 
 impl Drop for LocalAws {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Throttling, 5xx, connection resets and latency for a share of calls.
+pub struct FaultProxy {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl FaultProxy {
+    /// SDK configuration as the functions get it (changegate's retries and
+    /// timeouts), pointed at the proxy.
+    pub async fn sdk(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(Credentials::new("test", "test", None, None, "localaws"))
+            .retry_config(changegate::sdk::retry_config())
+            .timeout_config(changegate::sdk::timeout_config())
+            .load()
+            .await
+    }
+
+    /// Changes the proxy's behaviour (`POST /_faultproxy/config`), e.g.
+    /// `{"rate": 1.0, "kinds": ["500"], "only": "UserName=alice"}`.
+    pub fn configure(&self, change: Value) {
+        let code = "import sys,urllib.request;urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method='POST')).read()";
+        let status = Command::new(python())
+            .args(["-c", code])
+            .arg(format!("{}/_faultproxy/config", self.endpoint))
+            .arg(change.to_string())
+            .status()
+            .expect("POST /_faultproxy/config");
+        assert!(status.success(), "faultproxy refused {change}");
+    }
+
+    /// The proxy's counters (`GET /_faultproxy/stats`).
+    pub fn stats(&self) -> Value {
+        let out = Command::new(python())
+            .args(["-c", "import sys,urllib.request;sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())"])
+            .arg(format!("{}/_faultproxy/stats", self.endpoint))
+            .output()
+            .expect("read /_faultproxy/stats");
+        serde_json::from_slice(&out.stdout).expect("stats are JSON")
+    }
+}
+
+impl Drop for FaultProxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
