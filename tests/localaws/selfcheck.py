@@ -330,7 +330,7 @@ def faultproxy_checks(aws: LocalAws) -> None:
             return r.status, json.loads(r.read())
 
         assert call("POST", "/_faultproxy/config", {"rate": 1.0, "kinds": ["503"], "latency": 1}) == (
-            200, {"rate": 1.0, "kinds": ["503"], "latency": 1.0})
+            200, {"rate": 1.0, "kinds": ["503"], "latency": 1.0, "only": None})
         assert call("POST", "/_faultproxy/config", {"rate": 2})[0] == 400
         assert call("POST", "/_faultproxy/config", {"kinds": ["flood"]})[0] == 400
         assert call("POST", "/_faultproxy/reset-stats")[1]["requests"] == 0
