@@ -79,6 +79,8 @@ class Invocation:
 class Run:
     results: list[dict[str, Any]] = field(default_factory=list)
     cold_start_ms: float | None = None
+    # The process's peak resident memory (VmHWM) once every event was answered.
+    peak_rss_kb: int | None = None
     init_error: Any = None
     failure: str | None = None
     exit_code: int | None = None
@@ -90,6 +92,7 @@ class Run:
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "cold_start_ms": self.cold_start_ms,
+            "peak_rss_kb": self.peak_rss_kb,
             "invocations": len(self.results),
             "errors": self.errors,
         }
@@ -258,6 +261,18 @@ def _forward(stream: Any, on_log: Callable[[str], None]) -> None:
     stream.close()
 
 
+def _peak_rss_kb(pid: int) -> int | None:
+    """VmHWM from /proc (Linux): the most memory the process has held."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM, a short grace, then SIGKILL; always reaped."""
     if proc.poll() is None:
@@ -364,6 +379,7 @@ def run(
             result.results = [i.result() for i in state.invocations if i.handed_out is not None]
     finally:
         if proc is not None:
+            result.peak_rss_kb = _peak_rss_kb(proc.pid)
             _stop(proc)
             result.exit_code = proc.returncode
         state.closing.set()

@@ -40,6 +40,8 @@ from typing import Any
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.events.models import events_backends
+from moto.iam.exceptions import InvalidInput
+from moto.iam.responses import IamResponse
 from moto.moto_api._internal.models import MotoAPIBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.sns.models import SNSBackend
@@ -512,6 +514,32 @@ def _wrap_tag_validation() -> None:
     SimpleSystemManagerBackend._validate_resource_type_and_id = validate  # type: ignore[method-assign]
 
 
+def get_account_authorization_details(self: IamResponse) -> ActionResult:
+    """IAM's paging, which moto 5.2.1 lacks (it returns everything at once):
+    ``MaxItems`` (1-1000, default 100) entries per page over users, groups,
+    roles and policies in that order, ``IsTruncated`` and an opaque ``Marker``."""
+    details = self.backend.get_account_authorization_details(self._get_param("Filter", []))
+    entries = [("UserDetailList", e) for e in details["users"]]
+    entries += [("GroupDetailList", e) for e in details["groups"]]
+    entries += [("RoleDetailList", e) for e in details["roles"]]
+    entries += [("Policies", e) for e in details["managed_policies"]]
+    try:
+        max_items = int(self._get_param("MaxItems") or 100)
+        start = int(self._get_param("Marker") or 0)
+    except ValueError:
+        raise InvalidInput("MaxItems and Marker must be integers here") from None
+    if not 1 <= max_items <= 1000 or start < 0:
+        raise InvalidInput("MaxItems must be from 1 to 1000")
+    page = entries[start : start + max_items]
+    result: dict[str, Any] = {"UserDetailList": [], "GroupDetailList": [], "RoleDetailList": [], "Policies": []}
+    for key, entry in page:
+        result[key].append(entry)
+    result["IsTruncated"] = start + max_items < len(entries)
+    if result["IsTruncated"]:
+        result["Marker"] = str(start + max_items)
+    return ActionResult(result)
+
+
 def install() -> None:
     """Patches moto in this process. Idempotent."""
     # moto dispatches AmazonSSM.<Action> to the snake_case method of the
@@ -523,6 +551,7 @@ def install() -> None:
     _wrap_sns_publish()
     _wrap_moto_reset()
     _wrap_tag_validation()
+    IamResponse.get_account_authorization_details = get_account_authorization_details  # type: ignore[method-assign]
 
 
 # ---------------------------------------------------------------------------

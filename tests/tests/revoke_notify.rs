@@ -79,6 +79,23 @@ async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_g
 }
 
 #[tokio::test]
+async fn given_more_users_than_one_page_when_sweeping_then_every_page_is_read_and_grants_on_later_pages_go_too() {
+    // Given 1,050 users (two pages of 1,000) with an expired grant on the last one
+    let world = World::new().await;
+    for i in 0..1050 {
+        world.iam.create_user().user_name(format!("user{i:04}")).send().await.unwrap();
+    }
+    let ended = grant("a0000000-0000-0000-0000-000000000001", "user1049", &at(-7200, "Z"), &at(-60, "Z"));
+    attach(&world, &ended).await;
+
+    let report = revoker(&world).sweep(Utc::now(), None).await.unwrap();
+
+    assert_eq!((report.pages_read, report.users_scanned), (2, 1050), "{report:?}");
+    assert_eq!(report.revoked, vec![ended.policy_name()]);
+    assert!(world.policies("user1049").await.is_empty());
+}
+
+#[tokio::test]
 async fn given_the_deadline_is_near_when_sweeping_then_nothing_is_started_and_the_invocation_fails_naming_what_is_left() {
     let world = World::new().await;
     world.user("alice").await;
