@@ -14,7 +14,7 @@ use crate::eligibility::{ELIGIBILITY_TAG, Eligibility};
 use crate::config::GrantConfig;
 use crate::events::{ChangeRequestStatus, ChangegateEvent, Incoming};
 use crate::ids::{ChangeRequestId, UserArn};
-use crate::policy::Grant;
+use crate::policy::{Grant, policy_name};
 use crate::refusal::Refusal;
 use crate::request::{AccessRequest, parse_parameters, shown};
 use crate::status::{StatusClass, classify};
@@ -109,6 +109,15 @@ pub enum Verdict {
 /// the user who would receive access. Pure.
 pub fn decide(checked: &Checked, user: &UserRecord, config: &GrantConfig) -> Result<Verdict, Refusal> {
     let request = &checked.request;
+    let name = policy_name(&checked.id);
+    // This request's policy is already on the user: an earlier attempt passed
+    // every check and attached it, then stopped before announcing. Announcing
+    // is what is left; refusing now would leave a granted-but-refused state.
+    if let Some((_, document)) = user.inline_policies.iter().find(|(n, _)| *n == name) {
+        if let Ok(grant) = Grant::from_policy(&request.user, &name, document) {
+            return Ok(Verdict::AlreadyGranted(grant));
+        }
+    }
     let (eligibility, ignored) = Eligibility::parse(user.tag.as_deref());
     if !ignored.is_empty() {
         warn!(user = %request.user, ignored = ?ignored, "malformed entries in the eligibility tag were ignored");
@@ -125,10 +134,6 @@ pub fn decide(checked: &Checked, user: &UserRecord, config: &GrantConfig) -> Res
         role,
         window: request.window.clone(),
     };
-    let name = grant.policy_name();
-    if user.inline_policies.iter().any(|(n, _)| *n == name) {
-        return Ok(Verdict::AlreadyGranted(grant));
-    }
     let document = grant.document_json();
     let (used, fits) = budget::fits(user.inline_policies.iter().map(|(_, d)| d.as_str()), &document);
     if !fits {
@@ -293,7 +298,6 @@ mod tests {
     use super::*;
     use crate::approval::ApproverDecision;
     use crate::config::{VAR_ALLOW_DELEGATED, VAR_ALLOWED_ACCOUNTS};
-    use crate::policy::policy_name;
     use crate::policy::tests::grant;
     use crate::request::params;
 
@@ -448,11 +452,11 @@ mod tests {
     }
 
     #[test]
-    fn given_the_grant_is_already_on_the_user_when_deciding_then_nothing_more_is_done() {
+    fn given_the_grant_is_already_on_the_user_when_deciding_then_it_is_announced_even_if_eligibility_went_since() {
         let checked = check_request(&id(), &event(ALICE), Some(&ok_request()), &config(), now()).unwrap();
-        let mut record = eligible("111122223333");
-        record.inline_policies.push((policy_name(&id()), "{}".to_owned()));
-        assert!(matches!(decide(&checked, &record, &config()), Ok(Verdict::AlreadyGranted(_))));
+        let Ok(Verdict::Grant(g)) = decide(&checked, &eligible("111122223333"), &config()) else { panic!() };
+        let attached = UserRecord { tag: None, inline_policies: vec![(g.policy_name(), g.document_json())] };
+        assert_eq!(decide(&checked, &attached, &config()), Ok(Verdict::AlreadyGranted(g)));
     }
 
     #[test]
