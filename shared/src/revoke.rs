@@ -96,6 +96,16 @@ impl Revoker {
         }
     }
 
+    /// The changegate grant `user` holds for change request `id`, or why
+    /// there is none to remove.
+    async fn held_grant(&self, user: &IamUserName, id: &ChangeRequestId) -> Result<Result<Grant, String>, Fault> {
+        let name = policy_name(id);
+        let Some(document) = self.iam.user_policy(user.as_str(), &name).await? else {
+            return Ok(Err(format!("{user} holds no grant for this change request")));
+        };
+        Ok(Grant::from_policy(user, &name, &document).map_err(|why| format!("{name} on {user} is not a changegate grant ({why}); left alone")))
+    }
+
     /// A grant's expiry schedule fired: remove that one grant if its window
     /// has ended. (Anything else is left to the sweep, which checks everything.)
     pub async fn expire(&self, target: &ExpiryTarget, now: DateTime<Utc>) -> Result<RevokeOutcome, Fault> {
@@ -106,14 +116,11 @@ impl Revoker {
         let (Ok(id), Ok(user)) = (ChangeRequestId::parse(&target.change_request_id), IamUserName::parse(&target.user)) else {
             return ignore("the schedule's input names no valid grant".to_owned());
         };
-        let name = policy_name(&id);
-        let Some(document) = self.iam.user_policy(user.as_str(), &name).await? else {
-            return ignore(format!("{user} holds no grant for this change request (already removed)"));
-        };
-        let grant = match Grant::from_policy(&user, &name, &document) {
+        let grant = match self.held_grant(&user, &id).await? {
             Ok(grant) => grant,
-            Err(why) => return ignore(format!("{name} on {user} is not a changegate grant ({why}); left alone")),
+            Err(none) => return ignore(none),
         };
+        let name = grant.policy_name();
         if !grant.window.has_ended(now) {
             return ignore(format!("the window ends at {}; the sweep removes it then", grant.window.end_utc()));
         }
@@ -149,14 +156,11 @@ impl Revoker {
         let Some(user) = user else {
             return ignore("the request names no valid IAM user, so nothing was granted".to_owned());
         };
-        let name = policy_name(&id);
-        let Some(document) = self.iam.user_policy(user.as_str(), &name).await? else {
-            return ignore(format!("{user} holds no grant for this change request"));
-        };
-        let grant = match Grant::from_policy(&user, &name, &document) {
+        let grant = match self.held_grant(&user, &id).await? {
             Ok(grant) => grant,
-            Err(why) => return ignore(format!("{name} on {user} is not a changegate grant ({why}); left alone")),
+            Err(none) => return ignore(none),
         };
+        let name = grant.policy_name();
         let cause = shown(&cr.ops_item_status);
         if self.iam.delete_user_policy(user.as_str(), &name).await? {
             info!(
