@@ -8,6 +8,7 @@ use crate::events::{
 };
 use crate::ids::UserArn;
 use crate::request::{printable, shown};
+use crate::status::ends_access;
 use crate::window::human_time;
 
 /// What the `kind` message attribute says; subscription filters can use it.
@@ -250,12 +251,12 @@ pub fn render_change_request(cr: &ChangeRequestStatus) -> Option<Notification> {
             vec!["changegate now checks the request and sends a separate message when access is granted or refused.".to_owned()],
         ),
         "Rejected" => (Kind::RequestRejected, "was rejected", vec!["No access will be granted for this request.".to_owned()]),
-        "Cancelled" | "Failed" | "TimedOut" | "CompletedWithFailure" | "ChangeCalendarOverrideRejected" | "Closed" => (
+        status if ends_access(status) => (
             Kind::RequestEnded,
             "ended",
             vec![
                 "No new access will be granted for this request.".to_owned(),
-                "Access already granted for it is removed when its window ends.".to_owned(),
+                "Any access already granted for it is removed at once; an \"Access revoked\" message follows.".to_owned(),
             ],
         ),
         _ => return None,
@@ -363,6 +364,20 @@ mod tests {
         let n = render_change_request(&cr).unwrap();
         assert!(n.subject.len() < 100 && n.subject.chars().all(|c| c.is_ascii() && !c.is_ascii_control()), "{:?}", n.subject);
         assert!(n.people.is_empty());
+    }
+
+    #[test]
+    fn given_a_request_that_ends_early_when_rendered_then_the_requester_learns_access_goes_at_once() {
+        let cr = ChangeRequestStatus {
+            change_request_id: "cr-1".into(),
+            change_request_title: None,
+            ops_item_created_by: Some("arn:aws:iam::123456789012:user/alice".into()),
+            ops_item_status: "Cancelled".into(),
+            approvers: vec![],
+        };
+        let n = render_change_request(&cr).unwrap();
+        assert_eq!(n.kind, Kind::RequestEnded);
+        assert!(n.text.contains("Any access already granted for it is removed at once"), "{}", n.text);
     }
 
     #[test]
