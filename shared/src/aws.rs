@@ -35,6 +35,10 @@ pub enum Fault {
 }
 
 impl Fault {
+    fn unexpected<E: std::fmt::Display>(operation: &'static str) -> impl FnOnce(E) -> Self {
+        move |why| Self::Unexpected { operation, why: why.to_string() }
+    }
+
     fn aws<E>(operation: &'static str) -> impl FnOnce(E) -> Self
     where
         E: std::error::Error + Send + Sync + 'static,
@@ -152,7 +156,7 @@ impl Ssm {
             .key(key)
             .value(value)
             .build()
-            .map_err(|e| Fault::Unexpected { operation: OP, why: e.to_string() })?;
+            .map_err(Fault::unexpected(OP))?;
         self.client
             .add_tags_to_resource()
             .resource_type(ResourceTypeForTagging::Automation)
@@ -207,7 +211,7 @@ fn decode(document: &str) -> Result<String, Fault> {
     percent_decode_str(document)
         .decode_utf8()
         .map(|d| d.into_owned())
-        .map_err(|e| Fault::Unexpected { operation: "iam policy document", why: e.to_string() })
+        .map_err(Fault::unexpected("iam policy document"))
 }
 
 impl Iam {
@@ -318,21 +322,20 @@ impl Schedules {
     /// window's end, then deletes itself. An existing one (a retry) is kept.
     pub async fn create_expiry(&self, config: &ExpirySchedules, grant: &Grant) -> Result<(), Fault> {
         const OP: &str = "scheduler:CreateSchedule";
-        let unexpected = |e: aws_sdk_scheduler::error::BuildError| Fault::Unexpected { operation: OP, why: e.to_string() };
         let input = ExpiryInput {
             expiry: ExpiryTarget { change_request_id: grant.change_request.to_string(), user: grant.user.to_string() },
         };
-        let input = serde_json::to_string(&input).map_err(|e| Fault::Unexpected { operation: OP, why: e.to_string() })?;
+        let input = serde_json::to_string(&input).map_err(Fault::unexpected(OP))?;
         let target = aws_sdk_scheduler::types::Target::builder()
             .arn(&config.target_arn)
             .role_arn(&config.role_arn)
             .input(input)
             .build()
-            .map_err(unexpected)?;
+            .map_err(Fault::unexpected(OP))?;
         let window = aws_sdk_scheduler::types::FlexibleTimeWindow::builder()
             .mode(aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off)
             .build()
-            .map_err(unexpected)?;
+            .map_err(Fault::unexpected(OP))?;
         let at = grant.window.end_utc().format("%Y-%m-%dT%H:%M:%S");
         let out = self
             .client
@@ -418,7 +421,7 @@ impl Topic {
                 .data_type("String")
                 .string_value(value)
                 .build()
-                .map_err(|e| Fault::Unexpected { operation: OP, why: e.to_string() })
+                .map_err(Fault::unexpected(OP))
         };
         let mut request = self
             .client
@@ -432,12 +435,12 @@ impl Topic {
             request = request.message_attributes("change_request_id", attribute(&n.change_request_id)?);
         }
         if !n.people.is_empty() {
-            let people = serde_json::to_string(&n.people).map_err(|e| Fault::Unexpected { operation: OP, why: e.to_string() })?;
+            let people = serde_json::to_string(&n.people).map_err(Fault::unexpected(OP))?;
             let value = MessageAttributeValue::builder()
                 .data_type("String.Array")
                 .string_value(people)
                 .build()
-                .map_err(|e| Fault::Unexpected { operation: OP, why: e.to_string() })?;
+                .map_err(Fault::unexpected(OP))?;
             request = request.message_attributes("user", value);
         }
         if let Some(account) = &n.account {

@@ -125,6 +125,24 @@ pub struct ExpiryTarget {
     pub user: String,
 }
 
+impl AccessRevoked {
+    /// The revocation of `grant` at `at`; at a window's end it carries its lag.
+    pub fn of(grant: &Grant, at: DateTime<Utc>, cause: &str) -> Self {
+        Self {
+            change_request_id: grant.change_request.to_string(),
+            user: grant.user.to_string(),
+            account: grant.account.to_string(),
+            role: grant.role.to_string(),
+            role_arn: grant.role_arn(),
+            policy_name: grant.policy_name(),
+            window: WindowDetail::from(&grant.window),
+            revoked_at: utc_string(at),
+            cause: cause.to_owned(),
+            revocation_lag_ms: (cause == CAUSE_WINDOW_ENDED).then(|| (at - grant.window.end_utc()).num_milliseconds()),
+        }
+    }
+}
+
 /// The `cause` of a revocation at the end of its window.
 pub const CAUSE_WINDOW_ENDED: &str = "window-ended";
 
@@ -161,18 +179,7 @@ impl ChangegateEvent {
     }
 
     pub fn revoked(grant: &Grant, at: DateTime<Utc>, cause: &str) -> Self {
-        Self::Revoked(AccessRevoked {
-            change_request_id: grant.change_request.to_string(),
-            user: grant.user.to_string(),
-            account: grant.account.to_string(),
-            role: grant.role.to_string(),
-            role_arn: grant.role_arn(),
-            policy_name: grant.policy_name(),
-            window: WindowDetail::from(&grant.window),
-            revoked_at: utc_string(at),
-            cause: cause.to_owned(),
-            revocation_lag_ms: (cause == CAUSE_WINDOW_ENDED).then(|| (at - grant.window.end_utc()).num_milliseconds()),
-        })
+        Self::Revoked(AccessRevoked::of(grant, at, cause))
     }
 
     pub fn detail_type(&self) -> &'static str {

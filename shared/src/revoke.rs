@@ -12,7 +12,7 @@ use crate::aws::{Bus, Fault, Iam, Schedules, UserPolicy};
 use crate::metrics;
 use crate::config::RevokeConfig;
 use crate::aws::Ssm;
-use crate::events::{CAUSE_WINDOW_ENDED, ChangeRequestStatus, ChangegateEvent, ExpiryInput, ExpiryTarget, Incoming};
+use crate::events::{AccessRevoked, CAUSE_WINDOW_ENDED, ChangeRequestStatus, ChangegateEvent, ExpiryInput, ExpiryTarget, Incoming};
 use crate::ids::ChangeRequestId;
 use crate::policy::policy_name;
 use crate::request::{PARAM_USER, shown};
@@ -127,11 +127,11 @@ impl Revoker {
         if !self.iam.delete_user_policy(user.as_str(), &name).await? {
             return ignore("removed meanwhile".to_owned());
         }
-        let event = ChangegateEvent::revoked(&grant, now, CAUSE_WINDOW_ENDED);
-        let lag = revoked_lag(&event);
+        let revoked = AccessRevoked::of(&grant, now, CAUSE_WINDOW_ENDED);
+        let lag = revoked.revocation_lag_ms.unwrap_or_default();
         info!(change_request_id = %id, user = %user, account = %grant.account, role = %grant.role, revocation_lag_ms = lag, outcome = "revoked", "access revoked at the window's end");
         record_revocation(CAUSE_WINDOW_ENDED, Some(lag));
-        self.bus.put(&event).await?;
+        self.bus.put(&ChangegateEvent::Revoked(revoked)).await?;
         Ok(RevokeOutcome::Expired { change_request_id: id.to_string(), user: user.to_string(), policy_name: name, revocation_lag_ms: lag })
     }
 
@@ -203,8 +203,8 @@ impl Revoker {
                     report.already_gone.push(name);
                 }
                 Ok(true) => {
-                    let event = ChangegateEvent::revoked(grant, now, CAUSE_WINDOW_ENDED);
-                    let lag = revoked_lag(&event);
+                    let revoked = AccessRevoked::of(grant, now, CAUSE_WINDOW_ENDED);
+                    let lag = revoked.revocation_lag_ms.unwrap_or_default();
                     info!(
                         change_request_id = %grant.change_request,
                         user,
@@ -216,7 +216,7 @@ impl Revoker {
                         "access revoked"
                     );
                     record_revocation(CAUSE_WINDOW_ENDED, Some(lag));
-                    match self.bus.put(&event).await {
+                    match self.bus.put(&ChangegateEvent::Revoked(revoked)).await {
                         Ok(()) => report.revoked.push(name),
                         Err(fault) => failures.push(format!("{name} on {user} was removed but not announced: {fault}")),
                     }
@@ -231,13 +231,6 @@ impl Revoker {
             error!(failures = failures.len(), revoked = report.revoked.len(), "sweep incomplete");
             Err(Fault::Sweep(failures))
         }
-    }
-}
-
-fn revoked_lag(event: &ChangegateEvent) -> i64 {
-    match event {
-        ChangegateEvent::Revoked(d) => d.revocation_lag_ms.unwrap_or_default(),
-        _ => 0,
     }
 }
 
