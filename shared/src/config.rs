@@ -18,20 +18,36 @@ pub const VAR_MAX_START_AHEAD_DAYS: &str = "CHANGEGATE_MAX_START_AHEAD_DAYS";
 pub const VAR_EXPIRY_GROUP: &str = "CHANGEGATE_EXPIRY_SCHEDULE_GROUP";
 pub const VAR_EXPIRY_TARGET: &str = "CHANGEGATE_EXPIRY_TARGET_ARN";
 pub const VAR_EXPIRY_ROLE: &str = "CHANGEGATE_EXPIRY_ROLE_ARN";
+pub const VAR_DECISIONS_TABLE: &str = "CHANGEGATE_DECISIONS_TABLE";
+pub const VAR_SOURCES: &str = "CHANGEGATE_SOURCES";
+pub const VAR_CHANGE_TEMPLATE: &str = "CHANGEGATE_CHANGE_TEMPLATE";
+pub const VAR_ACCESS_RUNBOOK: &str = "CHANGEGATE_ACCESS_RUNBOOK";
+pub const VAR_REQUEST_RUNBOOK: &str = "CHANGEGATE_REQUEST_RUNBOOK";
+pub const VAR_APPROVERS: &str = "CHANGEGATE_APPROVERS";
+pub const VAR_MIN_APPROVALS: &str = "CHANGEGATE_MIN_APPROVALS";
 
 pub const DEFAULT_TARGET_ROLE: &str = "CM-Prd-role";
 pub const DEFAULT_MAX_DURATION_MINUTES: i64 = 480;
 pub const MAX_DURATION_LIMIT_MINUTES: i64 = 1440;
-pub const DEFAULT_EVENT_BUS: &str = "default";
+pub const DEFAULT_CHANGE_TEMPLATE: &str = "changegate-access";
+pub const DEFAULT_ACCESS_RUNBOOK: &str = "changegate-access-runbook";
+pub const DEFAULT_REQUEST_RUNBOOK: &str = "changegate-access-request";
 pub const DEFAULT_MAX_START_AHEAD_DAYS: i64 = 30;
 pub const MAX_START_AHEAD_LIMIT_DAYS: i64 = 365;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("{var} is not set; it must be {expected}")]
-    Missing { var: &'static str, expected: &'static str },
+    Missing {
+        var: &'static str,
+        expected: &'static str,
+    },
     #[error("{var}={value:?} is not valid; it must be {expected}")]
-    Invalid { var: &'static str, value: String, expected: &'static str },
+    Invalid {
+        var: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 }
 
 /// How configuration is looked up: the process environment in the functions.
@@ -55,27 +71,107 @@ impl<F: Fn(&str) -> Option<String>> Source for F {
 }
 
 fn value(src: &impl Source, var: &str) -> Option<String> {
-    src.get(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    src.get(var)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
-fn event_bus(src: &impl Source) -> Result<String, ConfigError> {
-    const EXPECTED: &str = "an event bus name or ARN, without spaces";
-    match value(src, VAR_EVENT_BUS) {
-        None => Ok(DEFAULT_EVENT_BUS.to_owned()),
-        Some(v) if v.len() <= 1600 && !v.chars().any(char::is_whitespace) => Ok(v),
-        Some(v) => Err(ConfigError::Invalid { var: VAR_EVENT_BUS, value: v, expected: EXPECTED }),
+/// A required name: 1 to `max` characters of letters, digits and `extra`.
+fn name(
+    src: &impl Source,
+    var: &'static str,
+    max: usize,
+    extra: &[u8],
+    expected: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    match value(src, var) {
+        None => Ok(None),
+        Some(v)
+            if v.len() <= max
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b)) =>
+        {
+            Ok(Some(v))
+        }
+        Some(v) => Err(ConfigError::Invalid {
+            var,
+            value: v,
+            expected,
+        }),
     }
 }
 
+fn required(
+    found: Option<String>,
+    var: &'static str,
+    expected: &'static str,
+) -> Result<String, ConfigError> {
+    found.ok_or(ConfigError::Missing { var, expected })
+}
+
+/// changegate's own event bus (never `default`: notify listens there only).
+fn event_bus(src: &impl Source) -> Result<String, ConfigError> {
+    const EXPECTED: &str =
+        "the name of changegate's own event bus (letters, digits, . - _ /), not default";
+    let bus = required(
+        name(src, VAR_EVENT_BUS, 256, b".-_/", EXPECTED)?,
+        VAR_EVENT_BUS,
+        EXPECTED,
+    )?;
+    if bus == "default" {
+        return Err(ConfigError::Invalid {
+            var: VAR_EVENT_BUS,
+            value: bus,
+            expected: EXPECTED,
+        });
+    }
+    Ok(bus)
+}
+
+/// The DynamoDB table of decisions.
+fn decisions_table(src: &impl Source) -> Result<String, ConfigError> {
+    const EXPECTED: &str = "a DynamoDB table name (3-255 letters, digits, . - _)";
+    let table = required(
+        name(src, VAR_DECISIONS_TABLE, 255, b".-_", EXPECTED)?,
+        VAR_DECISIONS_TABLE,
+        EXPECTED,
+    )?;
+    if table.len() < 3 {
+        return Err(ConfigError::Invalid {
+            var: VAR_DECISIONS_TABLE,
+            value: table,
+            expected: EXPECTED,
+        });
+    }
+    Ok(table)
+}
+
+/// An SSM document name, or its default.
+fn document(src: &impl Source, var: &'static str, default: &str) -> Result<String, ConfigError> {
+    const EXPECTED: &str = "an SSM document name (3-128 letters, digits, . - _)";
+    Ok(name(src, var, 128, b".-_", EXPECTED)?.unwrap_or_else(|| default.to_owned()))
+}
+
 /// A whole number from `src`, or `default` when unset; out of range is an error.
-fn number(src: &impl Source, var: &'static str, default: i64, range: std::ops::RangeInclusive<i64>, expected: &'static str) -> Result<i64, ConfigError> {
+fn number(
+    src: &impl Source,
+    var: &'static str,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    expected: &'static str,
+) -> Result<i64, ConfigError> {
     match value(src, var) {
         None => Ok(default),
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|n| range.contains(n))
-            .ok_or(ConfigError::Invalid { var, value: v, expected }),
+        Some(v) => {
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or(ConfigError::Invalid {
+                    var,
+                    value: v,
+                    expected,
+                })
+        }
     }
 }
 
@@ -94,29 +190,64 @@ fn schedule_group(src: &impl Source) -> Result<Option<String>, ConfigError> {
     const EXPECTED: &str = "an EventBridge Scheduler group name (1-64 letters, digits, - _ .)";
     match value(src, VAR_EXPIRY_GROUP) {
         None => Ok(None),
-        Some(v) if v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) => Ok(Some(v)),
-        Some(v) => Err(ConfigError::Invalid { var: VAR_EXPIRY_GROUP, value: v, expected: EXPECTED }),
+        Some(v)
+            if v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) =>
+        {
+            Ok(Some(v))
+        }
+        Some(v) => Err(ConfigError::Invalid {
+            var: VAR_EXPIRY_GROUP,
+            value: v,
+            expected: EXPECTED,
+        }),
     }
 }
 
 /// All three expiry variables, or none (no schedules; the sweep alone revokes).
 fn expiry_schedules(src: &impl Source) -> Result<Option<ExpirySchedules>, ConfigError> {
-    let arn = |var: &'static str, service: &str, expected: &'static str| -> Result<Option<String>, ConfigError> {
+    let arn = |var: &'static str,
+               service: &str,
+               expected: &'static str|
+     -> Result<Option<String>, ConfigError> {
         match value(src, var) {
             None => Ok(None),
             Some(v) if v.starts_with("arn:") && v.split(':').nth(2) == Some(service) => Ok(Some(v)),
-            Some(v) => Err(ConfigError::Invalid { var, value: v, expected }),
+            Some(v) => Err(ConfigError::Invalid {
+                var,
+                value: v,
+                expected,
+            }),
         }
     };
     let group = schedule_group(src)?;
-    let target = arn(VAR_EXPIRY_TARGET, "lambda", "the revoke function's ARN (arn:aws:lambda:...)")?;
-    let role = arn(VAR_EXPIRY_ROLE, "iam", "an IAM role ARN (arn:aws:iam::...:role/...)")?;
+    let target = arn(
+        VAR_EXPIRY_TARGET,
+        "lambda",
+        "the revoke function's ARN (arn:aws:lambda:...)",
+    )?;
+    let role = arn(
+        VAR_EXPIRY_ROLE,
+        "iam",
+        "an IAM role ARN (arn:aws:iam::...:role/...)",
+    )?;
     const ALL: &str = "set together with CHANGEGATE_EXPIRY_SCHEDULE_GROUP, CHANGEGATE_EXPIRY_TARGET_ARN and CHANGEGATE_EXPIRY_ROLE_ARN (or none of them)";
     match (group, target, role) {
         (None, None, None) => Ok(None),
-        (Some(group), Some(target_arn), Some(role_arn)) => Ok(Some(ExpirySchedules { group, target_arn, role_arn })),
+        (Some(group), Some(target_arn), Some(role_arn)) => Ok(Some(ExpirySchedules {
+            group,
+            target_arn,
+            role_arn,
+        })),
         (g, t, _) => Err(ConfigError::Missing {
-            var: if g.is_none() { VAR_EXPIRY_GROUP } else if t.is_none() { VAR_EXPIRY_TARGET } else { VAR_EXPIRY_ROLE },
+            var: if g.is_none() {
+                VAR_EXPIRY_GROUP
+            } else if t.is_none() {
+                VAR_EXPIRY_TARGET
+            } else {
+                VAR_EXPIRY_ROLE
+            },
             expected: ALL,
         }),
     }
@@ -132,7 +263,95 @@ pub struct GrantConfig {
     /// Whether a request may ask access for someone other than its requester.
     pub allow_delegated: bool,
     pub event_bus: String,
+    pub decisions_table: String,
     pub expiry: Option<ExpirySchedules>,
+    /// Change Manager requests, with changegate's own change template and runbook.
+    pub change_manager: Option<ChangeManagerSource>,
+    /// Plain Automation requests, with changegate's request runbook.
+    pub automation: Option<AutomationSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeManagerSource {
+    pub template: String,
+    pub runbook: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutomationSource {
+    pub runbook: String,
+    /// The approvers the request runbook's `aws:approve` step must run with.
+    pub approvers: BTreeSet<String>,
+    pub min_approvals: usize,
+}
+
+fn sources(
+    src: &impl Source,
+) -> Result<(Option<ChangeManagerSource>, Option<AutomationSource>), ConfigError> {
+    const EXPECTED: &str = "automation, change-manager, or automation,change-manager";
+    let raw = value(src, VAR_SOURCES).unwrap_or_else(|| "automation".to_owned());
+    let (mut cm, mut auto) = (false, false);
+    for part in raw.split(',').map(str::trim) {
+        match part {
+            "automation" => auto = true,
+            "change-manager" => cm = true,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    var: VAR_SOURCES,
+                    value: raw,
+                    expected: EXPECTED,
+                });
+            }
+        }
+    }
+    let change_manager = if cm {
+        Some(ChangeManagerSource {
+            template: document(src, VAR_CHANGE_TEMPLATE, DEFAULT_CHANGE_TEMPLATE)?,
+            runbook: document(src, VAR_ACCESS_RUNBOOK, DEFAULT_ACCESS_RUNBOOK)?,
+        })
+    } else {
+        None
+    };
+    let automation = if auto {
+        const APPROVERS: &str =
+            "a comma-separated list of IAM user or role ARNs (the request runbook's approvers)";
+        let list = value(src, VAR_APPROVERS).ok_or(ConfigError::Missing {
+            var: VAR_APPROVERS,
+            expected: APPROVERS,
+        })?;
+        let approvers: BTreeSet<String> = list
+            .split(',')
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
+        let valid = approvers.iter().all(|a| {
+            a.starts_with("arn:")
+                && a.split(':').nth(2) == Some("iam")
+                && !a.chars().any(char::is_whitespace)
+        });
+        if approvers.is_empty() || !valid {
+            return Err(ConfigError::Invalid {
+                var: VAR_APPROVERS,
+                value: list,
+                expected: APPROVERS,
+            });
+        }
+        let min = number(
+            src,
+            VAR_MIN_APPROVALS,
+            1,
+            1..=10,
+            "a whole number of approvals from 1 to 10",
+        )?;
+        Some(AutomationSource {
+            runbook: document(src, VAR_REQUEST_RUNBOOK, DEFAULT_REQUEST_RUNBOOK)?,
+            approvers,
+            min_approvals: usize::try_from(min).unwrap_or(1),
+        })
+    } else {
+        None
+    };
+    Ok((change_manager, automation))
 }
 
 impl GrantConfig {
@@ -142,7 +361,8 @@ impl GrantConfig {
 
     pub fn from_source(src: &impl Source) -> Result<Self, ConfigError> {
         let target_role = match value(src, VAR_TARGET_ROLE) {
-            None => RoleName::parse(DEFAULT_TARGET_ROLE).map_err(|_| unreachable!("the default is valid"))?,
+            None => RoleName::parse(DEFAULT_TARGET_ROLE)
+                .map_err(|_| unreachable!("the default is valid"))?,
             Some(v) => RoleName::parse(&v).map_err(|_| ConfigError::Invalid {
                 var: VAR_TARGET_ROLE,
                 value: v,
@@ -150,13 +370,19 @@ impl GrantConfig {
             })?,
         };
         const ACCOUNTS: &str = "a comma-separated list of 12-digit AWS account ids";
-        let raw = value(src, VAR_ALLOWED_ACCOUNTS)
-            .ok_or(ConfigError::Missing { var: VAR_ALLOWED_ACCOUNTS, expected: ACCOUNTS })?;
+        let raw = value(src, VAR_ALLOWED_ACCOUNTS).ok_or(ConfigError::Missing {
+            var: VAR_ALLOWED_ACCOUNTS,
+            expected: ACCOUNTS,
+        })?;
         let allowed_accounts = raw
             .split(',')
             .map(|a| AccountId::parse(a.trim()))
             .collect::<Result<BTreeSet<_>, _>>()
-            .map_err(|_| ConfigError::Invalid { var: VAR_ALLOWED_ACCOUNTS, value: raw.clone(), expected: ACCOUNTS })?;
+            .map_err(|_| ConfigError::Invalid {
+                var: VAR_ALLOWED_ACCOUNTS,
+                value: raw.clone(),
+                expected: ACCOUNTS,
+            })?;
         let max_minutes = number(
             src,
             VAR_MAX_DURATION,
@@ -175,9 +401,14 @@ impl GrantConfig {
             None | Some("false") => false,
             Some("true") => true,
             Some(v) => {
-                return Err(ConfigError::Invalid { var: VAR_ALLOW_DELEGATED, value: v.to_owned(), expected: "true or false" });
+                return Err(ConfigError::Invalid {
+                    var: VAR_ALLOW_DELEGATED,
+                    value: v.to_owned(),
+                    expected: "true or false",
+                });
             }
         };
+        let (change_manager, automation) = sources(src)?;
         Ok(Self {
             target_role,
             allowed_accounts,
@@ -185,19 +416,27 @@ impl GrantConfig {
             max_start_ahead: TimeDelta::days(ahead_days),
             allow_delegated,
             event_bus: event_bus(src)?,
+            decisions_table: decisions_table(src)?,
             expiry: expiry_schedules(src)?,
+            change_manager,
+            automation,
         })
     }
 
     /// The allowlist as people read it: `111122223333, 444455556666`.
     pub fn allowed_accounts_list(&self) -> String {
-        self.allowed_accounts.iter().map(AccountId::as_str).collect::<Vec<_>>().join(", ")
+        self.allowed_accounts
+            .iter()
+            .map(AccountId::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokeConfig {
     pub event_bus: String,
+    pub decisions_table: String,
     /// Where grant's expiry schedules live, to delete one when a request ends early.
     pub expiry_group: Option<String>,
 }
@@ -207,7 +446,11 @@ impl RevokeConfig {
         Self::from_source(&Env)
     }
     pub fn from_source(src: &impl Source) -> Result<Self, ConfigError> {
-        Ok(Self { event_bus: event_bus(src)?, expiry_group: schedule_group(src)? })
+        Ok(Self {
+            event_bus: event_bus(src)?,
+            decisions_table: decisions_table(src)?,
+            expiry_group: schedule_group(src)?,
+        })
     }
 }
 
@@ -222,7 +465,10 @@ impl NotifyConfig {
     }
     pub fn from_source(src: &impl Source) -> Result<Self, ConfigError> {
         const EXPECTED: &str = "an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)";
-        let topic_arn = value(src, VAR_TOPIC_ARN).ok_or(ConfigError::Missing { var: VAR_TOPIC_ARN, expected: EXPECTED })?;
+        let topic_arn = value(src, VAR_TOPIC_ARN).ok_or(ConfigError::Missing {
+            var: VAR_TOPIC_ARN,
+            expected: EXPECTED,
+        })?;
         let parts: Vec<&str> = topic_arn.split(':').collect();
         let valid = parts.len() == 6
             && parts[0] == "arn"
@@ -230,7 +476,11 @@ impl NotifyConfig {
             && AccountId::parse(parts[4]).is_ok()
             && !parts[5].is_empty();
         if !valid {
-            return Err(ConfigError::Invalid { var: VAR_TOPIC_ARN, value: topic_arn, expected: EXPECTED });
+            return Err(ConfigError::Invalid {
+                var: VAR_TOPIC_ARN,
+                value: topic_arn,
+                expected: EXPECTED,
+            });
         }
         Ok(Self { topic_arn })
     }
@@ -241,26 +491,87 @@ mod tests {
     use super::*;
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    /// The variables a grant function needs, plus `extra` (which wins).
+    fn grant_env(
+        extra: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<String> {
+        const BASE: [(&str, &str); 4] = [
+            (VAR_ALLOWED_ACCOUNTS, "111122223333, 444455556666"),
+            (VAR_EVENT_BUS, "changegate"),
+            (VAR_DECISIONS_TABLE, "changegate-decisions"),
+            (VAR_APPROVERS, "arn:aws:iam::123456789012:user/bob"),
+        ];
+        move |k| {
+            extra
+                .iter()
+                .chain(BASE.iter())
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     #[test]
-    fn given_only_the_allowlist_when_reading_grant_config_then_defaults_fill_the_rest() {
-        let c = GrantConfig::from_source(&env(&[(VAR_ALLOWED_ACCOUNTS, "111122223333, 444455556666")])).unwrap();
+    fn given_only_the_required_values_when_reading_grant_config_then_defaults_fill_the_rest() {
+        let c = GrantConfig::from_source(&grant_env(&[])).unwrap();
         assert_eq!(c.target_role.as_str(), "CM-Prd-role");
         assert_eq!(c.max_duration, TimeDelta::minutes(480));
-        assert_eq!(c.event_bus, "default");
+        assert_eq!(c.event_bus, "changegate");
         assert_eq!(c.max_start_ahead, TimeDelta::days(30));
         assert!(!c.allow_delegated);
         assert_eq!(c.allowed_accounts_list(), "111122223333, 444455556666");
+        assert_eq!(c.change_manager, None, "Automation alone by default");
+        let auto = c.automation.unwrap();
+        assert_eq!(auto.runbook, "changegate-access-request");
+        assert_eq!(auto.min_approvals, 1);
+        let both =
+            GrantConfig::from_source(&grant_env(&[(VAR_SOURCES, "automation,change-manager")]))
+                .unwrap();
+        assert_eq!(both.change_manager.unwrap().template, "changegate-access");
+        let cm = GrantConfig::from_source(&grant_env(&[
+            (VAR_SOURCES, "change-manager"),
+            (VAR_APPROVERS, ""),
+        ]))
+        .unwrap();
+        assert!(
+            cm.automation.is_none() && cm.change_manager.is_some(),
+            "Change Manager alone needs no runbook approvers"
+        );
     }
 
     #[test]
     fn given_missing_or_malformed_values_when_reading_config_then_the_error_names_the_variable() {
         let err = GrantConfig::from_source(&env(&[])).unwrap_err();
-        assert!(err.to_string().starts_with("CHANGEGATE_ALLOWED_ACCOUNTS is not set"), "{err}");
-        let err = GrantConfig::from_source(&env(&[(VAR_ALLOWED_ACCOUNTS, "  ")])).unwrap_err();
-        assert!(matches!(err, ConfigError::Missing { var: VAR_ALLOWED_ACCOUNTS, .. }));
+        assert!(
+            err.to_string()
+                .starts_with("CHANGEGATE_ALLOWED_ACCOUNTS is not set"),
+            "{err}"
+        );
+        let err =
+            GrantConfig::from_source(&grant_env(&[(VAR_ALLOWED_ACCOUNTS, "  ")])).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                var: VAR_ALLOWED_ACCOUNTS,
+                ..
+            }
+        ));
+        for var in [VAR_EVENT_BUS, VAR_DECISIONS_TABLE, VAR_APPROVERS] {
+            let lookup = grant_env(&[]);
+            let without = move |k: &str| if k == var { None } else { lookup(k) };
+            let err = GrantConfig::from_source(&without).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Missing { var: v, .. } if *v == var),
+                "{err}"
+            );
+        }
         for (var, bad) in [
             (VAR_ALLOWED_ACCOUNTS, "111122223333,*"),
             (VAR_MAX_DURATION, "0"),
@@ -268,57 +579,104 @@ mod tests {
             (VAR_MAX_DURATION, "1441"),
             (VAR_TARGET_ROLE, "role/admin"),
             (VAR_EVENT_BUS, "my bus"),
+            (VAR_EVENT_BUS, "default"),
+            (VAR_DECISIONS_TABLE, "x"),
             (VAR_ALLOW_DELEGATED, "yes"),
             (VAR_ALLOW_DELEGATED, "TRUE"),
             (VAR_MAX_START_AHEAD_DAYS, "-1"),
+            (VAR_SOURCES, "email"),
+            (VAR_APPROVERS, "bob"),
+            (VAR_MIN_APPROVALS, "0"),
+            (VAR_REQUEST_RUNBOOK, "a b"),
         ] {
-            let lookup = move |k: &str| match k {
-                k if k == var => Some(bad.to_owned()),
-                VAR_ALLOWED_ACCOUNTS => Some("111122223333".to_owned()),
-                _ => None,
+            let lookup = grant_env(&[]);
+            let with = move |k: &str| {
+                if k == var {
+                    Some(bad.to_owned())
+                } else {
+                    lookup(k)
+                }
             };
-            let err = GrantConfig::from_source(&lookup).unwrap_err();
-            assert!(matches!(&err, ConfigError::Invalid { var: v, value, .. } if *v == var && value == bad), "{err}");
+            let err = GrantConfig::from_source(&with).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { var: v, value, .. } if *v == var && value == bad),
+                "{err}"
+            );
             assert!(err.to_string().starts_with(&format!("{var}=")), "{err}");
         }
     }
 
     #[test]
     fn given_expiry_schedule_settings_when_reading_then_all_three_or_none() {
-        let base = |extra: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                if k == VAR_ALLOWED_ACCOUNTS {
-                    return Some("111122223333".to_owned());
-                }
-                extra.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
-            }
-        };
-        assert_eq!(GrantConfig::from_source(&base(&[])).unwrap().expiry, None);
-        let all = GrantConfig::from_source(&base(&[
+        assert_eq!(
+            GrantConfig::from_source(&grant_env(&[])).unwrap().expiry,
+            None
+        );
+        let all = GrantConfig::from_source(&grant_env(&[
             (VAR_EXPIRY_GROUP, "changegate"),
-            (VAR_EXPIRY_TARGET, "arn:aws:lambda:us-east-1:123456789012:function:revoke"),
+            (
+                VAR_EXPIRY_TARGET,
+                "arn:aws:lambda:us-east-1:123456789012:function:revoke",
+            ),
             (VAR_EXPIRY_ROLE, "arn:aws:iam::123456789012:role/scheduler"),
         ]))
         .unwrap();
         assert_eq!(all.expiry.unwrap().group, "changegate");
-        let partial = GrantConfig::from_source(&base(&[(VAR_EXPIRY_GROUP, "changegate")])).unwrap_err();
-        assert!(matches!(partial, ConfigError::Missing { var: VAR_EXPIRY_TARGET, .. }), "{partial}");
-        let wrong = GrantConfig::from_source(&base(&[
+        let partial =
+            GrantConfig::from_source(&grant_env(&[(VAR_EXPIRY_GROUP, "changegate")])).unwrap_err();
+        assert!(
+            matches!(
+                partial,
+                ConfigError::Missing {
+                    var: VAR_EXPIRY_TARGET,
+                    ..
+                }
+            ),
+            "{partial}"
+        );
+        let wrong = GrantConfig::from_source(&grant_env(&[
             (VAR_EXPIRY_GROUP, "changegate"),
-            (VAR_EXPIRY_TARGET, "arn:aws:sns:us-east-1:123456789012:topic"),
+            (
+                VAR_EXPIRY_TARGET,
+                "arn:aws:sns:us-east-1:123456789012:topic",
+            ),
             (VAR_EXPIRY_ROLE, "arn:aws:iam::123456789012:role/scheduler"),
         ]))
         .unwrap_err();
-        assert!(matches!(wrong, ConfigError::Invalid { var: VAR_EXPIRY_TARGET, .. }), "{wrong}");
+        assert!(
+            matches!(
+                wrong,
+                ConfigError::Invalid {
+                    var: VAR_EXPIRY_TARGET,
+                    ..
+                }
+            ),
+            "{wrong}"
+        );
     }
 
     #[test]
     fn given_topic_arns_when_reading_notify_config_then_only_sns_arns_pass() {
-        assert!(NotifyConfig::from_source(&env(&[(VAR_TOPIC_ARN, "arn:aws:sns:us-east-1:123456789012:changegate")])).is_ok());
-        assert!(matches!(NotifyConfig::from_source(&env(&[])), Err(ConfigError::Missing { var: VAR_TOPIC_ARN, .. })));
+        assert!(
+            NotifyConfig::from_source(&env(&[(
+                VAR_TOPIC_ARN,
+                "arn:aws:sns:us-east-1:123456789012:changegate"
+            )]))
+            .is_ok()
+        );
+        assert!(matches!(
+            NotifyConfig::from_source(&env(&[])),
+            Err(ConfigError::Missing {
+                var: VAR_TOPIC_ARN,
+                ..
+            })
+        ));
         assert!(matches!(
             NotifyConfig::from_source(&env(&[(VAR_TOPIC_ARN, "changegate")])),
-            Err(ConfigError::Invalid { var: VAR_TOPIC_ARN, .. })
+            Err(ConfigError::Invalid {
+                var: VAR_TOPIC_ARN,
+                ..
+            })
         ));
     }
 }

@@ -73,9 +73,18 @@ mod tests {
         let (e, ignored) = Eligibility::parse(Some("111122223333  444455556666/ReadOnlyProd"));
         assert!(ignored.is_empty());
         let default = role("CM-Prd-role");
-        assert_eq!(e.role_for(&AccountId::parse("111122223333").unwrap(), &default), Some(default.clone()));
-        assert_eq!(e.role_for(&AccountId::parse("444455556666").unwrap(), &default), Some(role("ReadOnlyProd")));
-        assert_eq!(e.role_for(&AccountId::parse("999999999999").unwrap(), &default), None);
+        assert_eq!(
+            e.role_for(&AccountId::parse("111122223333").unwrap(), &default),
+            Some(default.clone())
+        );
+        assert_eq!(
+            e.role_for(&AccountId::parse("444455556666").unwrap(), &default),
+            Some(role("ReadOnlyProd"))
+        );
+        assert_eq!(
+            e.role_for(&AccountId::parse("999999999999").unwrap(), &default),
+            None
+        );
         assert_eq!(e.describe(), "111122223333, 444455556666 (ReadOnlyProd)");
     }
 
@@ -83,7 +92,9 @@ mod tests {
     fn given_no_tag_or_junk_when_read_then_nothing_is_eligible() {
         let (none, _) = Eligibility::parse(None);
         assert_eq!(none.describe(), "none");
-        let (junk, ignored) = Eligibility::parse(Some("* 11112222333 111122223333/role/x arn:aws:iam::111122223333:role/Admin"));
+        let (junk, ignored) = Eligibility::parse(Some(
+            "* 11112222333 111122223333/role/x arn:aws:iam::111122223333:role/Admin",
+        ));
         assert_eq!(junk.describe(), "none");
         assert_eq!(ignored.len(), 4);
     }

@@ -5,12 +5,16 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, FixedOffset, Offset, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{AccountId, ChangeRequestId, IamUserName, RoleName};
 use crate::policy::Grant;
 use crate::refusal::Refusal;
+use crate::status::Status;
 use crate::window::{Window, offset_string, parse_offset, parse_time, utc_string};
 
 pub const SOURCE_SSM: &str = "aws.ssm";
 pub const DETAIL_CHANGE_REQUEST: &str = "Change Request Status Update";
+pub const DETAIL_AUTOMATION_STEP: &str = "EC2 Automation Step Status-change Notification";
+pub const DETAIL_AUTOMATION_EXECUTION: &str = "EC2 Automation Execution Status-change Notification";
 pub const SOURCE_CHANGEGATE: &str = "changegate";
 pub const DETAIL_GRANTED: &str = "Access Granted";
 pub const DETAIL_REFUSED: &str = "Access Refused";
@@ -29,6 +33,22 @@ pub struct ChangeRequestStatus {
     pub ops_item_status: String,
     #[serde(default)]
     pub approvers: Vec<String>,
+}
+
+/// The part of a plain Automation step or execution status event that
+/// changegate reads: which execution, and (for steps) which step did what.
+/// Like every event, it only wakes a function up; Systems Manager is asked.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AutomationStatus {
+    pub execution_id: String,
+    #[serde(default)]
+    pub definition: Option<String>,
+    pub status: String,
+    #[serde(default)]
+    pub step_name: Option<String>,
+    #[serde(default)]
+    pub action: Option<String>,
 }
 
 /// A window as carried on changegate's events: UTC instants plus the offsets
@@ -58,36 +78,50 @@ impl WindowDetail {
     pub fn to_window(&self) -> Option<Window> {
         let at = |time: &str, offset: &str| -> Option<DateTime<FixedOffset>> {
             let utc = parse_time(time).ok()?;
-            let offset = if offset == "Z" { Utc.fix() } else { parse_offset(offset).ok()? };
+            let offset = if offset == "Z" {
+                Utc.fix()
+            } else {
+                parse_offset(offset).ok()?
+            };
             Some(utc.with_timezone(&offset))
         };
-        Window::new(at(&self.start, &self.start_offset)?, at(&self.end, &self.end_offset)?).ok()
+        Window::new(
+            at(&self.start, &self.start_offset)?,
+            at(&self.end, &self.end_offset)?,
+        )
+        .ok()
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct AccessGranted {
-    pub change_request_id: String,
+    pub change_request_id: ChangeRequestId,
     /// Who receives access.
-    pub user: String,
+    pub user: IamUserName,
     /// Who filed the request: the same as `user` unless delegated requests are allowed.
-    pub requester: String,
+    pub requester: IamUserName,
     /// Who approved (other than the requester), as Systems Manager recorded them.
     pub approvers: Vec<String>,
-    pub account: String,
-    pub role: String,
+    pub account: AccountId,
+    pub role: RoleName,
     pub role_arn: String,
     pub policy_name: String,
     pub window: WindowDetail,
+    /// How it was requested: `change-manager` or `automation`.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The requester's reason (request runbook only), cleaned for display.
+    #[serde(default)]
+    pub request_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct AccessRefused {
-    pub change_request_id: String,
+    pub change_request_id: ChangeRequestId,
     /// The requester's IAM user name, when the request was filed by an IAM user.
-    pub user: Option<String>,
+    pub user: Option<IamUserName>,
     pub requester_arn: Option<String>,
     pub reason_code: String,
     pub reason: String,
@@ -96,15 +130,15 @@ pub struct AccessRefused {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct AccessRevoked {
-    pub change_request_id: String,
-    pub user: String,
-    pub account: String,
-    pub role: String,
+    pub change_request_id: ChangeRequestId,
+    pub user: IamUserName,
+    pub account: AccountId,
+    pub role: RoleName,
     pub role_arn: String,
     pub policy_name: String,
     pub window: WindowDetail,
     pub revoked_at: String,
-    /// Why now: `window-ended`, or the change request's status when it ended early.
+    /// Why now: `window-ended`, `operator`, or the request's status when it ended early.
     pub cause: String,
     /// For `window-ended`: milliseconds from the window's end to the removal.
     #[serde(default)]
@@ -127,24 +161,65 @@ pub struct ExpiryTarget {
 
 impl AccessRevoked {
     /// The revocation of `grant` at `at`; at a window's end it carries its lag.
-    pub fn of(grant: &Grant, at: DateTime<Utc>, cause: &str) -> Self {
+    pub fn of(grant: &Grant, at: DateTime<Utc>, cause: &Cause) -> Self {
         Self {
-            change_request_id: grant.change_request.to_string(),
-            user: grant.user.to_string(),
-            account: grant.account.to_string(),
-            role: grant.role.to_string(),
+            change_request_id: grant.change_request.clone(),
+            user: grant.user.clone(),
+            account: grant.account.clone(),
+            role: grant.role.clone(),
             role_arn: grant.role_arn(),
             policy_name: grant.policy_name(),
             window: WindowDetail::from(&grant.window),
             revoked_at: utc_string(at),
-            cause: cause.to_owned(),
-            revocation_lag_ms: (cause == CAUSE_WINDOW_ENDED).then(|| (at - grant.window.end_utc()).num_milliseconds()),
+            cause: cause.as_str().to_owned(),
+            revocation_lag_ms: (*cause == Cause::WindowEnded)
+                .then(|| (at - grant.window.end_utc()).num_milliseconds()),
         }
     }
 }
 
+/// Why a grant is removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// Its window ended.
+    WindowEnded,
+    /// Systems Manager reports its request ended before the window did.
+    EndedEarly(Status),
+    /// An operator revoked it.
+    Operator,
+}
+
 /// The `cause` of a revocation at the end of its window.
 pub const CAUSE_WINDOW_ENDED: &str = "window-ended";
+pub const CAUSE_OPERATOR: &str = "operator";
+
+impl Cause {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::WindowEnded => CAUSE_WINDOW_ENDED,
+            Self::EndedEarly(status) => status.as_str(),
+            Self::Operator => CAUSE_OPERATOR,
+        }
+    }
+
+    /// Read back from an event or record; an unrecognised cause is an early end with that status.
+    pub fn parse(raw: &str) -> Self {
+        match raw {
+            CAUSE_WINDOW_ENDED => Self::WindowEnded,
+            CAUSE_OPERATOR => Self::Operator,
+            status => Self::EndedEarly(Status::parse(status)),
+        }
+    }
+
+    /// In words, for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::WindowEnded => "the window ended".to_owned(),
+            Self::EndedEarly(status) => format!("the request is {status}"),
+            Self::Operator => "an operator revoked it".to_owned(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangegateEvent {
@@ -154,23 +229,36 @@ pub enum ChangegateEvent {
 }
 
 impl ChangegateEvent {
-    pub fn granted(grant: &Grant, requester: &str, approvers: &[String]) -> Self {
+    pub fn granted(
+        grant: &Grant,
+        requester: &IamUserName,
+        approvers: &[String],
+        source: &str,
+        reason: Option<String>,
+    ) -> Self {
         Self::Granted(AccessGranted {
-            change_request_id: grant.change_request.to_string(),
-            user: grant.user.to_string(),
-            requester: requester.to_owned(),
+            change_request_id: grant.change_request.clone(),
+            user: grant.user.clone(),
+            requester: requester.clone(),
             approvers: approvers.to_vec(),
-            account: grant.account.to_string(),
-            role: grant.role.to_string(),
+            account: grant.account.clone(),
+            role: grant.role.clone(),
             role_arn: grant.role_arn(),
             policy_name: grant.policy_name(),
             window: WindowDetail::from(&grant.window),
+            source: Some(source.to_owned()),
+            request_reason: reason,
         })
     }
 
-    pub fn refused(change_request_id: &str, user: Option<String>, requester_arn: Option<String>, refusal: &Refusal) -> Self {
+    pub fn refused(
+        change_request_id: &ChangeRequestId,
+        user: Option<IamUserName>,
+        requester_arn: Option<String>,
+        refusal: &Refusal,
+    ) -> Self {
         Self::Refused(AccessRefused {
-            change_request_id: change_request_id.to_owned(),
+            change_request_id: change_request_id.clone(),
             user,
             requester_arn,
             reason_code: refusal.code().to_owned(),
@@ -178,7 +266,7 @@ impl ChangegateEvent {
         })
     }
 
-    pub fn revoked(grant: &Grant, at: DateTime<Utc>, cause: &str) -> Self {
+    pub fn revoked(grant: &Grant, at: DateTime<Utc>, cause: &Cause) -> Self {
         Self::Revoked(AccessRevoked::of(grant, at, cause))
     }
 
@@ -199,7 +287,7 @@ impl ChangegateEvent {
         json.unwrap_or_else(|_| unreachable!("plain structs serialise"))
     }
 
-    pub fn change_request_id(&self) -> &str {
+    pub fn change_request_id(&self) -> &ChangeRequestId {
         match self {
             Self::Granted(d) => &d.change_request_id,
             Self::Refused(d) => &d.change_request_id,
@@ -212,6 +300,8 @@ impl ChangegateEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
     ChangeRequest(ChangeRequestStatus),
+    AutomationStep(AutomationStatus),
+    AutomationExecution(AutomationStatus),
     Changegate(ChangegateEvent),
     Scheduled,
 }
@@ -227,21 +317,35 @@ pub enum Unrecognised {
 impl Incoming {
     pub fn parse(event: EventBridgeEvent) -> Result<Self, Unrecognised> {
         let detail_type = event.detail_type;
-        let malformed = |e: serde_json::Error| Unrecognised::Detail { detail_type: detail_type.clone(), why: e.to_string() };
+        let malformed = |e: serde_json::Error| Unrecognised::Detail {
+            detail_type: detail_type.clone(),
+            why: e.to_string(),
+        };
         let detail = event.detail;
         match (event.source.as_str(), detail_type.as_str()) {
-            (SOURCE_SSM, DETAIL_CHANGE_REQUEST) => serde_json::from_value(detail).map(Self::ChangeRequest).map_err(malformed),
-            (SOURCE_CHANGEGATE, DETAIL_GRANTED) => {
-                serde_json::from_value(detail).map(|d| Self::Changegate(ChangegateEvent::Granted(d))).map_err(malformed)
-            }
-            (SOURCE_CHANGEGATE, DETAIL_REFUSED) => {
-                serde_json::from_value(detail).map(|d| Self::Changegate(ChangegateEvent::Refused(d))).map_err(malformed)
-            }
-            (SOURCE_CHANGEGATE, DETAIL_REVOKED) => {
-                serde_json::from_value(detail).map(|d| Self::Changegate(ChangegateEvent::Revoked(d))).map_err(malformed)
-            }
+            (SOURCE_SSM, DETAIL_CHANGE_REQUEST) => serde_json::from_value(detail)
+                .map(Self::ChangeRequest)
+                .map_err(malformed),
+            (SOURCE_SSM, DETAIL_AUTOMATION_STEP) => serde_json::from_value(detail)
+                .map(Self::AutomationStep)
+                .map_err(malformed),
+            (SOURCE_SSM, DETAIL_AUTOMATION_EXECUTION) => serde_json::from_value(detail)
+                .map(Self::AutomationExecution)
+                .map_err(malformed),
+            (SOURCE_CHANGEGATE, DETAIL_GRANTED) => serde_json::from_value(detail)
+                .map(|d| Self::Changegate(ChangegateEvent::Granted(d)))
+                .map_err(malformed),
+            (SOURCE_CHANGEGATE, DETAIL_REFUSED) => serde_json::from_value(detail)
+                .map(|d| Self::Changegate(ChangegateEvent::Refused(d)))
+                .map_err(malformed),
+            (SOURCE_CHANGEGATE, DETAIL_REVOKED) => serde_json::from_value(detail)
+                .map(|d| Self::Changegate(ChangegateEvent::Revoked(d)))
+                .map_err(malformed),
             ("aws.events", "Scheduled Event") => Ok(Self::Scheduled),
-            (source, _) => Err(Unrecognised::Kind { from: source.to_owned(), detail_type }),
+            (source, _) => Err(Unrecognised::Kind {
+                from: source.to_owned(),
+                detail_type,
+            }),
         }
     }
 }
@@ -253,25 +357,40 @@ mod tests {
 
     #[test]
     fn given_awss_documented_sample_when_parsed_then_the_status_and_requester_are_read() {
-        let event: EventBridgeEvent = serde_json::from_str(include_str!("../../events/change-request-aws-sample.json")).unwrap();
-        let Incoming::ChangeRequest(cr) = Incoming::parse(event).unwrap() else { panic!("not a change request") };
+        let event: EventBridgeEvent =
+            serde_json::from_str(include_str!("../../events/change-request-aws-sample.json"))
+                .unwrap();
+        let Incoming::ChangeRequest(cr) = Incoming::parse(event).unwrap() else {
+            panic!("not a change request")
+        };
         assert_eq!(cr.change_request_id, "d0585556-80f6-4522-8dad-dada6d45b67d");
         assert_eq!(cr.ops_item_status, "InProgress");
-        assert_eq!(cr.ops_item_created_by.as_deref(), Some("arn:aws:iam::123456789012:user/JohnDoe"));
+        assert_eq!(
+            cr.ops_item_created_by.as_deref(),
+            Some("arn:aws:iam::123456789012:user/JohnDoe")
+        );
         assert_eq!(cr.approvers, vec!["arn:aws:iam::123456789012:user/JaneDoe"]);
     }
 
     #[test]
     fn given_a_granted_event_when_serialised_and_parsed_back_then_nothing_is_lost() {
         let g = grant("2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00");
-        let ev = ChangegateEvent::granted(&g, "alice", &["arn:aws:iam::123456789012:user/bob".to_owned()]);
+        let ev = ChangegateEvent::granted(
+            &g,
+            &g.user,
+            &["arn:aws:iam::123456789012:user/bob".to_owned()],
+            "automation",
+            None,
+        );
         let bridge = serde_json::json!({
             "detail-type": ev.detail_type(), "source": SOURCE_CHANGEGATE,
             "detail": serde_json::from_str::<serde_json::Value>(&ev.detail_json()).unwrap(),
         });
         let back = Incoming::parse(serde_json::from_value(bridge).unwrap()).unwrap();
         assert_eq!(back, Incoming::Changegate(ev.clone()));
-        let ChangegateEvent::Granted(d) = ev else { unreachable!() };
+        let ChangegateEvent::Granted(d) = ev else {
+            unreachable!()
+        };
         assert_eq!(d.window.to_window().unwrap(), g.window);
         assert_eq!(d.window.start, "2026-12-01T09:00:00Z");
         assert_eq!(d.window.start_offset, "+09:00");
@@ -279,9 +398,25 @@ mod tests {
 
     #[test]
     fn given_an_event_from_elsewhere_when_parsed_then_it_is_unrecognised_not_a_panic() {
+        let forged = serde_json::json!({"detail-type": DETAIL_GRANTED, "source": SOURCE_CHANGEGATE, "detail": {
+            "change-request-id": "x", "user": "alice\"}", "requester": "alice", "approvers": [], "account": "1", "role": "r",
+            "role-arn": "", "policy-name": "", "window": {"start": "", "end": "", "start-offset": "", "end-offset": ""}}});
+        assert!(
+            matches!(
+                Incoming::parse(serde_json::from_value(forged).unwrap()),
+                Err(Unrecognised::Detail { .. })
+            ),
+            "untyped values are refused"
+        );
         let other = serde_json::json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}});
-        assert!(matches!(Incoming::parse(serde_json::from_value(other).unwrap()), Err(Unrecognised::Kind { .. })));
+        assert!(matches!(
+            Incoming::parse(serde_json::from_value(other).unwrap()),
+            Err(Unrecognised::Kind { .. })
+        ));
         let bad = serde_json::json!({"detail-type": DETAIL_CHANGE_REQUEST, "source": SOURCE_SSM, "detail": {"x": 1}});
-        assert!(matches!(Incoming::parse(serde_json::from_value(bad).unwrap()), Err(Unrecognised::Detail { .. })));
+        assert!(matches!(
+            Incoming::parse(serde_json::from_value(bad).unwrap()),
+            Err(Unrecognised::Detail { .. })
+        ));
     }
 }

@@ -1,476 +1,507 @@
-//! grant: on an approval-or-later change request event, check the request as
-//! Systems Manager holds it and attach one windowed policy for it.
+//! grant: on any sign that a request was approved (a Change Manager status
+//! event, an Automation step or execution event, or the request runbook's own
+//! call), read the request from Systems Manager, check it, and decide it
+//! exactly once: record, attach one windowed policy, announce.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use tracing::{info, warn};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::info;
 
-use crate::approval::independent_approvers;
-use crate::aws::{Bus, ChangeRequest, Fault, Iam, Put, Schedules, Ssm, UserRecord};
-use crate::metrics;
-use crate::budget;
-use crate::eligibility::{ELIGIBILITY_TAG, Eligibility};
+use crate::aws::{Fault, Put, Ssm, expiry_at, wants_expiry_schedule};
+use crate::check::{Checked, Checking, Verdict, check_request, decide};
 use crate::config::GrantConfig;
-use crate::events::{ChangeRequestStatus, ChangegateEvent, Incoming};
-use crate::ids::{ChangeRequestId, UserArn};
-use crate::policy::{Grant, policy_name};
+use crate::eligibility::ELIGIBILITY_TAG;
+use crate::events::{Cause, ChangegateEvent, Incoming};
+use crate::ids::{ChangeRequestId, Home, IamUserName, UserArn};
+use crate::metrics;
+use crate::policy::Grant;
+use crate::record::{DecisionRecord, State};
 use crate::refusal::Refusal;
-use crate::request::{AccessRequest, parse_parameters, shown};
-use crate::status::{StatusClass, classify};
-use crate::window::{human_time, utc_string};
+use crate::revoke::Revocations;
+use crate::status::Status;
+use crate::text::shown;
+use crate::window::utc_string;
 
-/// Who filed the request, according to the event and to Systems Manager.
-fn requester(event: &ChangeRequestStatus, ssm: &ChangeRequest) -> Result<UserArn, Refusal> {
-    let filed_by = event.ops_item_created_by.as_deref().unwrap_or_default();
-    let arn = UserArn::parse(filed_by).ok_or_else(|| Refusal::RequesterNotAUser {
-        filed_by: if filed_by.is_empty() { "nobody named in the event".to_owned() } else { shown(filed_by) },
-    })?;
-    match ssm.executed_by.as_deref() {
-        Some(by) if by != filed_by => Err(Refusal::RequesterMismatch { event: shown(filed_by), ssm: shown(by) }),
-        _ => Ok(arn),
-    }
+/// The request runbook's own call after its approval step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectInput {
+    #[serde(rename = "changegate-request")]
+    pub request: DirectRequest,
 }
 
-/// A request that passed every check that needs only the change request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DirectRequest {
+    pub execution_id: String,
+}
+
+/// What woke grant up: which request to look at, or why there is none.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checked {
-    pub id: ChangeRequestId,
-    pub request: AccessRequest,
-    pub requester: UserArn,
-    /// Who approved, other than the requester (ARNs as Systems Manager recorded them).
-    pub approvers: Vec<String>,
+pub enum Trigger {
+    Look(String),
+    Ignore(String),
 }
 
-/// Every check on the change request itself, as Systems Manager holds it. Pure.
-pub fn check_request(
-    id: &ChangeRequestId,
-    event: &ChangeRequestStatus,
-    ssm: Option<&ChangeRequest>,
-    config: &GrantConfig,
-    now: DateTime<Utc>,
-) -> Result<Checked, Refusal> {
-    let ssm = ssm.ok_or(Refusal::ChangeRequestNotFound)?;
-    if classify(&ssm.status) != StatusClass::ApprovedOrLater {
-        return Err(Refusal::NotApproved { status: shown(&ssm.status) });
-    }
-    let requester = requester(event, ssm)?;
-    let filed_by = event.ops_item_created_by.as_deref().unwrap_or_default();
-    let decisions = ssm.approvals.as_deref().ok_or(Refusal::ApprovalUnknown)?;
-    let approvers = independent_approvers(decisions, filed_by);
-    if approvers.is_empty() {
-        return Err(if decisions.iter().any(|d| d.approved()) {
-            Refusal::SelfApproved { requester: requester.user.to_string() }
-        } else {
-            Refusal::ApprovalUnknown
-        });
-    }
-    let [params] = ssm.runbooks.as_slice() else {
-        return Err(Refusal::RunbookCount { count: ssm.runbooks.len() });
-    };
-    let request = parse_parameters(params)?;
-    if request.user != requester.user && !config.allow_delegated {
-        return Err(Refusal::NotTheRequester { user: request.user.to_string(), requester: requester.user.to_string() });
-    }
-    if !config.allowed_accounts.contains(&request.account) {
-        return Err(Refusal::AccountNotAllowed {
-            account: request.account.to_string(),
-            allowed: config.allowed_accounts_list(),
-        });
-    }
-    if request.window.has_ended(now) {
-        return Err(Refusal::WindowEnded { end: human_time(request.window.end()) });
-    }
-    if request.window.duration() > config.max_duration {
-        return Err(Refusal::WindowTooLong {
-            // Rounded up: a window one second over the limit must not read as equal to it.
-            requested_minutes: (request.window.duration().num_seconds() + 59) / 60,
-            max_minutes: config.max_duration.num_minutes(),
-        });
-    }
-    if request.window.start_utc() - now > config.max_start_ahead {
-        return Err(Refusal::StartTooFarAhead {
-            start: human_time(request.window.start()),
-            max_days: config.max_start_ahead.num_days(),
-        });
-    }
-    Ok(Checked { id: id.clone(), request, requester, approvers })
-}
-
-/// The verdict once IAM's facts about the user are in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Grant(Grant),
-    /// This change request's policy is already on the user: nothing to do.
-    AlreadyGranted(Grant),
-}
-
-/// Eligibility, idempotency and the inline-policy budget, on IAM's record of
-/// the user who would receive access. Pure.
-pub fn decide(checked: &Checked, user: &UserRecord, config: &GrantConfig) -> Result<Verdict, Refusal> {
-    let request = &checked.request;
-    let name = policy_name(&checked.id);
-    // This request's policy is already on the user: an earlier attempt passed
-    // every check and attached it, then stopped before announcing. Announcing
-    // is what is left; refusing now would leave a granted-but-refused state.
-    if let Some((_, document)) = user.inline_policies.iter().find(|(n, _)| *n == name) {
-        if let Ok(grant) = Grant::from_policy(&request.user, &name, document) {
-            return Ok(Verdict::AlreadyGranted(grant));
+impl Trigger {
+    /// Every trigger only says which request to read; none is believed.
+    pub fn parse(input: Value) -> Self {
+        if let Ok(DirectInput { request }) = serde_json::from_value::<DirectInput>(input.clone()) {
+            return Self::Look(request.execution_id);
+        }
+        let event = match serde_json::from_value::<EventBridgeEvent>(input) {
+            Ok(event) => event,
+            Err(e) => return Self::Ignore(format!("not an event changegate handles: {e}")),
+        };
+        match Incoming::parse(event) {
+            Ok(Incoming::ChangeRequest(cr))
+                if Status::parse(&cr.ops_item_status).change_request_approved() =>
+            {
+                Self::Look(cr.change_request_id)
+            }
+            Ok(Incoming::ChangeRequest(cr)) => Self::Ignore(format!(
+                "status {} is not an approval",
+                shown(&cr.ops_item_status)
+            )),
+            Ok(Incoming::AutomationStep(s))
+                if s.action.as_deref() == Some("aws:approve") && s.status == "Success" =>
+            {
+                Self::Look(s.execution_id)
+            }
+            Ok(Incoming::AutomationStep(_)) => {
+                Self::Ignore("not a completed approval step".to_owned())
+            }
+            Ok(Incoming::AutomationExecution(e))
+                if Status::parse(&e.status).automation_past_approval() =>
+            {
+                Self::Look(e.execution_id)
+            }
+            Ok(Incoming::AutomationExecution(e)) => Self::Ignore(format!(
+                "execution status {} is not past approval",
+                shown(&e.status)
+            )),
+            Ok(_) => Self::Ignore("not a request status update".to_owned()),
+            Err(e) => Self::Ignore(e.to_string()),
         }
     }
-    let (eligibility, ignored) = Eligibility::parse(user.tag.as_deref());
-    if !ignored.is_empty() {
-        warn!(user = %request.user, ignored = ?ignored, "malformed entries in the eligibility tag were ignored");
-    }
-    let role = eligibility.role_for(&request.account, &config.target_role).ok_or_else(|| Refusal::NotEligible {
-        user: request.user.to_string(),
-        account: request.account.to_string(),
-        eligible: eligibility.describe(),
-    })?;
-    let grant = Grant {
-        change_request: checked.id.clone(),
-        user: request.user.clone(),
-        account: request.account.clone(),
-        role,
-        window: request.window.clone(),
-    };
-    let document = grant.document_json();
-    let (used, fits) = budget::fits(user.inline_policies.iter().map(|(_, d)| d.as_str()), &document);
-    if !fits {
-        let active: Vec<String> = user
-            .inline_policies
-            .iter()
-            .filter_map(|(n, d)| Grant::from_policy(&request.user, n, d).ok())
-            .map(|g| format!("{} ({}/{} until {})", g.change_request, g.account, g.role, human_time(g.window.end())))
-            .collect();
-        return Err(Refusal::PolicyBudget {
-            user: request.user.to_string(),
-            used,
-            needed: budget::counted_chars(&document),
-            active: if active.is_empty() { "none (other inline policies use the space)".to_owned() } else { active.join("; ") },
-        });
-    }
-    Ok(Verdict::Grant(grant))
 }
-
-/// The tag on the change request (its Automation execution) where grant
-/// records its decision once announced: `granted` or `refused:<code>`. Later
-/// deliveries of the request's events see it and change nothing.
-pub const OUTCOME_TAG: &str = "changegate:outcome";
-pub const OUTCOME_GRANTED: &str = "granted";
 
 /// What one invocation did; returned to Lambda as the invocation's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum GrantOutcome {
-    Granted { change_request_id: String, user: String, policy_name: String },
-    /// The policy was already attached but never announced (an earlier
-    /// attempt stopped in between): announced now.
-    AlreadyGranted { change_request_id: String, user: String, policy_name: String },
-    Refused { change_request_id: String, reason_code: String, reason: String },
-    /// An earlier delivery decided and announced; nothing to do.
-    AlreadyDecided { change_request_id: String, decision: String },
-    Ignored { reason: String },
+    Granted {
+        change_request_id: String,
+        user: String,
+        policy_name: String,
+    },
+    /// The decision was made earlier but not announced (an earlier attempt stopped): announced now.
+    Announced {
+        change_request_id: String,
+        decision: String,
+    },
+    Refused {
+        change_request_id: String,
+        reason_code: String,
+        reason: String,
+    },
+    /// An earlier invocation decided and announced; nothing to do.
+    AlreadyDecided {
+        change_request_id: String,
+        decision: String,
+    },
+    /// The request ended while it was being granted: the grant was undone.
+    Undone {
+        change_request_id: String,
+        cause: String,
+    },
+    /// Not approved yet and not ended: a later event brings it back.
+    Waiting {
+        change_request_id: String,
+        why: String,
+    },
+    Ignored {
+        reason: String,
+    },
 }
 
 pub struct Grantor {
     pub config: GrantConfig,
     pub ssm: Ssm,
-    pub iam: Iam,
-    pub bus: Bus,
-    pub schedules: Schedules,
+    pub revocations: Revocations,
 }
 
 /// The one log record of a decision: what an auditor needs, no credentials, no event body.
-fn audit(cr: &ChangeRequestStatus, checked: Option<&Checked>, grant: Option<&Grant>, outcome: &str, refusal: Option<&Refusal>) {
-    let requester = cr.ops_item_created_by.as_deref().map(shown).unwrap_or_else(|| "-".to_owned());
-    let approvers = checked.map(|c| c.approvers.join(" ")).unwrap_or_else(|| "-".to_owned());
+fn audit(
+    id: &ChangeRequestId,
+    checked: Option<&Checked>,
+    grant: Option<&Grant>,
+    outcome: &str,
+    refusal: Option<&Refusal>,
+) {
+    let dash = || "-".to_owned();
     let request = checked.map(|c| &c.request);
     info!(
-        change_request_id = %shown(&cr.change_request_id),
-        requester = %requester,
-        approvers = %approvers,
-        user = %request.map(|r| r.user.to_string()).unwrap_or_else(|| "-".to_owned()),
-        account = %request.map(|r| r.account.to_string()).unwrap_or_else(|| "-".to_owned()),
-        role = %grant.map(|g| g.role.to_string()).unwrap_or_else(|| "-".to_owned()),
-        start = %request.map(|r| utc_string(r.window.start_utc())).unwrap_or_else(|| "-".to_owned()),
-        end = %request.map(|r| utc_string(r.window.end_utc())).unwrap_or_else(|| "-".to_owned()),
+        change_request_id = %id,
+        source = checked.map(|c| c.source.as_str()).unwrap_or("-"),
+        requester = %checked.map(|c| c.requester.to_string()).unwrap_or_else(dash),
+        approvers = %checked.map(|c| c.approvers.join(" ")).unwrap_or_else(dash),
+        user = %request.map(|r| r.user.to_string()).unwrap_or_else(dash),
+        account = %request.map(|r| r.account.to_string()).unwrap_or_else(dash),
+        role = %grant.map(|g| g.role.to_string()).unwrap_or_else(dash),
+        start = %request.map(|r| utc_string(r.window.start_utc())).unwrap_or_else(dash),
+        end = %request.map(|r| utc_string(r.window.end_utc())).unwrap_or_else(dash),
         outcome,
         reason_code = refusal.map(Refusal::code).unwrap_or("-"),
-        reason = %refusal.map(ToString::to_string).unwrap_or_else(|| "-".to_owned()),
+        reason = %refusal.map(ToString::to_string).unwrap_or_else(dash),
         "grant decision"
     );
 }
 
+fn ignored(reason: String) -> GrantOutcome {
+    info!(outcome = "ignored", reason = %reason, "nothing to decide");
+    GrantOutcome::Ignored { reason }
+}
+
+/// The requester's user name, from the ARN a record or Systems Manager holds.
+fn user_of(arn: Option<&str>) -> Option<IamUserName> {
+    arn.and_then(UserArn::parse).map(|a| a.user)
+}
+
 impl Grantor {
     pub fn new(config: GrantConfig, sdk: &aws_config::SdkConfig) -> Self {
-        let bus = Bus::new(aws_sdk_eventbridge::Client::new(sdk), config.event_bus.clone());
+        let group = config.expiry.as_ref().map(|e| e.group.clone());
+        let revocations = Revocations::new(sdk, &config.decisions_table, &config.event_bus, group);
         Self {
             config,
             ssm: Ssm::new(aws_sdk_ssm::Client::new(sdk)),
-            iam: Iam::new(aws_sdk_iam::Client::new(sdk)),
-            bus,
-            schedules: Schedules::new(aws_sdk_scheduler::Client::new(sdk)),
+            revocations,
         }
     }
 
-    pub async fn handle(&self, event: EventBridgeEvent, now: DateTime<Utc>) -> Result<GrantOutcome, Fault> {
-        let cr = match Incoming::parse(event) {
-            Ok(Incoming::ChangeRequest(cr)) => cr,
-            Ok(_) => return Ok(ignored("not a change request status update".into())),
-            Err(e) => return Ok(ignored(e.to_string())),
+    pub async fn handle(
+        &self,
+        input: Value,
+        home: &Home,
+        now: DateTime<Utc>,
+    ) -> Result<GrantOutcome, Fault> {
+        let raw = match Trigger::parse(input) {
+            Trigger::Look(id) => id,
+            Trigger::Ignore(reason) => return Ok(ignored(reason)),
         };
-        if classify(&cr.ops_item_status) != StatusClass::ApprovedOrLater {
-            return Ok(ignored(format!("status {} is not an approval", shown(&cr.ops_item_status))));
-        }
-        let Ok(id) = ChangeRequestId::parse(&cr.change_request_id) else {
-            return Ok(ignored(format!("{:?} is not a change request id", shown(&cr.change_request_id))));
+        let Ok(id) = ChangeRequestId::parse(&raw) else {
+            return Ok(ignored(format!("{:?} is not a request id", shown(&raw))));
         };
-        if let Some(decision) = self.ssm.tag(id.as_str(), OUTCOME_TAG).await? {
-            info!(change_request_id = %id, decision = %shown(&decision), outcome = "already-decided", "decided earlier; nothing to do");
-            return Ok(GrantOutcome::AlreadyDecided { change_request_id: id.to_string(), decision: shown(&decision) });
+        if let Some(record) = self.revocations.records.get(&id).await? {
+            return self.resume(record, now).await;
         }
-        let ssm = self.ssm.change_request(id.as_str()).await?;
-        let checked = match check_request(&id, &cr, ssm.as_ref(), &self.config, now) {
-            Ok(checked) => checked,
-            Err(refusal) => return self.refuse(&cr, None, refusal).await,
+        let exec = self.ssm.execution(id.as_str()).await?;
+        let requester_arn = exec.as_ref().and_then(|e| e.executed_by.clone());
+        let checked = match check_request(&id, exec.as_ref(), &self.config, home, now) {
+            Ok(Checking::Checked(c)) => *c,
+            Ok(Checking::Waiting(why)) => {
+                info!(change_request_id = %id, outcome = "waiting", why = %why, "not approved yet");
+                return Ok(GrantOutcome::Waiting {
+                    change_request_id: id.to_string(),
+                    why,
+                });
+            }
+            Err(refusal) => return self.refuse(&id, None, requester_arn, refusal, now).await,
         };
         let user = checked.request.user.as_str();
-        let Some(record) = self.iam.user_record(user, ELIGIBILITY_TAG).await? else {
-            return self.refuse(&cr, Some(&checked), Refusal::UserNotFound { user: user.to_owned() }).await;
+        let Some(record) = self
+            .revocations
+            .iam
+            .user_record(user, ELIGIBILITY_TAG)
+            .await?
+        else {
+            return self
+                .refuse(
+                    &id,
+                    Some(&checked),
+                    requester_arn,
+                    Refusal::UserNotFound {
+                        user: user.to_owned(),
+                    },
+                    now,
+                )
+                .await;
         };
-        let (grant, attached_before) = match decide(&checked, &record, &self.config) {
-            Ok(Verdict::Grant(grant)) => (grant, false),
-            Ok(Verdict::AlreadyGranted(grant)) => (grant, true),
-            Err(refusal) => return self.refuse(&cr, Some(&checked), refusal).await,
-        };
-        let name = grant.policy_name();
-        if !attached_before {
-            // Written ahead: every policy in IAM has a record, even if this invocation dies next.
-            audit(&cr, Some(&checked), Some(&grant), "attaching", None);
-            if self.iam.put_user_policy(user, &name, &grant.document_json()).await? == Put::NoSuchUser {
-                return self.refuse(&cr, Some(&checked), Refusal::UserNotFound { user: user.to_owned() }).await;
+        let grant = match decide(&checked, &record, &self.config) {
+            Ok(Verdict::Grant(g) | Verdict::AlreadyGranted(g)) => g,
+            Err(refusal) => {
+                return self
+                    .refuse(&id, Some(&checked), requester_arn, refusal, now)
+                    .await;
             }
+        };
+        let claim = DecisionRecord::granting(&checked, &grant, now);
+        if !self.revocations.records.create(&claim).await? {
+            // Decided (or ended) by someone else meanwhile: follow that record.
+            let record =
+                self.revocations
+                    .records
+                    .get(&id)
+                    .await?
+                    .ok_or_else(|| Fault::Unexpected {
+                        operation: "dynamodb:PutItem",
+                        why: "the conditional write failed but there is no record".into(),
+                    })?;
+            return self.resume(record, now).await;
+        }
+        audit(&id, Some(&checked), Some(&grant), "claimed", None);
+        self.attach(&claim, &grant, now).await
+    }
+
+    /// Carries on from the record an earlier invocation left.
+    async fn resume(
+        &self,
+        record: DecisionRecord,
+        now: DateTime<Utc>,
+    ) -> Result<GrantOutcome, Fault> {
+        let id = record.id.clone();
+        let decided = |decision: &str| {
+            info!(change_request_id = %id, decision, outcome = "already-decided", "decided earlier; nothing to do");
+            Ok(GrantOutcome::AlreadyDecided {
+                change_request_id: id.to_string(),
+                decision: decision.to_owned(),
+            })
+        };
+        if let Some(cause) = record.end_cause() {
+            // Ended: a grant of this request must not stay. (The revocation
+            // that ended it removes the policy; this covers an attach that raced it.)
+            if let (Some(State::Granting | State::Granted), Some(grant)) =
+                (record.state, record.to_grant())
+            {
+                self.revocations.revoke(&grant, &cause, now).await?;
+            }
+            return decided(&format!("ended ({})", cause.as_str()));
+        }
+        match (record.state, record.announced) {
+            (Some(State::Granting), _) => {
+                let grant = record.to_grant().ok_or_else(|| Fault::Unexpected {
+                    operation: "dynamodb:GetItem",
+                    why: "a claim without its grant".into(),
+                })?;
+                self.attach(&record, &grant, now).await
+            }
+            (Some(State::Granted), false) => {
+                let grant = record.to_grant().ok_or_else(|| Fault::Unexpected {
+                    operation: "dynamodb:GetItem",
+                    why: "a grant without its fields".into(),
+                })?;
+                self.announce_grant(&record, &grant).await?;
+                Ok(GrantOutcome::Announced {
+                    change_request_id: id.to_string(),
+                    decision: State::Granted.as_str().to_owned(),
+                })
+            }
+            (Some(State::Refused), false) => {
+                let refused = ChangegateEvent::Refused(crate::events::AccessRefused {
+                    change_request_id: id.clone(),
+                    user: user_of(record.requester.as_deref()),
+                    requester_arn: record.requester.as_deref().map(shown),
+                    reason_code: record.reason_code.clone().unwrap_or_default(),
+                    reason: record.reason.clone().unwrap_or_default(),
+                });
+                self.revocations.bus.put(&refused).await?;
+                self.revocations.records.mark_announced(&id).await?;
+                Ok(GrantOutcome::Announced {
+                    change_request_id: id.to_string(),
+                    decision: State::Refused.as_str().to_owned(),
+                })
+            }
+            (Some(state), true) => decided(state.as_str()),
+            (None, _) => decided("none"),
+        }
+    }
+
+    /// Holding the claim: attach, confirm the request is still open, schedule
+    /// the expiry, record the grant, announce.
+    async fn attach(
+        &self,
+        claim: &DecisionRecord,
+        grant: &Grant,
+        now: DateTime<Utc>,
+    ) -> Result<GrantOutcome, Fault> {
+        let id = &grant.change_request;
+        let name = grant.policy_name();
+        // Written ahead: every policy in IAM has a record, even if this invocation dies next.
+        info!(change_request_id = %id, user = %grant.user, account = %grant.account, role = %grant.role, policy = %name, outcome = "attaching", "attaching grant");
+        if self
+            .revocations
+            .iam
+            .put_user_policy(grant.user.as_str(), &name, &grant.document_json())
+            .await?
+            == Put::NoSuchUser
+        {
+            let refusal = Refusal::UserNotFound {
+                user: grant.user.to_string(),
+            };
+            let record = DecisionRecord::refused(id, &refusal, claim.requester.clone(), now);
+            if self.revocations.records.replace_claim(&record).await? {
+                return self.announce_refusal(&record, &refusal).await;
+            }
+            // The request ended meanwhile; nothing was attached.
+            return Ok(GrantOutcome::AlreadyDecided {
+                change_request_id: id.to_string(),
+                decision: "ended".to_owned(),
+            });
+        }
+        // A cancel may have raced the attach: Systems Manager's word, then the record's.
+        let status = self.ssm.execution(id.as_str()).await?.map(|e| e.status);
+        if let Some(status) = status.filter(Status::ends_access) {
+            return self.undo(grant, Cause::EndedEarly(status), now).await;
         }
         if let Some(expiry) = &self.config.expiry {
-            // A window about to end is left to the sweep: a schedule in the past would be refused.
-            if grant.window.end_utc() > now + chrono::TimeDelta::seconds(5) {
-                self.schedules.create_expiry(expiry, &grant).await?;
+            if wants_expiry_schedule(grant.window.end_utc(), now) {
+                self.revocations
+                    .schedules
+                    .create_expiry(expiry, grant)
+                    .await?;
+            } else {
+                info!(change_request_id = %id, at = %expiry_at(grant.window.end_utc()), "window ends within the minute; the sweep removes it");
             }
         }
-        audit(&cr, Some(&checked), Some(&grant), if attached_before { "granted-earlier-announced-now" } else { "granted" }, None);
+        if !self.revocations.records.mark_granted(id, now).await? {
+            let cause = self
+                .revocations
+                .records
+                .get(id)
+                .await?
+                .and_then(|r| r.end_cause())
+                .unwrap_or(Cause::Operator);
+            return self.undo(grant, cause, now).await;
+        }
         metrics::count("grant", "Grants", None);
-        let event = ChangegateEvent::granted(&grant, checked.requester.user.as_str(), &checked.approvers);
-        self.bus.put(&event).await?;
-        self.ssm.set_tag(id.as_str(), OUTCOME_TAG, OUTCOME_GRANTED).await?;
-        let (change_request_id, user, policy_name) = (id.to_string(), user.to_owned(), name);
-        Ok(if attached_before {
-            GrantOutcome::AlreadyGranted { change_request_id, user, policy_name }
-        } else {
-            GrantOutcome::Granted { change_request_id, user, policy_name }
+        self.announce_grant(claim, grant).await?;
+        Ok(GrantOutcome::Granted {
+            change_request_id: id.to_string(),
+            user: grant.user.to_string(),
+            policy_name: name,
         })
     }
 
-    async fn refuse(&self, cr: &ChangeRequestStatus, checked: Option<&Checked>, refusal: Refusal) -> Result<GrantOutcome, Fault> {
-        audit(cr, checked, None, "refused", Some(&refusal));
+    async fn undo(
+        &self,
+        grant: &Grant,
+        cause: Cause,
+        now: DateTime<Utc>,
+    ) -> Result<GrantOutcome, Fault> {
+        info!(change_request_id = %grant.change_request, cause = cause.as_str(), outcome = "undone", "the request ended while being granted");
+        self.revocations
+            .records
+            .end(&grant.change_request, &cause, now)
+            .await?;
+        self.revocations.revoke(grant, &cause, now).await?;
+        Ok(GrantOutcome::Undone {
+            change_request_id: grant.change_request.to_string(),
+            cause: cause.as_str().to_owned(),
+        })
+    }
+
+    async fn announce_grant(&self, record: &DecisionRecord, grant: &Grant) -> Result<(), Fault> {
+        let requester = user_of(record.requester.as_deref()).unwrap_or_else(|| grant.user.clone());
+        let decided = record.grant.as_ref();
+        let approvers = decided.map(|d| d.approvers.clone()).unwrap_or_default();
+        let source = decided.map(|d| d.source.clone()).unwrap_or_default();
+        let event = ChangegateEvent::granted(
+            grant,
+            &requester,
+            &approvers,
+            &source,
+            decided.and_then(|d| d.request_reason.clone()),
+        );
+        self.revocations.bus.put(&event).await?;
+        self.revocations
+            .records
+            .mark_announced(&grant.change_request)
+            .await?;
+        info!(change_request_id = %grant.change_request, user = %grant.user, outcome = "granted", "access granted and announced");
+        Ok(())
+    }
+
+    async fn refuse(
+        &self,
+        id: &ChangeRequestId,
+        checked: Option<&Checked>,
+        requester: Option<String>,
+        refusal: Refusal,
+        now: DateTime<Utc>,
+    ) -> Result<GrantOutcome, Fault> {
+        audit(id, checked, None, "refused", Some(&refusal));
+        let record = DecisionRecord::refused(id, &refusal, requester, now);
+        if refusal.is_final() && !self.revocations.records.create(&record).await? {
+            let record =
+                self.revocations
+                    .records
+                    .get(id)
+                    .await?
+                    .ok_or_else(|| Fault::Unexpected {
+                        operation: "dynamodb:PutItem",
+                        why: "the conditional write failed but there is no record".into(),
+                    })?;
+            return self.resume(record, now).await;
+        }
         metrics::count("grant", "Refusals", Some(("Reason", refusal.code())));
-        let user = cr.ops_item_created_by.as_deref().and_then(UserArn::parse).map(|r| r.user.to_string());
-        let arn = cr.ops_item_created_by.as_deref().map(shown);
-        self.bus.put(&ChangegateEvent::refused(&cr.change_request_id, user, arn, &refusal)).await?;
+        self.announce_refusal(&record, &refusal).await
+    }
+
+    async fn announce_refusal(
+        &self,
+        record: &DecisionRecord,
+        refusal: &Refusal,
+    ) -> Result<GrantOutcome, Fault> {
+        let user = user_of(record.requester.as_deref());
+        let event = ChangegateEvent::refused(
+            &record.id,
+            user,
+            record.requester.as_deref().map(shown),
+            refusal,
+        );
+        self.revocations.bus.put(&event).await?;
         if refusal.is_final() {
-            self.ssm.set_tag(&cr.change_request_id, OUTCOME_TAG, &format!("refused:{}", refusal.code())).await?;
+            self.revocations.records.mark_announced(&record.id).await?;
         }
         Ok(GrantOutcome::Refused {
-            change_request_id: cr.change_request_id.clone(),
+            change_request_id: record.id.to_string(),
             reason_code: refusal.code().to_owned(),
             reason: refusal.to_string(),
         })
     }
 }
 
-fn ignored(reason: String) -> GrantOutcome {
-    info!(outcome = "ignored", reason = %reason, "event ignored");
-    GrantOutcome::Ignored { reason }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::approval::ApproverDecision;
-    use crate::config::{VAR_ALLOW_DELEGATED, VAR_ALLOWED_ACCOUNTS};
-    use crate::policy::tests::grant;
-    use crate::request::params;
-
-    const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
-    const BOB: &str = "arn:aws:iam::123456789012:user/bob";
-
-    fn config_with(delegated: bool) -> GrantConfig {
-        let lookup = move |k: &str| match k {
-            VAR_ALLOWED_ACCOUNTS => Some("111122223333".to_owned()),
-            VAR_ALLOW_DELEGATED => Some(delegated.to_string()),
-            _ => None,
-        };
-        GrantConfig::from_source(&lookup).unwrap()
-    }
-
-    fn config() -> GrantConfig {
-        config_with(false)
-    }
-
-    fn event(created_by: &str) -> ChangeRequestStatus {
-        ChangeRequestStatus {
-            change_request_id: "d0585556-80f6-4522-8dad-dada6d45b67d".into(),
-            change_request_title: None,
-            ops_item_created_by: Some(created_by.into()),
-            ops_item_status: "Approved".into(),
-            approvers: vec![],
-        }
-    }
-
-    fn approved_by(approvers: &[&str]) -> Option<Vec<ApproverDecision>> {
-        Some(approvers.iter().map(|a| ApproverDecision { approver: (*a).into(), decision: "Approve".into() }).collect())
-    }
-
-    fn ssm(status: &str, user: &str, account: &str, start: &str, end: &str) -> ChangeRequest {
-        ChangeRequest {
-            status: status.into(),
-            executed_by: Some(ALICE.into()),
-            runbooks: vec![params(&[("IAMUserName", user), ("AWSAccountId", account), ("StartTime", start), ("EndTime", end)])],
-            approvals: approved_by(&[BOB]),
-        }
-    }
-
-    fn now() -> DateTime<Utc> {
-        "2026-12-01T08:30:00Z".parse().unwrap()
-    }
-
-    fn id() -> ChangeRequestId {
-        ChangeRequestId::parse("d0585556-80f6-4522-8dad-dada6d45b67d").unwrap()
-    }
-
-    fn ok_request() -> ChangeRequest {
-        ssm("Approved", "alice", "111122223333", "2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00")
-    }
-
-    fn eligible(tag: &str) -> UserRecord {
-        UserRecord { tag: Some(tag.to_owned()), inline_policies: vec![] }
-    }
 
     #[test]
-    fn given_an_approved_valid_request_when_checked_then_the_requester_and_independent_approver_are_recorded() {
-        let checked = check_request(&id(), &event(ALICE), Some(&ok_request()), &config(), now()).unwrap();
-        assert_eq!(checked.requester.user.as_str(), "alice");
-        assert_eq!(checked.approvers, vec![BOB.to_owned()]);
-        assert_eq!(checked.request.window.start_utc().to_rfc3339(), "2026-12-01T09:00:00+00:00");
-    }
-
-    #[test]
-    fn given_each_failed_check_when_checking_then_the_refusal_says_which() {
-        let ok = ("alice", "111122223333", "2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
-        let with = |f: &dyn Fn(&mut ChangeRequest)| {
-            let mut cr = ssm("Approved", ok.0, ok.1, ok.2, ok.3);
-            f(&mut cr);
-            cr
-        };
-        let cases: Vec<(ChangeRequest, &str, Refusal)> = vec![
-            (ssm("PendingApproval", ok.0, ok.1, ok.2, ok.3), ALICE, Refusal::NotApproved { status: "PendingApproval".into() }),
-            (ssm("Rejected", ok.0, ok.1, ok.2, ok.3), ALICE, Refusal::NotApproved { status: "Rejected".into() }),
-            (
-                ssm("Approved", ok.0, ok.1, ok.2, ok.3),
-                "arn:aws:sts::123456789012:assumed-role/Admin/alice",
-                Refusal::RequesterNotAUser { filed_by: "arn:aws:sts::123456789012:assumed-role/Admin/alice".into() },
-            ),
-            (with(&|cr| cr.approvals = approved_by(&[ALICE])), ALICE, Refusal::SelfApproved { requester: "alice".into() }),
-            (with(&|cr| cr.approvals = None), ALICE, Refusal::ApprovalUnknown),
-            (with(&|cr| cr.approvals = Some(vec![])), ALICE, Refusal::ApprovalUnknown),
-            (
-                ssm("Approved", "bob", ok.1, ok.2, ok.3),
-                ALICE,
-                Refusal::NotTheRequester { user: "bob".into(), requester: "alice".into() },
-            ),
-            (
-                ssm("Approved", ok.0, "444455556666", ok.2, ok.3),
-                ALICE,
-                Refusal::AccountNotAllowed { account: "444455556666".into(), allowed: "111122223333".into() },
-            ),
-            (
-                ssm("Approved", ok.0, ok.1, "2026-12-01T07:00:00Z", "2026-12-01T08:30:00Z"),
-                ALICE,
-                Refusal::WindowEnded { end: "2026-12-01 08:30:00 UTC".into() },
-            ),
-            (
-                ssm("Approved", ok.0, ok.1, "2026-12-01T09:00:00Z", "2026-12-01T17:00:01Z"),
-                ALICE,
-                Refusal::WindowTooLong { requested_minutes: 481, max_minutes: 480 },
-            ),
-            (
-                ssm("Approved", ok.0, ok.1, "2027-01-01T09:00:00Z", "2027-01-01T10:00:00Z"),
-                ALICE,
-                Refusal::StartTooFarAhead { start: "2027-01-01 09:00:00 UTC".into(), max_days: 30 },
-            ),
-        ];
-        for (cr, by, want) in cases {
-            assert_eq!(check_request(&id(), &event(by), Some(&cr), &config(), now()), Err(want));
-        }
-        assert_eq!(check_request(&id(), &event(ALICE), None, &config(), now()), Err(Refusal::ChangeRequestNotFound));
-    }
-
-    #[test]
-    fn given_exactly_the_maximum_window_when_checking_then_it_passes() {
-        let cr = ssm("Approved", "alice", "111122223333", "2026-12-01T09:00:00Z", "2026-12-01T17:00:00Z");
-        assert!(check_request(&id(), &event(ALICE), Some(&cr), &config(), now()).is_ok());
-    }
-
-    #[test]
-    fn given_ssm_and_event_disagree_on_the_requester_when_checking_then_refused() {
-        let mut cr = ok_request();
-        cr.executed_by = Some("arn:aws:iam::123456789012:user/mallory".into());
-        assert!(matches!(check_request(&id(), &event(ALICE), Some(&cr), &config(), now()), Err(Refusal::RequesterMismatch { .. })));
-        cr.runbooks.push(cr.runbooks[0].clone());
-        cr.executed_by = None;
-        assert_eq!(check_request(&id(), &event(ALICE), Some(&cr), &config(), now()), Err(Refusal::RunbookCount { count: 2 }));
-    }
-
-    #[test]
-    fn given_delegation_is_allowed_when_someone_asks_for_a_colleague_then_it_passes_naming_both() {
-        let cr = ssm("Approved", "carol", "111122223333", "2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
-        let checked = check_request(&id(), &event(ALICE), Some(&cr), &config_with(true), now()).unwrap();
-        assert_eq!(checked.request.user.as_str(), "carol");
-        assert_eq!(checked.requester.user.as_str(), "alice");
-    }
-
-    #[test]
-    fn given_eligibility_tags_when_deciding_then_only_tagged_accounts_grant_and_the_tag_picks_the_role() {
-        let checked = check_request(&id(), &event(ALICE), Some(&ok_request()), &config(), now()).unwrap();
-        let Ok(Verdict::Grant(g)) = decide(&checked, &eligible("111122223333"), &config()) else { panic!("not granted") };
-        assert_eq!(g.role_arn(), "arn:aws:iam::111122223333:role/CM-Prd-role");
-        let Ok(Verdict::Grant(g)) = decide(&checked, &eligible("111122223333/ReadOnlyProd"), &config()) else { panic!() };
-        assert_eq!(g.role_arn(), "arn:aws:iam::111122223333:role/ReadOnlyProd");
-        for record in [UserRecord::default(), eligible("444455556666"), eligible("*")] {
-            assert!(matches!(decide(&checked, &record, &config()), Err(Refusal::NotEligible { .. })), "{record:?}");
-        }
-    }
-
-    #[test]
-    fn given_the_grant_is_already_on_the_user_when_deciding_then_it_is_announced_even_if_eligibility_went_since() {
-        let checked = check_request(&id(), &event(ALICE), Some(&ok_request()), &config(), now()).unwrap();
-        let Ok(Verdict::Grant(g)) = decide(&checked, &eligible("111122223333"), &config()) else { panic!() };
-        let attached = UserRecord { tag: None, inline_policies: vec![(g.policy_name(), g.document_json())] };
-        assert_eq!(decide(&checked, &attached, &config()), Ok(Verdict::AlreadyGranted(g)));
-    }
-
-    #[test]
-    fn given_a_full_inline_policy_budget_when_deciding_then_refused_listing_the_active_grants() {
-        let checked = check_request(&id(), &event(ALICE), Some(&ok_request()), &config(), now()).unwrap();
-        let mut record = eligible("111122223333");
-        let other = grant("2026-12-01T09:00:00Z", "2026-12-01T12:00:00Z");
-        let other = Grant { change_request: ChangeRequestId::parse("11111111-2222-3333-4444-555555555555").unwrap(), ..other };
-        record.inline_policies.push((other.policy_name(), other.document_json()));
-        record.inline_policies.push(("team-tools".into(), format!(r#"{{"Statement":"{}"}}"#, "x".repeat(1500))));
-        let refusal = decide(&checked, &record, &config()).unwrap_err();
-        let Refusal::PolicyBudget { used, active, .. } = &refusal else { panic!("{refusal:?}") };
-        assert!(*used > 1500, "{used}");
-        assert_eq!(active, "11111111-2222-3333-4444-555555555555 (111122223333/CM-Prd-role until 2026-12-01 12:00:00 UTC)");
-        assert!(refusal.to_string().contains("Grants still active: 11111111"), "{refusal}");
+    fn given_each_trigger_when_parsed_then_only_approval_signs_name_a_request() {
+        let cm: Value =
+            serde_json::from_str(include_str!("../../events/change-request-approved.json"))
+                .unwrap();
+        assert_eq!(
+            Trigger::parse(cm),
+            Trigger::Look("6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64".into())
+        );
+        let sample: Value =
+            serde_json::from_str(include_str!("../../events/change-request-aws-sample.json"))
+                .unwrap();
+        assert!(
+            matches!(Trigger::parse(sample), Trigger::Ignore(_)),
+            "InProgress is not a change request's approval"
+        );
+        let direct = serde_json::json!({"changegate-request": {"execution-id": "abc-1"}});
+        assert_eq!(Trigger::parse(direct), Trigger::Look("abc-1".into()));
+        let step = serde_json::json!({"detail-type": "EC2 Automation Step Status-change Notification", "source": "aws.ssm",
+            "detail": {"ExecutionId": "abc-2", "Definition": "changegate-access-request", "Status": "Success", "StepName": "Approve", "Action": "aws:approve"}});
+        assert_eq!(Trigger::parse(step.clone()), Trigger::Look("abc-2".into()));
+        let mut waiting = step;
+        waiting["detail"]["Status"] = "Waiting".into();
+        assert!(matches!(Trigger::parse(waiting), Trigger::Ignore(_)));
+        let scheduled: Value =
+            serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
+        assert!(matches!(Trigger::parse(scheduled), Trigger::Ignore(_)));
     }
 }

@@ -4,11 +4,13 @@
 use serde::Serialize;
 
 use crate::events::{
-    AccessGranted, AccessRefused, AccessRevoked, CAUSE_WINDOW_ENDED, ChangeRequestStatus, ChangegateEvent, WindowDetail,
+    AccessGranted, AccessRefused, AccessRevoked, Cause, ChangeRequestStatus, ChangegateEvent,
+    WindowDetail,
 };
 use crate::ids::UserArn;
-use crate::request::{printable, shown};
-use crate::status::ends_access;
+use crate::policy::role_arn;
+use crate::status::Status;
+use crate::text::{printable, shown, slack, subject};
 use crate::window::human_time;
 
 /// What the `kind` message attribute says; subscription filters can use it.
@@ -82,29 +84,16 @@ impl Notification {
     /// The SNS message for `MessageStructure=json`: email subscribers get the
     /// text, HTTPS subscribers (Amazon Q Developer) the card, others the text.
     pub fn sns_message(&self) -> String {
-        let card = serde_json::to_string(&self.card).unwrap_or_else(|_| unreachable!("plain structs serialise"));
+        let card = serde_json::to_string(&self.card)
+            .unwrap_or_else(|_| unreachable!("plain structs serialise"));
         serde_json::json!({ "default": self.text, "email": self.text, "https": card }).to_string()
     }
-}
-
-/// SNS subjects: ASCII, no line breaks, under 100 characters.
-fn subject(raw: &str) -> String {
-    let clean: String = raw.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
-    clean.chars().take(99).collect()
-}
-
-/// Markdown-significant characters in text that came from outside.
-fn md(raw: &str) -> String {
-    printable(raw).chars().flat_map(|c| match c {
-        '*' | '_' | '~' | '`' | '<' | '>' | '[' | ']' => vec!['\\', c],
-        c => vec![c],
-    }).collect()
 }
 
 fn window_lines(w: &WindowDetail) -> (String, String) {
     match w.to_window() {
         Some(win) => (human_time(win.start()), human_time(win.end())),
-        None => (w.start.clone(), w.end.clone()),
+        None => (shown(&w.start), shown(&w.end)),
     }
 }
 
@@ -129,7 +118,12 @@ fn assemble(p: Parts) -> Notification {
         text.push_str(&format!("- {n}\n"));
     }
     text.push_str("\n-- changegate (just-in-time production access)\n");
-    let description = p.facts.iter().map(|(k, v)| format!("*{k}:* {}", md(v))).collect::<Vec<_>>().join("\n");
+    let description = p
+        .facts
+        .iter()
+        .map(|(k, v)| format!("*{k}:* {}", slack(v)))
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut keywords = vec!["changegate".to_owned(), p.kind.as_str().to_owned()];
     keywords.extend(p.account.clone());
     Notification {
@@ -140,9 +134,9 @@ fn assemble(p: Parts) -> Notification {
             source: "custom",
             content: CardContent {
                 text_type: "client-markdown",
-                title: md(&p.headline),
+                title: slack(&p.headline),
                 description,
-                next_steps: p.next.iter().map(|n| md(n)).collect(),
+                next_steps: p.next.iter().map(|n| slack(n)).collect(),
                 keywords,
             },
             metadata: CardMetadata {
@@ -160,28 +154,50 @@ fn assemble(p: Parts) -> Notification {
 
 fn granted(d: &AccessGranted) -> Notification {
     let (from, until) = window_lines(&d.window);
-    let mut facts = vec![("Who", d.user.clone())];
-    if d.requester != d.user {
-        facts.push(("Requested by", d.requester.clone()));
+    let (user, role_arn) = (d.user.to_string(), role_arn(&d.account, &d.role));
+    let delegated = !d.requester.same_name(&d.user);
+    let mut facts = vec![("Who", user.clone())];
+    if delegated {
+        facts.push(("Requested by", d.requester.to_string()));
     }
     facts.extend([
-        ("Account", d.account.clone()),
-        ("Role", d.role_arn.clone()),
+        ("Account", d.account.to_string()),
+        ("Role", role_arn.clone()),
         ("From", from),
         ("Until", until.clone()),
-        ("Approved by", if d.approvers.is_empty() { "-".to_owned() } else { d.approvers.join(", ") }),
-        ("Change request", d.change_request_id.clone()),
-        ("IAM policy", format!("{} on user {}", d.policy_name, d.user)),
+        (
+            "Approved by",
+            if d.approvers.is_empty() {
+                "-".to_owned()
+            } else {
+                d.approvers
+                    .iter()
+                    .map(|a| shown(a))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ),
+        ("Change request", d.change_request_id.to_string()),
+        (
+            "IAM policy",
+            format!(
+                "{} on user {user}",
+                crate::policy::policy_name(&d.change_request_id)
+            ),
+        ),
     ]);
+    if let Some(reason) = &d.request_reason {
+        facts.push(("Reason", shown(reason)));
+    }
     assemble(Parts {
         kind: Kind::AccessGranted,
-        id: d.change_request_id.clone(),
-        people: if d.requester == d.user { vec![d.user.clone()] } else { vec![d.user.clone(), d.requester.clone()] },
-        account: Some(d.account.clone()),
-        headline: format!("Access granted: {} to {}/{}", d.user, d.account, d.role),
+        id: d.change_request_id.to_string(),
+        people: if delegated { vec![user.clone(), d.requester.to_string()] } else { vec![user.clone()] },
+        account: Some(d.account.to_string()),
+        headline: format!("Access granted: {user} to {}/{}", d.account, d.role),
         facts,
         next: vec![
-            format!("{} may assume {} from the start of the window until its end, e.g. `aws sts assume-role --role-arn {} --role-session-name {}`.", d.user, d.role_arn, d.role_arn, d.user),
+            format!("{user} may assume {role_arn} from the start of the window until its end, e.g. `aws sts assume-role --role-arn {role_arn} --role-session-name {user}`."),
             format!("At {until} changegate removes the permission and sends another message."),
             "Sessions started inside the window last until they expire (the role's maximum session duration).".to_owned(),
         ],
@@ -189,45 +205,54 @@ fn granted(d: &AccessGranted) -> Notification {
 }
 
 fn refused(d: &AccessRefused) -> Notification {
-    let who = d.user.clone().or_else(|| d.requester_arn.as_deref().map(shown)).unwrap_or_else(|| "unknown requester".to_owned());
+    let who = d
+        .user
+        .as_ref()
+        .map(ToString::to_string)
+        .or_else(|| d.requester_arn.as_deref().map(shown))
+        .unwrap_or_else(|| "unknown requester".to_owned());
     assemble(Parts {
         kind: Kind::AccessRefused,
-        id: d.change_request_id.clone(),
-        people: d.user.iter().cloned().collect(),
+        id: d.change_request_id.to_string(),
+        people: d.user.iter().map(ToString::to_string).collect(),
         account: None,
-        headline: format!("Access refused: change request {} by {}", shown(&d.change_request_id), who),
+        headline: format!(
+            "Access refused: change request {} by {}",
+            d.change_request_id, who
+        ),
         facts: vec![
             ("Requester", who.clone()),
-            ("Change request", shown(&d.change_request_id)),
-            ("Reason", d.reason.clone()),
+            ("Change request", d.change_request_id.to_string()),
+            ("Reason", printable(&d.reason)),
         ],
         next: vec![
             "No access was granted and nothing was changed in IAM.".to_owned(),
-            "Fix what the reason says and file a new change request.".to_owned(),
+            "Fix what the reason says and file a new request.".to_owned(),
         ],
     })
 }
 
 fn revoked(d: &AccessRevoked) -> Notification {
     let (from, until) = window_lines(&d.window);
+    let role_arn = role_arn(&d.account, &d.role);
     assemble(Parts {
         kind: Kind::AccessRevoked,
-        id: d.change_request_id.clone(),
-        people: vec![d.user.clone()],
-        account: Some(d.account.clone()),
+        id: d.change_request_id.to_string(),
+        people: vec![d.user.to_string()],
+        account: Some(d.account.to_string()),
         headline: format!("Access revoked: {} from {}/{}", d.user, d.account, d.role),
         facts: vec![
-            ("Who", d.user.clone()),
-            ("Account", d.account.clone()),
-            ("Role", d.role_arn.clone()),
+            ("Who", d.user.to_string()),
+            ("Account", d.account.to_string()),
+            ("Role", role_arn.clone()),
             ("Window", format!("{from} until {until}")),
-            ("Removed at", d.revoked_at.clone()),
-            ("Why", if d.cause == CAUSE_WINDOW_ENDED { "the window ended".to_owned() } else { format!("the change request is {}", shown(&d.cause)) }),
-            ("Change request", d.change_request_id.clone()),
+            ("Removed at", shown(&d.revoked_at)),
+            ("Why", Cause::parse(&d.cause).describe()),
+            ("Change request", d.change_request_id.to_string()),
         ],
         next: vec![
-            format!("{} can no longer assume {}.", d.user, d.role_arn),
-            "For more access, file a new change request.".to_owned(),
+            format!("{} can no longer assume {role_arn}.", d.user),
+            "For more access, file a new request.".to_owned(),
         ],
     })
 }
@@ -236,8 +261,9 @@ fn revoked(d: &AccessRevoked) -> Notification {
 /// that add nothing for people (for example `RunbookInProgress`, which follows
 /// every approval, or a status changegate does not know).
 pub fn render_change_request(cr: &ChangeRequestStatus) -> Option<Notification> {
-    let (kind, what, next): (Kind, &str, Vec<String>) = match cr.ops_item_status.as_str() {
-        "PendingApproval" => (
+    let status = Status::parse(&cr.ops_item_status);
+    let (kind, what, next): (Kind, &str, Vec<String>) = match status {
+        Status::PendingApproval => (
             Kind::RequestPendingApproval,
             "is waiting for approval",
             vec![
@@ -245,13 +271,13 @@ pub fn render_change_request(cr: &ChangeRequestStatus) -> Option<Notification> {
                 "changegate grants nothing until it is approved.".to_owned(),
             ],
         ),
-        "Approved" => (
+        Status::Approved => (
             Kind::RequestApproved,
             "was approved",
             vec!["changegate now checks the request and sends a separate message when access is granted or refused.".to_owned()],
         ),
-        "Rejected" => (Kind::RequestRejected, "was rejected", vec!["No access will be granted for this request.".to_owned()]),
-        status if ends_access(status) => (
+        Status::Rejected => (Kind::RequestRejected, "was rejected", vec!["No access will be granted for this request.".to_owned()]),
+        ref status if status.ends_access() => (
             Kind::RequestEnded,
             "ended",
             vec![
@@ -267,11 +293,27 @@ pub fn render_change_request(cr: &ChangeRequestStatus) -> Option<Notification> {
         (None, Some(raw)) => shown(raw),
         (None, None) => "unknown requester".to_owned(),
     };
-    let title = cr.change_request_title.as_deref().map(shown).unwrap_or_default();
+    let title = cr
+        .change_request_title
+        .as_deref()
+        .map(shown)
+        .unwrap_or_default();
     let id = shown(&cr.change_request_id);
-    let mut facts = vec![("Requester", who.clone()), ("Change request", id.clone()), ("Title", title), ("Status", shown(&cr.ops_item_status))];
+    let mut facts = vec![
+        ("Requester", who.clone()),
+        ("Change request", id.clone()),
+        ("Title", title),
+        ("Status", shown(&cr.ops_item_status)),
+    ];
     if !cr.approvers.is_empty() {
-        facts.push(("Approvers", cr.approvers.iter().map(|a| shown(a)).collect::<Vec<_>>().join(", ")));
+        facts.push((
+            "Approvers",
+            cr.approvers
+                .iter()
+                .map(|a| shown(a))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
     }
     Some(assemble(Parts {
         kind,
@@ -295,14 +337,29 @@ pub fn render_changegate(event: &ChangegateEvent) -> Notification {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{ChangeRequestId, IamUserName};
     use crate::policy::tests::grant;
     use crate::refusal::Refusal;
 
+    fn name(raw: &str) -> IamUserName {
+        IamUserName::parse(raw).unwrap()
+    }
+
     #[test]
-    fn given_a_grant_in_plus_nine_when_rendered_then_email_shows_who_where_when_in_utc_and_plus_nine() {
+    fn given_a_grant_in_plus_nine_when_rendered_then_email_shows_who_where_when_in_utc_and_plus_nine()
+     {
         let g = grant("2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00");
-        let n = render_changegate(&ChangegateEvent::granted(&g, "alice", &["arn:aws:iam::123456789012:user/bob".to_owned()]));
-        assert_eq!(n.subject, "[changegate] Access granted: alice to 111122223333/CM-Prd-role");
+        let n = render_changegate(&ChangegateEvent::granted(
+            &g,
+            &name("alice"),
+            &["arn:aws:iam::123456789012:user/bob".to_owned()],
+            "automation",
+            None,
+        ));
+        assert_eq!(
+            n.subject,
+            "[changegate] Access granted: alice to 111122223333/CM-Prd-role"
+        );
         assert!(!n.text.contains("Requested by"), "{}", n.text);
         assert_eq!(n.people, ["alice"]);
         assert_eq!(n.kind, Kind::AccessGranted);
@@ -321,7 +378,13 @@ mod tests {
     #[test]
     fn given_a_delegated_grant_when_rendered_then_both_people_are_named_and_addressed() {
         let g = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
-        let n = render_changegate(&ChangegateEvent::granted(&g, "oncall-lead", &[]));
+        let n = render_changegate(&ChangegateEvent::granted(
+            &g,
+            &name("oncall-lead"),
+            &[],
+            "change-manager",
+            None,
+        ));
         assert_eq!(n.people, ["alice", "oncall-lead"]);
         assert!(n.text.contains("Requested by:   oncall-lead"), "{}", n.text);
     }
@@ -329,24 +392,66 @@ mod tests {
     #[test]
     fn given_any_event_when_rendered_for_slack_then_the_card_has_the_custom_notification_shape() {
         let g = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
-        let n = render_changegate(&ChangegateEvent::granted(&g, "alice", &[]));
+        let n = render_changegate(&ChangegateEvent::granted(
+            &g,
+            &name("ALICE"),
+            &["<!channel> & co".into()],
+            "automation",
+            Some("fix *it*".into()),
+        ));
+        assert!(
+            !n.text.contains("Requested by"),
+            "the same user in another case is not a delegation"
+        );
         let msg: serde_json::Value = serde_json::from_str(&n.sns_message()).unwrap();
         assert_eq!(msg["email"], msg["default"]);
         let card: serde_json::Value = serde_json::from_str(msg["https"].as_str().unwrap()).unwrap();
         assert_eq!(card["version"], "1.0");
         assert_eq!(card["source"], "custom");
         assert_eq!(card["content"]["textType"], "client-markdown");
-        assert!(card["content"]["title"].as_str().unwrap().starts_with("Access granted: alice"));
+        assert!(
+            card["content"]["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("Access granted: alice")
+        );
         assert!(card["content"]["nextSteps"].as_array().unwrap().len() >= 2);
-        assert!(card["content"]["nextSteps"][2].as_str().unwrap().ends_with("(the role's maximum session duration)."), "{card}");
-        assert_eq!(card["metadata"]["threadId"], "changegate-d0585556-80f6-4522-8dad-dada6d45b67d");
+        assert!(
+            card["content"]["nextSteps"][2]
+                .as_str()
+                .unwrap()
+                .ends_with("(the role's maximum session duration)."),
+            "{card}"
+        );
+        assert_eq!(
+            card["metadata"]["threadId"],
+            "changegate-d0585556-80f6-4522-8dad-dada6d45b67d"
+        );
         assert_eq!(card["metadata"]["eventType"], "access-granted");
+        let description = card["content"]["description"].as_str().unwrap();
+        assert!(
+            description.contains("&lt;!channel&gt; &amp; co"),
+            "{description}"
+        );
+        assert!(
+            description.contains("fix *it*") && !description.contains('\\'),
+            "Slack shows backslashes literally: {description}"
+        );
     }
 
     #[test]
-    fn given_a_refusal_when_rendered_then_the_requester_reads_the_reason_and_that_nothing_changed() {
-        let refusal = Refusal::WindowTooLong { requested_minutes: 600, max_minutes: 480 };
-        let n = render_changegate(&ChangegateEvent::refused("cr-1", Some("alice".into()), None, &refusal));
+    fn given_a_refusal_when_rendered_then_the_requester_reads_the_reason_and_that_nothing_changed()
+    {
+        let refusal = Refusal::WindowTooLong {
+            requested_minutes: 600,
+            max_minutes: 480,
+        };
+        let n = render_changegate(&ChangegateEvent::refused(
+            &ChangeRequestId::parse("cr-1").unwrap(),
+            Some(name("alice")),
+            None,
+            &refusal,
+        ));
         assert!(n.text.contains(&refusal.to_string()));
         assert!(n.text.contains("nothing was changed in IAM"));
         assert_eq!(n.people, ["alice"]);
@@ -357,17 +462,27 @@ mod tests {
         let cr = ChangeRequestStatus {
             change_request_id: "cr-1".into(),
             change_request_title: Some("x\ny".into()),
-            ops_item_created_by: Some("arn:aws:iam::123456789012:user/ＡＬＩＣＥ\n\u{7}".repeat(10)),
+            ops_item_created_by: Some(
+                "arn:aws:iam::123456789012:user/ＡＬＩＣＥ\n\u{7}".repeat(10),
+            ),
             ops_item_status: "PendingApproval".into(),
             approvers: vec![],
         };
         let n = render_change_request(&cr).unwrap();
-        assert!(n.subject.len() < 100 && n.subject.chars().all(|c| c.is_ascii() && !c.is_ascii_control()), "{:?}", n.subject);
+        assert!(
+            n.subject.len() < 100
+                && n.subject
+                    .chars()
+                    .all(|c| c.is_ascii() && !c.is_ascii_control()),
+            "{:?}",
+            n.subject
+        );
         assert!(n.people.is_empty());
     }
 
     #[test]
-    fn given_a_request_that_ends_early_when_rendered_then_the_requester_learns_access_goes_at_once() {
+    fn given_a_request_that_ends_early_when_rendered_then_the_requester_learns_access_goes_at_once()
+    {
         let cr = ChangeRequestStatus {
             change_request_id: "cr-1".into(),
             change_request_title: None,
@@ -377,12 +492,22 @@ mod tests {
         };
         let n = render_change_request(&cr).unwrap();
         assert_eq!(n.kind, Kind::RequestEnded);
-        assert!(n.text.contains("Any access already granted for it is removed at once"), "{}", n.text);
+        assert!(
+            n.text
+                .contains("Any access already granted for it is removed at once"),
+            "{}",
+            n.text
+        );
     }
 
     #[test]
     fn given_statuses_that_add_nothing_when_rendered_then_no_message_is_sent() {
-        for status in ["RunbookInProgress", "Scheduled", "CompletedWithSuccess", "SomethingNew"] {
+        for status in [
+            "RunbookInProgress",
+            "Scheduled",
+            "CompletedWithSuccess",
+            "SomethingNew",
+        ] {
             let cr = ChangeRequestStatus {
                 change_request_id: "cr-1".into(),
                 change_request_title: None,

@@ -23,7 +23,14 @@ impl Unit {
 }
 
 /// One EMF record: `name` = `value` for `function`, with an optional extra dimension.
-pub fn record(at: DateTime<Utc>, function: &str, name: &str, value: f64, unit: Unit, dimension: Option<(&str, &str)>) -> String {
+pub fn record(
+    at: DateTime<Utc>,
+    function: &str,
+    name: &str,
+    value: f64,
+    unit: Unit,
+    dimension: Option<(&str, &str)>,
+) -> String {
     let mut dimensions = vec!["Function"];
     let mut root = Map::new();
     root.insert("Function".into(), Value::from(function));
@@ -48,7 +55,10 @@ pub fn record(at: DateTime<Utc>, function: &str, name: &str, value: f64, unit: U
 
 /// Writes one record to stdout, where Lambda hands it to CloudWatch Logs.
 pub fn emit(function: &str, name: &str, value: f64, unit: Unit, dimension: Option<(&str, &str)>) {
-    println!("{}", record(Utc::now(), function, name, value, unit, dimension));
+    println!(
+        "{}",
+        record(Utc::now(), function, name, value, unit, dimension)
+    );
 }
 
 pub fn count(function: &str, name: &str, dimension: Option<(&str, &str)>) {
@@ -60,9 +70,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn given_a_refusal_when_recorded_then_the_line_is_valid_emf_with_function_and_reason_dimensions() {
+    fn given_a_refusal_when_recorded_then_the_line_is_valid_emf_with_function_and_reason_dimensions()
+     {
         let at: DateTime<Utc> = "2026-12-01T09:00:00Z".parse().unwrap();
-        let line = record(at, "grant", "Refusals", 1.0, Unit::Count, Some(("Reason", "window-too-long")));
+        let line = record(
+            at,
+            "grant",
+            "Refusals",
+            1.0,
+            Unit::Count,
+            Some(("Reason", "window-too-long")),
+        );
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["Function"], "grant");
         assert_eq!(v["Reason"], "window-too-long");

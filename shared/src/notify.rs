@@ -23,6 +23,11 @@ pub fn notification(event: EventBridgeEvent) -> Result<Notification, String> {
             .ok_or_else(|| format!("status {:?} needs no message", cr.ops_item_status)),
         Incoming::Changegate(ev) => Ok(render_changegate(&ev)),
         Incoming::Scheduled => Err("scheduled events need no message".to_owned()),
+        // The request runbook's approvers are told by its aws:approve step;
+        // the requester hears from changegate's own events.
+        Incoming::AutomationStep(_) | Incoming::AutomationExecution(_) => {
+            Err("Automation status events need no message".to_owned())
+        }
     }
 }
 
@@ -55,6 +60,9 @@ impl Notifier {
             outcome = "published",
             "notification published"
         );
-        Ok(NotifyOutcome::Published { kind: n.kind.as_str().to_owned(), message_id })
+        Ok(NotifyOutcome::Published {
+            kind: n.kind.as_str().to_owned(),
+            message_id,
+        })
     }
 }

@@ -93,7 +93,9 @@ impl Grant {
     }
 
     pub fn document(&self) -> PolicyDocument {
-        let time = |t: DateTime<Utc>| CurrentTime { current_time: utc_string(t) };
+        let time = |t: DateTime<Utc>| CurrentTime {
+            current_time: utc_string(t),
+        };
         PolicyDocument {
             version: VERSION.to_owned(),
             statement: vec![Statement {
@@ -115,11 +117,16 @@ impl Grant {
 
     /// The document as IAM stores it: compact JSON, serialised from data.
     pub fn document_json(&self) -> String {
-        serde_json::to_string(&self.document()).unwrap_or_else(|_| unreachable!("plain strings serialise"))
+        serde_json::to_string(&self.document())
+            .unwrap_or_else(|_| unreachable!("plain strings serialise"))
     }
 
     /// Reads a grant back from an inline policy found on `user`.
-    pub fn from_policy(user: &IamUserName, name: &str, document_json: &str) -> Result<Self, NotAGrant> {
+    pub fn from_policy(
+        user: &IamUserName,
+        name: &str,
+        document_json: &str,
+    ) -> Result<Self, NotAGrant> {
         let id = name.strip_prefix(POLICY_PREFIX).ok_or(NotAGrant::Name)?;
         let change_request = ChangeRequestId::parse(id).map_err(|_| NotAGrant::Name)?;
         let shape = |why: &str| NotAGrant::Shape(why.to_owned());
@@ -131,7 +138,8 @@ impl Grant {
         if doc.version != VERSION || stmt.effect != "Allow" || stmt.action != ACTION {
             return Err(shape("not an Allow of sts:AssumeRole"));
         }
-        let (account, role) = parse_role_arn(&stmt.resource).ok_or_else(|| shape("resource is not one role"))?;
+        let (account, role) =
+            parse_role_arn(&stmt.resource).ok_or_else(|| shape("resource is not one role"))?;
         let (start_tag, end_tag) = stmt
             .sid
             .as_deref()
@@ -149,7 +157,13 @@ impl Grant {
         let end = at(&stmt.condition.date_less_than.current_time, end_tag)
             .ok_or_else(|| shape("end is not a UTC time"))?;
         let window = Window::new(start, end).map_err(|_| shape("window ends before it starts"))?;
-        Ok(Self { change_request, user: user.clone(), account, role, window })
+        Ok(Self {
+            change_request,
+            user: user.clone(),
+            account,
+            role,
+            window,
+        })
     }
 }
 
@@ -183,7 +197,9 @@ fn parse_offset_tag(tag: &str) -> Option<FixedOffset> {
         b'M' => -1,
         _ => return None,
     };
-    let digits = tag.get(1..5).filter(|d| d.bytes().all(|b| b.is_ascii_digit()))?;
+    let digits = tag
+        .get(1..5)
+        .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))?;
     let (h, m): (i32, i32) = (digits[..2].parse().ok()?, digits[2..].parse().ok()?);
     FixedOffset::east_opt(sign * (h * 3600 + m * 60))
 }
@@ -215,7 +231,10 @@ pub(crate) mod tests {
     #[test]
     fn given_a_grant_when_rendered_then_the_document_is_exactly_the_windowed_assume_role() {
         let g = grant("2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00");
-        assert_eq!(g.policy_name(), "changegate-d0585556-80f6-4522-8dad-dada6d45b67d");
+        assert_eq!(
+            g.policy_name(),
+            "changegate-d0585556-80f6-4522-8dad-dada6d45b67d"
+        );
         assert_eq!(
             g.document_json(),
             r#"{"Version":"2012-10-17","Statement":[{"Sid":"ChangegateP0900P0900","Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::111122223333:role/CM-Prd-role","Condition":{"DateGreaterThan":{"aws:CurrentTime":"2026-12-01T09:00:00Z"},"DateLessThan":{"aws:CurrentTime":"2026-12-01T10:00:00Z"}}}]}"#
@@ -240,20 +259,37 @@ pub(crate) mod tests {
     fn given_policies_that_are_not_changegate_grants_when_read_then_they_are_not_recognised() {
         let g = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
         let doc = g.document_json();
-        assert_eq!(Grant::from_policy(&g.user, "DO-NOT-DELETE-CM-Policy", &doc), Err(NotAGrant::Name));
-        assert_eq!(Grant::from_policy(&g.user, "changegate-", &doc), Err(NotAGrant::Name));
+        assert_eq!(
+            Grant::from_policy(&g.user, "DO-NOT-DELETE-CM-Policy", &doc),
+            Err(NotAGrant::Name)
+        );
+        assert_eq!(
+            Grant::from_policy(&g.user, "changegate-", &doc),
+            Err(NotAGrant::Name)
+        );
         let wider = doc.replace("sts:AssumeRole", "sts:*");
-        assert!(matches!(Grant::from_policy(&g.user, &g.policy_name(), &wider), Err(NotAGrant::Shape(_))));
+        assert!(matches!(
+            Grant::from_policy(&g.user, &g.policy_name(), &wider),
+            Err(NotAGrant::Shape(_))
+        ));
         let two = r#"{"Version":"2012-10-17","Statement":[]}"#;
-        assert!(matches!(Grant::from_policy(&g.user, &g.policy_name(), two), Err(NotAGrant::Shape(_))));
+        assert!(matches!(
+            Grant::from_policy(&g.user, &g.policy_name(), two),
+            Err(NotAGrant::Shape(_))
+        ));
         let extra = doc.replace(r#""Effect""#, r#""NotAction":"x","Effect""#);
-        assert!(matches!(Grant::from_policy(&g.user, &g.policy_name(), &extra), Err(NotAGrant::Shape(_))));
+        assert!(matches!(
+            Grant::from_policy(&g.user, &g.policy_name(), &extra),
+            Err(NotAGrant::Shape(_))
+        ));
     }
 
     #[test]
     fn given_a_grant_without_sid_when_read_then_times_are_shown_in_utc() {
         let g = grant("2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00");
-        let doc = g.document_json().replace(r#""Sid":"ChangegateP0900P0900","#, "");
+        let doc = g
+            .document_json()
+            .replace(r#""Sid":"ChangegateP0900P0900","#, "");
         let back = Grant::from_policy(&g.user, &g.policy_name(), &doc).unwrap();
         assert_eq!(back.window.start_utc(), g.window.start_utc());
         assert_eq!(back.window.start().offset().local_minus_utc(), 0);

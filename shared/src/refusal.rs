@@ -17,9 +17,41 @@ pub enum Refusal {
     )]
     RequesterNotAUser { filed_by: String },
     #[error(
-        "The change request event and Systems Manager disagree about who filed it ({event} vs {ssm}), so changegate cannot tell who would receive access."
+        "Systems Manager does not say who filed this request, so changegate cannot tell who would receive access."
     )]
-    RequesterMismatch { event: String, ssm: String },
+    RequesterUnknown,
+    #[error(
+        "The request was filed by {requester}, an IAM user of another account or partition. changegate grants access only to IAM users of account {home}."
+    )]
+    ForeignRequester { requester: String, home: String },
+    #[error(
+        "This changegate deployment does not take requests through {via}. Ask your platform team which way to request access."
+    )]
+    SourceNotEnabled { via: &'static str },
+    #[error(
+        "The change request uses the change template {found}. changegate grants only requests filed with its own template, {expected}, whose approvers the deployment chose."
+    )]
+    WrongChangeTemplate { found: String, expected: String },
+    #[error(
+        "The request runs the runbook {found}. changegate grants only requests that run {expected}."
+    )]
+    WrongRunbook { found: String, expected: String },
+    #[error(
+        "The approval step {step} is {status}, not approved. Every approval level must approve the request before access is granted."
+    )]
+    ApprovalIncomplete { step: String, status: String },
+    #[error(
+        "The approval step {step} did not run with the approvers this deployment configured, so its approval does not count. File the request again with the deployment's runbook."
+    )]
+    ApproversTampered { step: String },
+    #[error(
+        "The approval step {step} has {got} approval(s) from people other than the requester and the person receiving access; {needed} are needed."
+    )]
+    NotEnoughApprovals {
+        step: String,
+        got: usize,
+        needed: usize,
+    },
     #[error(
         "The request asks for access for {user}, but it was filed by {requester}. Each person must file their own request."
     )]
@@ -33,7 +65,7 @@ pub enum Refusal {
     )]
     ApprovalUnknown,
     #[error(
-        "The only approval came from the requester, {requester}. Someone other than the requester must approve the change request."
+        "The only approval came from {requester}, who filed the request or would receive the access. Someone else must approve it."
     )]
     SelfApproved { requester: String },
     #[error("The parameter {name} is missing. File a new request and fill in {name}.")]
@@ -41,7 +73,7 @@ pub enum Refusal {
     #[error("The parameter {name} has {count} values; give exactly one.")]
     MultipleValues { name: &'static str, count: usize },
     #[error(
-        "The parameter {name:?} is not one changegate knows. Use only IAMUserName, AWSAccountId, StartTime and EndTime."
+        "The parameter {name:?} is not one changegate knows. Use only IAMUserName, AWSAccountId, StartTime and EndTime (and Reason, on the request runbook)."
     )]
     UnknownParameter { name: String },
     #[error("IAMUserName is not a valid IAM user name: {why}.")]
@@ -56,12 +88,18 @@ pub enum Refusal {
     AccountNotAllowed { account: String, allowed: String },
     #[error("{name} {why}.")]
     InvalidTime { name: &'static str, why: TimeError },
-    #[error("EndTime ({end}) is not after StartTime ({start}). The window must end after it starts.")]
+    #[error(
+        "EndTime ({end}) is not after StartTime ({start}). The window must end after it starts."
+    )]
     EndNotAfterStart { start: String, end: String },
     #[error(
         "{user} is not eligible for account {account}. Accounts {user} may ask for: {eligible}. The security team grants eligibility with the changegate:eligible tag on the IAM user."
     )]
-    NotEligible { user: String, account: String, eligible: String },
+    NotEligible {
+        user: String,
+        account: String,
+        eligible: String,
+    },
     #[error(
         "The window starts at {start}, more than {max_days} days from now. Ask for access closer to the time you need it."
     )]
@@ -69,21 +107,31 @@ pub enum Refusal {
     #[error(
         "{user}'s inline IAM policies already use {used} of the 2048 characters IAM allows per user, and this grant needs {needed} more. Grants still active: {active}. Wait for one to end, or ask for it to be cancelled, then file again."
     )]
-    PolicyBudget { user: String, used: usize, needed: usize, active: String },
-    #[error("The window ended at {end}, before access could be granted. File a new request with a later EndTime.")]
+    PolicyBudget {
+        user: String,
+        used: usize,
+        needed: usize,
+        active: String,
+    },
+    #[error(
+        "The window ended at {end}, before access could be granted. File a new request with a later EndTime."
+    )]
     WindowEnded { end: String },
     #[error(
         "The window is {requested_minutes} minutes long; the most allowed is {max_minutes} minutes. Ask for a shorter window, or file two requests."
     )]
-    WindowTooLong { requested_minutes: i64, max_minutes: i64 },
+    WindowTooLong {
+        requested_minutes: i64,
+        max_minutes: i64,
+    },
 }
 
 impl Refusal {
-    /// Whether the refusal stands for good. Only "not approved (yet)" may
-    /// change: Systems Manager can lag behind the event that announced the
-    /// approval, so that one is not recorded on the change request.
+    /// Whether the refusal stands for good. "Not found" may change:
+    /// Systems Manager can lag behind the event that announced the request,
+    /// so that one is announced but not recorded.
     pub fn is_final(&self) -> bool {
-        !matches!(self, Self::NotApproved { .. } | Self::ChangeRequestNotFound)
+        !matches!(self, Self::ChangeRequestNotFound)
     }
 
     /// A stable machine-readable code, for filters, metrics and tests.
@@ -92,7 +140,14 @@ impl Refusal {
             Self::ChangeRequestNotFound => "change-request-not-found",
             Self::NotApproved { .. } => "not-approved",
             Self::RequesterNotAUser { .. } => "requester-not-a-user",
-            Self::RequesterMismatch { .. } => "requester-mismatch",
+            Self::RequesterUnknown => "requester-unknown",
+            Self::ForeignRequester { .. } => "foreign-requester",
+            Self::SourceNotEnabled { .. } => "source-not-enabled",
+            Self::WrongChangeTemplate { .. } => "wrong-change-template",
+            Self::WrongRunbook { .. } => "wrong-runbook",
+            Self::ApprovalIncomplete { .. } => "approval-incomplete",
+            Self::ApproversTampered { .. } => "approvers-tampered",
+            Self::NotEnoughApprovals { .. } => "not-enough-approvals",
             Self::ApprovalUnknown => "approval-unknown",
             Self::SelfApproved { .. } => "self-approved",
             Self::NotEligible { .. } => "not-eligible",

@@ -5,13 +5,18 @@ use std::collections::BTreeMap;
 
 use crate::ids::{AccountId, IamUserName};
 use crate::refusal::Refusal;
+use crate::text::{printable, shown};
 use crate::window::{Window, human_time, parse_time};
 
 pub const PARAM_USER: &str = "IAMUserName";
 pub const PARAM_ACCOUNT: &str = "AWSAccountId";
 pub const PARAM_START: &str = "StartTime";
 pub const PARAM_END: &str = "EndTime";
+/// The request runbook's optional free-text reason.
+pub const PARAM_REASON: &str = "Reason";
 pub const PARAMETERS: [&str; 4] = [PARAM_USER, PARAM_ACCOUNT, PARAM_START, PARAM_END];
+/// The longest reason kept (it is shown to people, never interpreted).
+pub const MAX_REASON_CHARS: usize = 500;
 
 /// Runbook parameters as Systems Manager returns them: name to list of values.
 pub type RawParameters = BTreeMap<String, Vec<String>>;
@@ -22,64 +27,77 @@ pub struct AccessRequest {
     pub user: IamUserName,
     pub account: AccountId,
     pub window: Window,
-}
-
-/// Text with control and invisible formatting characters escaped (`\u{a}`,
-/// `\u{200b}`), so that what people read is what is there.
-pub fn printable(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        if c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}') {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Hostile text shown back to people: [`printable`], and at most 80 characters.
-pub fn shown(raw: &str) -> String {
-    const MAX: usize = 80;
-    let mut out: String = printable(&raw.chars().take(MAX).collect::<String>());
-    if raw.chars().count() > MAX {
-        out.push('…');
-    }
-    out
+    /// Why, in the requester's words (request runbook only), cleaned for display.
+    pub reason: Option<String>,
 }
 
 fn single<'a>(params: &'a RawParameters, name: &'static str) -> Result<&'a str, Refusal> {
     match params.get(name).map(Vec::as_slice) {
         None | Some([]) => Err(Refusal::MissingParameter { name }),
         Some([one]) => Ok(one.as_str()),
-        Some(many) => Err(Refusal::MultipleValues { name, count: many.len() }),
+        Some(many) => Err(Refusal::MultipleValues {
+            name,
+            count: many.len(),
+        }),
     }
 }
 
-/// Parses the four runbook parameters; anything missing, extra, multi-valued or
-/// malformed is a refusal naming the parameter and what is wrong with it.
-pub fn parse_parameters(params: &RawParameters) -> Result<AccessRequest, Refusal> {
-    if let Some(unknown) = params.keys().find(|k| !PARAMETERS.contains(&k.as_str())) {
-        return Err(Refusal::UnknownParameter { name: shown(unknown) });
+/// Parses the four runbook parameters (and, when `with_reason`, the optional
+/// `Reason`); anything missing, extra, multi-valued or malformed is a refusal
+/// naming the parameter and what is wrong with it.
+pub fn parse_parameters(
+    params: &RawParameters,
+    with_reason: bool,
+) -> Result<AccessRequest, Refusal> {
+    let known = |k: &str| PARAMETERS.contains(&k) || (with_reason && k == PARAM_REASON);
+    if let Some(unknown) = params.keys().find(|k| !known(k)) {
+        return Err(Refusal::UnknownParameter {
+            name: shown(unknown),
+        });
     }
+    let reason = match params.get(PARAM_REASON).map(Vec::as_slice) {
+        None | Some([]) => None,
+        Some([one]) if one.trim().is_empty() => None,
+        Some([one]) => Some(printable(
+            &one.chars().take(MAX_REASON_CHARS).collect::<String>(),
+        )),
+        Some(many) => {
+            return Err(Refusal::MultipleValues {
+                name: PARAM_REASON,
+                count: many.len(),
+            });
+        }
+    };
     let user = IamUserName::parse(single(params, PARAM_USER)?)
         .map_err(|why| Refusal::InvalidUserName { why })?;
     let account = AccountId::parse(single(params, PARAM_ACCOUNT)?)
         .map_err(|why| Refusal::InvalidAccountId { why })?;
-    let start = parse_time(single(params, PARAM_START)?)
-        .map_err(|why| Refusal::InvalidTime { name: PARAM_START, why })?;
-    let end = parse_time(single(params, PARAM_END)?)
-        .map_err(|why| Refusal::InvalidTime { name: PARAM_END, why })?;
+    let start = parse_time(single(params, PARAM_START)?).map_err(|why| Refusal::InvalidTime {
+        name: PARAM_START,
+        why,
+    })?;
+    let end = parse_time(single(params, PARAM_END)?).map_err(|why| Refusal::InvalidTime {
+        name: PARAM_END,
+        why,
+    })?;
     let window = Window::new(start, end).map_err(|_| Refusal::EndNotAfterStart {
         start: human_time(start),
         end: human_time(end),
     })?;
-    Ok(AccessRequest { user, account, window })
+    Ok(AccessRequest {
+        user,
+        account,
+        window,
+        reason,
+    })
 }
 
 #[cfg(test)]
 pub(crate) fn params(pairs: &[(&str, &str)]) -> RawParameters {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()])).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+        .collect()
 }
 
 #[cfg(test)]
@@ -99,7 +117,7 @@ mod tests {
 
     #[test]
     fn given_the_four_parameters_when_parsing_then_a_typed_request_comes_out() {
-        let req = parse_parameters(&good()).unwrap();
+        let req = parse_parameters(&good(), false).unwrap();
         assert_eq!(req.user.as_str(), "alice");
         assert_eq!(req.account.as_str(), "111122223333");
         assert_eq!(req.window.duration().num_minutes(), 60);
@@ -118,13 +136,48 @@ mod tests {
             p
         };
         let cases = [
-            (without("EndTime"), Refusal::MissingParameter { name: "EndTime" }),
-            (with("IAMUserName", vec![]), Refusal::MissingParameter { name: "IAMUserName" }),
-            (with("AWSAccountId", vec!["111122223333", "444455556666"]), Refusal::MultipleValues { name: "AWSAccountId", count: 2 }),
-            (with("Extra", vec!["x"]), Refusal::UnknownParameter { name: "Extra".into() }),
-            (with("IAMUserName", vec!["alice\",\"Resource\":\"*"]), Refusal::InvalidUserName { why: IdError::BadCharacter('"') }),
-            (with("AWSAccountId", vec!["*"]), Refusal::InvalidAccountId { why: IdError::NotTwelveDigits }),
-            (with("StartTime", vec!["2026-12-01T18:00:00"]), Refusal::InvalidTime { name: "StartTime", why: TimeError::MissingOffset }),
+            (
+                without("EndTime"),
+                Refusal::MissingParameter { name: "EndTime" },
+            ),
+            (
+                with("IAMUserName", vec![]),
+                Refusal::MissingParameter {
+                    name: "IAMUserName",
+                },
+            ),
+            (
+                with("AWSAccountId", vec!["111122223333", "444455556666"]),
+                Refusal::MultipleValues {
+                    name: "AWSAccountId",
+                    count: 2,
+                },
+            ),
+            (
+                with("Extra", vec!["x"]),
+                Refusal::UnknownParameter {
+                    name: "Extra".into(),
+                },
+            ),
+            (
+                with("IAMUserName", vec!["alice\",\"Resource\":\"*"]),
+                Refusal::InvalidUserName {
+                    why: IdError::BadCharacter('"'),
+                },
+            ),
+            (
+                with("AWSAccountId", vec!["*"]),
+                Refusal::InvalidAccountId {
+                    why: IdError::NotTwelveDigits,
+                },
+            ),
+            (
+                with("StartTime", vec!["2026-12-01T18:00:00"]),
+                Refusal::InvalidTime {
+                    name: "StartTime",
+                    why: TimeError::MissingOffset,
+                },
+            ),
             (
                 with("EndTime", vec!["2026-12-01T09:00:00Z"]),
                 Refusal::EndNotAfterStart {
@@ -134,14 +187,26 @@ mod tests {
             ),
         ];
         for (p, want) in cases {
-            assert_eq!(parse_parameters(&p), Err(want));
+            assert_eq!(parse_parameters(&p, false), Err(want));
         }
     }
 
     #[test]
-    fn given_hostile_text_when_shown_back_then_control_characters_are_escaped_and_length_bounded() {
-        assert_eq!(shown("a\nb\u{0}\u{200b}\"'"), "a\\u{a}b\\u{0}\\u{200b}\"'");
-        let long = "x".repeat(500);
-        assert_eq!(shown(&long).chars().count(), 81);
+    fn given_a_reason_when_parsing_then_only_the_request_runbook_accepts_it_and_it_is_cleaned() {
+        let mut p = good();
+        p.insert("Reason".into(), vec!["incident 4711\nfix the queue".into()]);
+        assert_eq!(
+            parse_parameters(&p, false),
+            Err(Refusal::UnknownParameter {
+                name: "Reason".into()
+            })
+        );
+        let req = parse_parameters(&p, true).unwrap();
+        assert_eq!(
+            req.reason.as_deref(),
+            Some("incident 4711\\u{a}fix the queue")
+        );
+        p.insert("Reason".into(), vec![" ".into()]);
+        assert_eq!(parse_parameters(&p, true).unwrap().reason, None);
     }
 }

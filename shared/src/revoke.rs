@@ -1,41 +1,93 @@
-//! revoke: the sweep. Reads every changegate policy from IAM (the policies are
-//! the source of truth), deletes those whose window has ended, and announces each.
+//! revoke: removes grants. One way to remove ([`Revocations::revoke`]), used
+//! at a window's end (its expiry schedule, or the one-minute sweep), on an
+//! early end that Systems Manager confirms, on an operator's request, and by
+//! grant when a request ended while it was being granted.
 
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use std::time::{Duration, SystemTime};
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tracing::{error, info, warn};
 
-use crate::aws::{Bus, Fault, Iam, Schedules, UserPolicy};
-use crate::metrics;
+use crate::aws::{Bus, Fault, Iam, Records, Schedules, Ssm, UserPolicy};
 use crate::config::RevokeConfig;
-use crate::aws::Ssm;
-use crate::events::{AccessRevoked, CAUSE_WINDOW_ENDED, ChangeRequestStatus, ChangegateEvent, ExpiryInput, ExpiryTarget, Incoming};
-use crate::ids::ChangeRequestId;
-use crate::policy::policy_name;
-use crate::request::{PARAM_USER, shown};
+use crate::events::{AccessRevoked, Cause, ChangegateEvent, ExpiryInput, ExpiryTarget, Incoming};
+use crate::ids::{ChangeRequestId, IamUserName};
+use crate::metrics;
+use crate::policy::{Grant, POLICY_PREFIX, policy_name};
+use crate::request::PARAM_USER;
 use crate::sdk;
-use crate::status::ends_access;
-use crate::ids::IamUserName;
-use crate::policy::{Grant, POLICY_PREFIX};
+use crate::text::shown;
 
-/// Sorts the listed policies into expired grants, and counts the rest. Pure.
-pub fn expired(policies: &[UserPolicy], now: DateTime<Utc>) -> (Vec<Grant>, usize) {
-    let mut expired = Vec::new();
-    let mut active = 0;
+/// Sorts the listed policies into grants whose window has ended and the
+/// active ones. Pure.
+pub fn sort_grants(policies: &[UserPolicy], now: DateTime<Utc>) -> (Vec<Grant>, Vec<Grant>) {
+    let (mut ended, mut active) = (Vec::new(), Vec::new());
     for p in policies {
         let grant = IamUserName::parse(&p.user)
             .map_err(|e| e.to_string())
-            .and_then(|user| Grant::from_policy(&user, &p.name, &p.document).map_err(|e| e.to_string()));
+            .and_then(|user| {
+                Grant::from_policy(&user, &p.name, &p.document).map_err(|e| e.to_string())
+            });
         match grant {
-            Ok(g) if g.window.has_ended(now) => expired.push(g),
-            Ok(_) => active += 1,
-            Err(why) => warn!(user = %p.user, policy = %p.name, why = %why, "not a changegate grant; left alone"),
+            Ok(g) if g.window.has_ended(now) => ended.push(g),
+            Ok(g) => active.push(g),
+            Err(why) => {
+                warn!(user = %p.user, policy = %p.name, why = %why, "not a changegate grant; left alone")
+            }
         }
     }
-    (expired, active)
+    (ended, active)
+}
+
+/// An operator's request to end a grant now (`aws lambda invoke` on revoke).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OperatorRevoke {
+    pub change_request_id: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+struct OperatorInput {
+    #[serde(rename = "changegate-revoke")]
+    revoke: OperatorRevoke,
+}
+
+/// What revoke was invoked with, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeInput {
+    /// A grant's expiry schedule fired.
+    Expiry(ExpiryTarget),
+    /// An operator ends a request's access now.
+    Operator(OperatorRevoke),
+    /// A request's status changed: it may have ended early.
+    StatusChanged(String),
+    /// The one-minute schedule, or anything unrecognised: the sweep, which is always safe.
+    Sweep,
+}
+
+impl RevokeInput {
+    pub fn parse(input: Value) -> Self {
+        if let Ok(ExpiryInput { expiry }) = serde_json::from_value::<ExpiryInput>(input.clone()) {
+            return Self::Expiry(expiry);
+        }
+        if let Ok(OperatorInput { revoke }) = serde_json::from_value::<OperatorInput>(input.clone())
+        {
+            return Self::Operator(revoke);
+        }
+        match serde_json::from_value::<EventBridgeEvent>(input)
+            .ok()
+            .map(Incoming::parse)
+        {
+            Some(Ok(Incoming::ChangeRequest(cr))) => Self::StatusChanged(cr.change_request_id),
+            Some(Ok(Incoming::AutomationExecution(a))) => Self::StatusChanged(a.execution_id),
+            _ => Self::Sweep,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -53,192 +105,403 @@ pub struct SweepReport {
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum RevokeOutcome {
     Swept(SweepReport),
-    /// A grant's expiry schedule fired.
-    Expired { change_request_id: String, user: String, policy_name: String, revocation_lag_ms: i64 },
-    EndedEarly { change_request_id: String, user: String, policy_name: String, cause: String },
-    Ignored { reason: String },
+    Revoked {
+        change_request_id: String,
+        user: String,
+        policy_name: String,
+        cause: String,
+        revocation_lag_ms: Option<i64>,
+    },
+    Ignored {
+        reason: String,
+    },
+}
+
+fn ignored(id: &str, reason: String) -> RevokeOutcome {
+    info!(change_request_id = %shown(id), outcome = "ignored", reason = %reason, "nothing to revoke");
+    RevokeOutcome::Ignored { reason }
+}
+
+/// Removing a grant: the policy, its expiry schedule, the record, the log,
+/// the metric and the announcement, in one place.
+pub struct Revocations {
+    pub iam: Iam,
+    pub records: Records,
+    pub bus: Bus,
+    pub schedules: Schedules,
+    pub expiry_group: Option<String>,
+}
+
+impl Revocations {
+    pub fn new(
+        sdk: &aws_config::SdkConfig,
+        table: &str,
+        bus: &str,
+        expiry_group: Option<String>,
+    ) -> Self {
+        Self {
+            iam: Iam::new(aws_sdk_iam::Client::new(sdk)),
+            records: Records::new(aws_sdk_dynamodb::Client::new(sdk), table),
+            bus: Bus::new(aws_sdk_eventbridge::Client::new(sdk), bus),
+            schedules: Schedules::new(aws_sdk_scheduler::Client::new(sdk)),
+            expiry_group,
+        }
+    }
+
+    /// Removes `grant` for `cause` at `now`. Returns the revocation when this
+    /// call removed the policy, `None` when it was already gone.
+    pub async fn revoke(
+        &self,
+        grant: &Grant,
+        cause: &Cause,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AccessRevoked>, Fault> {
+        let name = grant.policy_name();
+        let removed = self
+            .iam
+            .delete_user_policy(grant.user.as_str(), &name)
+            .await?;
+        if *cause != Cause::WindowEnded {
+            if let Some(group) = &self.expiry_group {
+                self.schedules.delete(group, &name).await?;
+            }
+        }
+        let revoked = AccessRevoked::of(grant, now, cause);
+        self.records
+            .revoked(&grant.change_request, cause, now, revoked.revocation_lag_ms)
+            .await?;
+        if !removed {
+            info!(change_request_id = %grant.change_request, user = %grant.user, outcome = "already-gone", "grant already removed");
+            return Ok(None);
+        }
+        info!(
+            change_request_id = %grant.change_request,
+            user = %grant.user,
+            account = %grant.account,
+            role = %grant.role,
+            end = %grant.window.end_utc(),
+            cause = cause.as_str(),
+            revocation_lag_ms = ?revoked.revocation_lag_ms,
+            outcome = "revoked",
+            "access revoked"
+        );
+        metrics::count("revoke", "Revocations", Some(("Cause", cause.as_str())));
+        if let Some(lag) = revoked.revocation_lag_ms {
+            metrics::emit(
+                "revoke",
+                "RevocationLag",
+                lag as f64,
+                metrics::Unit::Milliseconds,
+                None,
+            );
+        }
+        self.bus
+            .put(&ChangegateEvent::Revoked(revoked.clone()))
+            .await?;
+        Ok(Some(revoked))
+    }
+
+    /// The changegate grant `user` holds for request `id`, or why there is none.
+    pub async fn held(
+        &self,
+        user: &IamUserName,
+        id: &ChangeRequestId,
+    ) -> Result<Result<Grant, String>, Fault> {
+        let name = policy_name(id);
+        let Some(document) = self.iam.user_policy(user.as_str(), &name).await? else {
+            return Ok(Err(format!("{user} holds no grant for this request")));
+        };
+        Ok(Grant::from_policy(user, &name, &document).map_err(|why| {
+            format!("{name} on {user} is not a changegate grant ({why}); left alone")
+        }))
+    }
+
+    /// Ends request `id` for `cause` (the tombstone, so that no grant can
+    /// start after it), then removes the grant of `user` if there is one.
+    pub async fn end(
+        &self,
+        id: &ChangeRequestId,
+        user: Option<IamUserName>,
+        cause: &Cause,
+        now: DateTime<Utc>,
+    ) -> Result<RevokeOutcome, Fault> {
+        self.records.end(id, cause, now).await?;
+        let user = match user {
+            Some(user) => user,
+            None => match self.records.get(id).await?.and_then(|r| r.to_grant()) {
+                Some(g) => g.user,
+                None => {
+                    return Ok(ignored(
+                        id.as_str(),
+                        "no grant was decided for this request; it is closed to grants".to_owned(),
+                    ));
+                }
+            },
+        };
+        let grant = match self.held(&user, id).await? {
+            Ok(grant) => grant,
+            Err(none) => {
+                if let Some(group) = &self.expiry_group {
+                    self.schedules.delete(group, &policy_name(id)).await?;
+                }
+                return Ok(ignored(id.as_str(), none));
+            }
+        };
+        let revoked = self.revoke(&grant, cause, now).await?;
+        Ok(outcome(&grant, cause, revoked))
+    }
+}
+
+fn outcome(grant: &Grant, cause: &Cause, revoked: Option<AccessRevoked>) -> RevokeOutcome {
+    match revoked {
+        Some(r) => RevokeOutcome::Revoked {
+            change_request_id: grant.change_request.to_string(),
+            user: grant.user.to_string(),
+            policy_name: grant.policy_name(),
+            cause: cause.as_str().to_owned(),
+            revocation_lag_ms: r.revocation_lag_ms,
+        },
+        None => ignored(
+            grant.change_request.as_str(),
+            "removed meanwhile".to_owned(),
+        ),
+    }
 }
 
 pub struct Revoker {
     pub config: RevokeConfig,
-    pub iam: Iam,
     pub ssm: Ssm,
-    pub bus: Bus,
-    pub schedules: Schedules,
+    pub revocations: Revocations,
 }
 
 impl Revoker {
     pub fn new(config: RevokeConfig, sdk: &aws_config::SdkConfig) -> Self {
-        let bus = Bus::new(aws_sdk_eventbridge::Client::new(sdk), config.event_bus.clone());
+        let revocations = Revocations::new(
+            sdk,
+            &config.decisions_table,
+            &config.event_bus,
+            config.expiry_group.clone(),
+        );
         Self {
             config,
-            iam: Iam::new(aws_sdk_iam::Client::new(sdk)),
             ssm: Ssm::new(aws_sdk_ssm::Client::new(sdk)),
-            bus,
-            schedules: Schedules::new(aws_sdk_scheduler::Client::new(sdk)),
+            revocations,
         }
     }
 
-    /// A change request that ended early loses its grant now; anything else
-    /// (the one-minute schedule, whatever its payload) runs the sweep, which is
-    /// always safe.
-    ///
     /// `deadline` is when Lambda stops the invocation; the sweep starts no
     /// revocation it could not finish before then.
-    pub async fn handle(&self, event: serde_json::Value, now: DateTime<Utc>, deadline: Option<SystemTime>) -> Result<RevokeOutcome, Fault> {
-        if let Ok(ExpiryInput { expiry }) = serde_json::from_value::<ExpiryInput>(event.clone()) {
-            return self.expire(&expiry, now).await;
+    pub async fn handle(
+        &self,
+        input: Value,
+        now: DateTime<Utc>,
+        deadline: Option<SystemTime>,
+    ) -> Result<RevokeOutcome, Fault> {
+        match RevokeInput::parse(input) {
+            RevokeInput::Expiry(target) => self.expire(&target, now).await,
+            RevokeInput::Operator(op) => self.operator(&op, now).await,
+            RevokeInput::StatusChanged(id) => self.status_changed(&id, now).await,
+            RevokeInput::Sweep => self.sweep(now, deadline).await.map(RevokeOutcome::Swept),
         }
-        let change_request = serde_json::from_value::<EventBridgeEvent>(event).ok().map(Incoming::parse);
-        match change_request {
-            Some(Ok(Incoming::ChangeRequest(cr))) => self.end_early(&cr, now).await,
-            _ => self.sweep(now, deadline).await.map(RevokeOutcome::Swept),
-        }
-    }
-
-    /// The changegate grant `user` holds for change request `id`, or why
-    /// there is none to remove.
-    async fn held_grant(&self, user: &IamUserName, id: &ChangeRequestId) -> Result<Result<Grant, String>, Fault> {
-        let name = policy_name(id);
-        let Some(document) = self.iam.user_policy(user.as_str(), &name).await? else {
-            return Ok(Err(format!("{user} holds no grant for this change request")));
-        };
-        Ok(Grant::from_policy(user, &name, &document).map_err(|why| format!("{name} on {user} is not a changegate grant ({why}); left alone")))
     }
 
     /// A grant's expiry schedule fired: remove that one grant if its window
     /// has ended. (Anything else is left to the sweep, which checks everything.)
-    pub async fn expire(&self, target: &ExpiryTarget, now: DateTime<Utc>) -> Result<RevokeOutcome, Fault> {
-        let ignore = |reason: String| {
-            info!(change_request_id = %shown(&target.change_request_id), outcome = "ignored", reason = %reason, "expiry: nothing to do");
-            Ok(RevokeOutcome::Ignored { reason })
+    pub async fn expire(
+        &self,
+        target: &ExpiryTarget,
+        now: DateTime<Utc>,
+    ) -> Result<RevokeOutcome, Fault> {
+        let (Ok(id), Ok(user)) = (
+            ChangeRequestId::parse(&target.change_request_id),
+            IamUserName::parse(&target.user),
+        ) else {
+            return Ok(ignored(
+                &target.change_request_id,
+                "the schedule's input names no valid grant".to_owned(),
+            ));
         };
-        let (Ok(id), Ok(user)) = (ChangeRequestId::parse(&target.change_request_id), IamUserName::parse(&target.user)) else {
-            return ignore("the schedule's input names no valid grant".to_owned());
-        };
-        let grant = match self.held_grant(&user, &id).await? {
+        let grant = match self.revocations.held(&user, &id).await? {
             Ok(grant) => grant,
-            Err(none) => return ignore(none),
+            Err(none) => return Ok(ignored(id.as_str(), none)),
         };
-        let name = grant.policy_name();
         if !grant.window.has_ended(now) {
-            return ignore(format!("the window ends at {}; the sweep removes it then", grant.window.end_utc()));
+            return Ok(ignored(
+                id.as_str(),
+                format!(
+                    "the window ends at {}; the sweep removes it then",
+                    grant.window.end_utc()
+                ),
+            ));
         }
-        if !self.iam.delete_user_policy(user.as_str(), &name).await? {
-            return ignore("removed meanwhile".to_owned());
-        }
-        let revoked = AccessRevoked::of(&grant, now, CAUSE_WINDOW_ENDED);
-        let lag = revoked.revocation_lag_ms.unwrap_or_default();
-        info!(change_request_id = %id, user = %user, account = %grant.account, role = %grant.role, revocation_lag_ms = lag, outcome = "revoked", "access revoked at the window's end");
-        record_revocation(CAUSE_WINDOW_ENDED, Some(lag));
-        self.bus.put(&ChangegateEvent::Revoked(revoked)).await?;
-        Ok(RevokeOutcome::Expired { change_request_id: id.to_string(), user: user.to_string(), policy_name: name, revocation_lag_ms: lag })
+        let revoked = self
+            .revocations
+            .revoke(&grant, &Cause::WindowEnded, now)
+            .await?;
+        Ok(outcome(&grant, &Cause::WindowEnded, revoked))
     }
 
-    /// Removes the grant of a change request that was rejected, cancelled,
-    /// closed or failed. Removing access is always safe, so the event's status
-    /// is enough; Systems Manager tells whose grant it is.
-    pub async fn end_early(&self, cr: &ChangeRequestStatus, now: DateTime<Utc>) -> Result<RevokeOutcome, Fault> {
-        let ignore = |reason: String| {
-            info!(change_request_id = %shown(&cr.change_request_id), outcome = "ignored", reason = %reason, "no early end");
-            Ok(RevokeOutcome::Ignored { reason })
+    /// A request's status changed. Only Systems Manager's word that it ended
+    /// removes anything: a forged or stale event removes nothing.
+    pub async fn status_changed(
+        &self,
+        raw_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RevokeOutcome, Fault> {
+        let Ok(id) = ChangeRequestId::parse(raw_id) else {
+            return Ok(ignored(raw_id, "not a change request id".to_owned()));
         };
-        if !ends_access(&cr.ops_item_status) {
-            return ignore(format!("status {} does not end access", shown(&cr.ops_item_status)));
+        let Some(exec) = self.ssm.execution(id.as_str()).await? else {
+            return Ok(ignored(
+                raw_id,
+                "Systems Manager has no such request".to_owned(),
+            ));
+        };
+        if !exec.status.ends_access() {
+            return Ok(ignored(
+                raw_id,
+                format!(
+                    "Systems Manager reports {}; nothing is removed",
+                    exec.status
+                ),
+            ));
         }
-        let Ok(id) = ChangeRequestId::parse(&cr.change_request_id) else {
-            return ignore("not a change request id".to_owned());
-        };
-        let Some(ssm) = self.ssm.change_request(id.as_str()).await? else {
-            return ignore("Systems Manager has no such change request".to_owned());
-        };
-        let user = ssm.runbooks.iter().filter_map(|p| p.get(PARAM_USER)).flatten().find_map(|u| IamUserName::parse(u).ok());
-        let Some(user) = user else {
-            return ignore("the request names no valid IAM user, so nothing was granted".to_owned());
-        };
-        let grant = match self.held_grant(&user, &id).await? {
-            Ok(grant) => grant,
-            Err(none) => return ignore(none),
-        };
-        let name = grant.policy_name();
-        let cause = shown(&cr.ops_item_status);
-        if self.iam.delete_user_policy(user.as_str(), &name).await? {
-            info!(
-                change_request_id = %id, user = %user, account = %grant.account, role = %grant.role,
-                end = %grant.window.end_utc(), cause = %cause, outcome = "revoked-early", "access revoked early"
-            );
-            record_revocation(&cause, None);
-            self.bus.put(&ChangegateEvent::revoked(&grant, now, &cause)).await?;
-        }
-        if let Some(group) = &self.config.expiry_group {
-            self.schedules.delete(group, &name).await?;
-        }
-        Ok(RevokeOutcome::EndedEarly { change_request_id: id.to_string(), user: user.to_string(), policy_name: name, cause })
+        let user = exec
+            .parameters()
+            .and_then(|p| p.get(PARAM_USER))
+            .into_iter()
+            .flatten()
+            .find_map(|u| IamUserName::parse(u).ok());
+        self.revocations
+            .end(&id, user, &Cause::EndedEarly(exec.status.clone()), now)
+            .await
     }
 
-    /// One sweep. Keeps going past a grant it cannot remove, then fails naming
-    /// every one it could not, so that Lambda retries and an alarm can fire.
-    pub async fn sweep(&self, now: DateTime<Utc>, deadline: Option<SystemTime>) -> Result<SweepReport, Fault> {
-        let listing = self.iam.user_policies_with_prefix(POLICY_PREFIX).await?;
-        let (grants, active) = expired(&listing.policies, now);
+    /// An operator ends a request's access now, whatever Systems Manager says.
+    pub async fn operator(
+        &self,
+        op: &OperatorRevoke,
+        now: DateTime<Utc>,
+    ) -> Result<RevokeOutcome, Fault> {
+        let Ok(id) = ChangeRequestId::parse(&op.change_request_id) else {
+            return Ok(ignored(
+                &op.change_request_id,
+                "not a change request id".to_owned(),
+            ));
+        };
+        info!(change_request_id = %id, reason = %op.reason.as_deref().map(shown).unwrap_or_default(), "operator revocation");
+        let user = match self.ssm.execution(id.as_str()).await? {
+            Some(exec) => exec
+                .parameters()
+                .and_then(|p| p.get(PARAM_USER))
+                .into_iter()
+                .flatten()
+                .find_map(|u| IamUserName::parse(u).ok()),
+            None => None,
+        };
+        self.revocations.end(&id, user, &Cause::Operator, now).await
+    }
+
+    /// One sweep: every grant whose window ended, and every grant whose request
+    /// ended (Systems Manager says so, or its record has an end). Keeps going
+    /// past a grant it cannot remove, then fails naming every one it could not.
+    pub async fn sweep(
+        &self,
+        now: DateTime<Utc>,
+        deadline: Option<SystemTime>,
+    ) -> Result<SweepReport, Fault> {
+        let listing = self
+            .revocations
+            .iam
+            .user_policies_with_prefix(POLICY_PREFIX)
+            .await?;
+        let (ended, active) = sort_grants(&listing.policies, now);
         let mut report = SweepReport {
             pages_read: listing.pages,
             users_scanned: listing.users,
-            active_grants: active,
+            active_grants: active.len(),
             ..SweepReport::default()
         };
         let mut failures = Vec::new();
-        // A revocation is two calls (delete, announce), each at most OPERATION_TIMEOUT.
-        let needed = sdk::OPERATION_TIMEOUT * 2 + Duration::from_secs(1);
-        for (done, grant) in grants.iter().enumerate() {
+        // A revocation is at most five calls (read, delete, schedule, record, announce).
+        let needed = sdk::OPERATION_TIMEOUT * 5 + Duration::from_secs(1);
+        let work = ended
+            .iter()
+            .map(|g| (g, true))
+            .chain(active.iter().map(|g| (g, false)));
+        for (done, (grant, window_ended)) in work.enumerate() {
             if deadline.is_some_and(|d| SystemTime::now() + needed > d) {
-                let rest: Vec<String> = grants[done..].iter().map(|g| format!("{} on {}", g.policy_name(), g.user)).collect();
-                failures.push(format!("not reached before the invocation's deadline (the next sweep continues): {}", rest.join(", ")));
+                failures.push(format!("{} grant(s) not reached before the invocation's deadline (the next sweep continues)", ended.len() + active.len() - done));
                 break;
             }
-            let (user, name) = (grant.user.as_str(), grant.policy_name());
-            match self.iam.delete_user_policy(user, &name).await {
-                Ok(false) => {
-                    info!(change_request_id = %grant.change_request, user, outcome = "already-gone", "grant already removed");
-                    report.already_gone.push(name);
-                }
-                Ok(true) => {
-                    let revoked = AccessRevoked::of(grant, now, CAUSE_WINDOW_ENDED);
-                    let lag = revoked.revocation_lag_ms.unwrap_or_default();
-                    info!(
-                        change_request_id = %grant.change_request,
-                        user,
-                        account = %grant.account,
-                        role = %grant.role,
-                        end = %grant.window.end_utc(),
-                        revocation_lag_ms = lag,
-                        outcome = "revoked",
-                        "access revoked"
-                    );
-                    record_revocation(CAUSE_WINDOW_ENDED, Some(lag));
-                    match self.bus.put(&ChangegateEvent::Revoked(revoked)).await {
-                        Ok(()) => report.revoked.push(name),
-                        Err(fault) => failures.push(format!("{name} on {user} was removed but not announced: {fault}")),
+            let name = grant.policy_name();
+            let cause = if window_ended {
+                Some(Cause::WindowEnded)
+            } else {
+                match self.ended_cause(&grant.change_request).await {
+                    Ok(cause) => cause,
+                    Err(fault) => {
+                        failures.push(format!("{name} on {}: {fault}", grant.user));
+                        continue;
                     }
                 }
-                Err(fault) => failures.push(format!("{name} on {user}: {fault}")),
+            };
+            let Some(cause) = cause else { continue };
+            if !window_ended {
+                report.active_grants -= 1;
+                if let Err(fault) = self
+                    .revocations
+                    .records
+                    .end(&grant.change_request, &cause, now)
+                    .await
+                {
+                    failures.push(format!("{name} on {}: {fault}", grant.user));
+                    continue;
+                }
+            }
+            match self.revocations.revoke(grant, &cause, now).await {
+                Ok(Some(_)) => report.revoked.push(name),
+                Ok(None) => report.already_gone.push(name),
+                Err(fault) => failures.push(format!("{name} on {}: {fault}", grant.user)),
             }
         }
         if failures.is_empty() {
             Ok(report)
         } else {
-            metrics::emit("revoke", "RevocationFailures", failures.len() as f64, metrics::Unit::Count, None);
-            error!(failures = failures.len(), revoked = report.revoked.len(), "sweep incomplete");
+            metrics::emit(
+                "revoke",
+                "RevocationFailures",
+                failures.len() as f64,
+                metrics::Unit::Count,
+                None,
+            );
+            error!(
+                failures = failures.len(),
+                revoked = report.revoked.len(),
+                "sweep incomplete"
+            );
             Err(Fault::Sweep(failures))
         }
     }
-}
 
-/// The Revocations metric (by cause) and, at a window's end, RevocationLag.
-fn record_revocation(cause: &str, lag_ms: Option<i64>) {
-    metrics::count("revoke", "Revocations", Some(("Cause", cause)));
-    if let Some(lag) = lag_ms {
-        metrics::emit("revoke", "RevocationLag", lag as f64, metrics::Unit::Milliseconds, None);
+    /// Why an active grant's request is over, if it is: its record's end, or
+    /// Systems Manager's status.
+    async fn ended_cause(&self, id: &ChangeRequestId) -> Result<Option<Cause>, Fault> {
+        if let Some(cause) = self
+            .revocations
+            .records
+            .get(id)
+            .await?
+            .and_then(|r| r.end_cause())
+        {
+            return Ok(Some(cause));
+        }
+        Ok(self
+            .ssm
+            .execution(id.as_str())
+            .await?
+            .filter(|e| e.status.ends_access())
+            .map(|e| Cause::EndedEarly(e.status)))
     }
 }
 
@@ -248,29 +511,65 @@ mod tests {
     use crate::policy::tests::grant;
 
     fn listed(g: &Grant) -> UserPolicy {
-        UserPolicy { user: g.user.to_string(), name: g.policy_name(), document: g.document_json() }
+        UserPolicy {
+            user: g.user.to_string(),
+            name: g.policy_name(),
+            document: g.document_json(),
+        }
     }
 
     #[test]
-    fn given_grants_around_now_when_sorting_then_only_those_whose_end_has_passed_are_expired() {
+    fn given_grants_around_now_when_sorting_then_only_those_whose_end_has_passed_are_ended() {
         let now: DateTime<Utc> = "2026-12-01T10:00:00Z".parse().unwrap();
         let ended = grant("2026-12-01T09:00:00Z", "2026-12-01T09:59:59Z");
         let ends_now = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
         let running = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:01Z");
         let future = grant("2026-12-02T09:00:00Z", "2026-12-02T10:00:00Z");
-        let (exp, active) = expired(&[listed(&ended), listed(&ends_now), listed(&running), listed(&future)], now);
+        let (exp, active) = sort_grants(
+            &[
+                listed(&ended),
+                listed(&ends_now),
+                listed(&running),
+                listed(&future),
+            ],
+            now,
+        );
         assert_eq!(exp, vec![ended, ends_now]);
-        assert_eq!(active, 2);
+        assert_eq!(active, vec![running, future]);
     }
 
     #[test]
-    fn given_a_foreign_policy_with_the_prefix_when_sorting_then_it_is_never_expired() {
+    fn given_a_foreign_policy_with_the_prefix_when_sorting_then_it_is_never_touched() {
         let now: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
         let g = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
         let mut foreign = listed(&g);
         foreign.document = foreign.document.replace("sts:AssumeRole", "iam:*");
-        let (exp, active) = expired(&[foreign], now);
-        assert!(exp.is_empty());
-        assert_eq!(active, 0);
+        let (exp, active) = sort_grants(&[foreign], now);
+        assert!(exp.is_empty() && active.is_empty());
+    }
+
+    #[test]
+    fn given_each_kind_of_input_when_parsed_then_it_is_read_once_into_its_case() {
+        let expiry =
+            serde_json::json!({"changegate-expiry": {"change-request-id": "abc", "user": "alice"}});
+        assert!(matches!(RevokeInput::parse(expiry), RevokeInput::Expiry(t) if t.user == "alice"));
+        let op = serde_json::json!({"changegate-revoke": {"change-request-id": "abc", "reason": "incident over"}});
+        assert!(
+            matches!(RevokeInput::parse(op), RevokeInput::Operator(o) if o.reason.as_deref() == Some("incident over"))
+        );
+        let cm: Value =
+            serde_json::from_str(include_str!("../../events/change-request-approved.json"))
+                .unwrap();
+        assert_eq!(
+            RevokeInput::parse(cm),
+            RevokeInput::StatusChanged("6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64".into())
+        );
+        let scheduled: Value =
+            serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
+        assert_eq!(RevokeInput::parse(scheduled), RevokeInput::Sweep);
+        assert_eq!(
+            RevokeInput::parse(serde_json::json!({"anything": 1})),
+            RevokeInput::Sweep
+        );
     }
 }

@@ -55,13 +55,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn given_the_retry_budget_when_every_attempt_times_out_then_the_call_still_ends_within_its_operation_timeout() {
+    fn given_the_retry_budget_when_every_attempt_times_out_then_the_call_still_ends_within_its_operation_timeout()
+     {
         // Three attempts at their limit plus the largest two backoffs would be
         // 6.5 s; the operation timeout cuts the call at 5 s. The functions'
         // timeouts in template.yaml are sized on OPERATION_TIMEOUT.
         let worst = ATTEMPT_TIMEOUT * MAX_ATTEMPTS + MAX_BACKOFF * (MAX_ATTEMPTS - 1);
         assert!(worst > OPERATION_TIMEOUT);
-        assert!(OPERATION_TIMEOUT >= ATTEMPT_TIMEOUT * 2, "room for at least one retry");
+        assert!(
+            OPERATION_TIMEOUT >= ATTEMPT_TIMEOUT * 2,
+            "room for at least one retry"
+        );
         let grant_calls_for_eleven_policies = 7 + 11;
         assert!(OPERATION_TIMEOUT * grant_calls_for_eleven_policies <= Duration::from_secs(90));
     }

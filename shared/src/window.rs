@@ -70,7 +70,11 @@ pub fn parse_time(raw: &str) -> Result<DateTime<FixedOffset>, TimeError> {
         return Err(TimeError::SecondOutOfRange(second));
     }
     let year = i32::try_from(year).map_err(|_| TimeError::BadFormat)?;
-    let date = NaiveDate::from_ymd_opt(year, month, day).ok_or(TimeError::NoSuchDate { year, month, day })?;
+    let date = NaiveDate::from_ymd_opt(year, month, day).ok_or(TimeError::NoSuchDate {
+        year,
+        month,
+        day,
+    })?;
     let time = NaiveTime::from_hms_opt(hour, minute, second).ok_or(TimeError::BadFormat)?;
     NaiveDateTime::new(date, time)
         .and_local_timezone(offset)
@@ -112,8 +116,15 @@ pub struct Window {
 pub struct EndNotAfterStart;
 
 impl Window {
-    pub fn new(start: DateTime<FixedOffset>, end: DateTime<FixedOffset>) -> Result<Self, EndNotAfterStart> {
-        if end > start { Ok(Self { start, end }) } else { Err(EndNotAfterStart) }
+    pub fn new(
+        start: DateTime<FixedOffset>,
+        end: DateTime<FixedOffset>,
+    ) -> Result<Self, EndNotAfterStart> {
+        if end > start {
+            Ok(Self { start, end })
+        } else {
+            Err(EndNotAfterStart)
+        }
     }
     /// The start as the requester wrote it (their offset).
     pub fn start(&self) -> DateTime<FixedOffset> {
@@ -154,7 +165,10 @@ pub fn offset_string(offset: FixedOffset) -> String {
 /// A time for people: `2026-12-01 09:00:00 UTC`, followed by the requester's own
 /// offset when they wrote one (`2026-12-01 09:00:00 UTC (2026-12-01 18:00:00 +09:00)`).
 pub fn human_time(t: DateTime<FixedOffset>) -> String {
-    let utc = t.with_timezone(&Utc).format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let utc = t
+        .with_timezone(&Utc)
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string();
     if t.offset().local_minus_utc() == 0 {
         utc
     } else {
@@ -184,12 +198,25 @@ mod tests {
         let cases = [
             ("2026-12-01T09:00:00", TimeError::MissingOffset),
             ("2026-12-01T09:00:00.5Z", TimeError::FractionalSeconds),
-            ("2026-02-30T09:00:00Z", TimeError::NoSuchDate { year: 2026, month: 2, day: 30 }),
+            (
+                "2026-02-30T09:00:00Z",
+                TimeError::NoSuchDate {
+                    year: 2026,
+                    month: 2,
+                    day: 30,
+                },
+            ),
             ("2026-12-01T24:00:00Z", TimeError::HourOutOfRange(24)),
             ("2026-12-01T09:60:00Z", TimeError::MinuteOutOfRange(60)),
             ("2026-12-31T23:59:60Z", TimeError::SecondOutOfRange(60)),
-            ("2026-12-01T09:00:00+15:00", TimeError::OffsetOutOfRange("+15:00".into())),
-            ("2026-12-01T09:00:00-13:00", TimeError::OffsetOutOfRange("-13:00".into())),
+            (
+                "2026-12-01T09:00:00+15:00",
+                TimeError::OffsetOutOfRange("+15:00".into()),
+            ),
+            (
+                "2026-12-01T09:00:00-13:00",
+                TimeError::OffsetOutOfRange("-13:00".into()),
+            ),
             ("2026-12-01 09:00:00Z", TimeError::BadFormat),
             ("2026-12-01T09:00:00z", TimeError::BadFormat),
             ("2026-12-01T09:00:00+0900", TimeError::BadFormat),
@@ -211,14 +238,29 @@ mod tests {
         assert_eq!(Window::new(later, a), Err(EndNotAfterStart));
         let w = Window::new(a, later).unwrap();
         assert_eq!(w.duration(), TimeDelta::hours(1));
-        assert!(!w.has_ended(parse_time("2026-12-01T09:59:59Z").unwrap().with_timezone(&Utc)));
-        assert!(w.has_ended(parse_time("2026-12-01T10:00:00Z").unwrap().with_timezone(&Utc)));
+        assert!(
+            !w.has_ended(
+                parse_time("2026-12-01T09:59:59Z")
+                    .unwrap()
+                    .with_timezone(&Utc)
+            )
+        );
+        assert!(
+            w.has_ended(
+                parse_time("2026-12-01T10:00:00Z")
+                    .unwrap()
+                    .with_timezone(&Utc)
+            )
+        );
     }
 
     #[test]
     fn given_a_non_utc_time_when_shown_to_people_then_both_utc_and_the_written_offset_appear() {
         let t = parse_time("2026-12-01T18:00:00+09:00").unwrap();
-        assert_eq!(human_time(t), "2026-12-01 09:00:00 UTC (2026-12-01 18:00:00 +09:00)");
+        assert_eq!(
+            human_time(t),
+            "2026-12-01 09:00:00 UTC (2026-12-01 18:00:00 +09:00)"
+        );
         let z = parse_time("2026-12-01T09:00:00Z").unwrap();
         assert_eq!(human_time(z), "2026-12-01 09:00:00 UTC");
         assert_eq!(offset_string(*t.offset()), "+09:00");

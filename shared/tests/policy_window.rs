@@ -3,14 +3,17 @@
 //! documented semantics for the operators the grant uses reads the document as
 //! plain JSON, and a property test throws arbitrary parameters at `decide`.
 
-use changegate::approval::ApproverDecision;
-use changegate::aws::{ChangeRequest, UserRecord};
-use changegate::config::{GrantConfig, VAR_ALLOWED_ACCOUNTS};
-use changegate::events::ChangeRequestStatus;
-use changegate::grant::{Verdict, check_request, decide};
+use changegate::approval::{ApproverDecision, Decision};
+use changegate::check::{Checking, UserRecord, Verdict, check_request, decide};
+use changegate::config::{
+    GrantConfig, VAR_ALLOWED_ACCOUNTS, VAR_DECISIONS_TABLE, VAR_EVENT_BUS, VAR_SOURCES,
+};
+use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun};
+use changegate::ids::ChangeRequestId;
+use changegate::ids::Home;
 use changegate::policy::Grant;
 use changegate::refusal::Refusal;
-use changegate::ids::ChangeRequestId;
+use changegate::status::Status;
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -23,7 +26,10 @@ fn allows(doc: &Value, action: &str, resource: &str, now: DateTime<Utc>) -> bool
     let list = |v: &Value| -> Vec<String> {
         match v {
             Value::String(s) => vec![s.clone()],
-            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
             _ => vec![],
         }
     };
@@ -40,18 +46,31 @@ fn allows(doc: &Value, action: &str, resource: &str, now: DateTime<Utc>) -> bool
         }
         m(pattern.as_bytes(), value.as_bytes())
     };
-    let time = |s: &str| DateTime::parse_from_rfc3339(s).expect("condition time is ISO 8601").with_timezone(&Utc);
+    let time = |s: &str| {
+        DateTime::parse_from_rfc3339(s)
+            .expect("condition time is ISO 8601")
+            .with_timezone(&Utc)
+    };
     let conditions_hold = |cond: Option<&Value>| -> bool {
-        let Some(cond) = cond.and_then(Value::as_object) else { return true };
+        let Some(cond) = cond.and_then(Value::as_object) else {
+            return true;
+        };
         cond.iter().all(|(op, block)| {
-            block.as_object().expect("condition block").iter().all(|(key, want)| {
-                assert_eq!(key, "aws:CurrentTime", "the grant conditions only on aws:CurrentTime");
-                list(want).iter().any(|w| match op.as_str() {
-                    "DateGreaterThan" => now > time(w),
-                    "DateLessThan" => now < time(w),
-                    other => panic!("condition operator {other} is not one a grant uses"),
+            block
+                .as_object()
+                .expect("condition block")
+                .iter()
+                .all(|(key, want)| {
+                    assert_eq!(
+                        key, "aws:CurrentTime",
+                        "the grant conditions only on aws:CurrentTime"
+                    );
+                    list(want).iter().any(|w| match op.as_str() {
+                        "DateGreaterThan" => now > time(w),
+                        "DateLessThan" => now < time(w),
+                        other => panic!("condition operator {other} is not one a grant uses"),
+                    })
                 })
-            })
         })
     };
     let statements = match &doc["Statement"] {
@@ -59,12 +78,18 @@ fn allows(doc: &Value, action: &str, resource: &str, now: DateTime<Utc>) -> bool
         one => vec![one.clone()],
     };
     let applies = |s: &Value| {
-        list(&s["Action"]).iter().any(|a| glob(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+        list(&s["Action"])
+            .iter()
+            .any(|a| glob(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
             && list(&s["Resource"]).iter().any(|r| glob(r, resource))
             && conditions_hold(s.get("Condition"))
     };
-    let allowed = statements.iter().any(|s| s["Effect"] == "Allow" && applies(s));
-    let denied = statements.iter().any(|s| s["Effect"] == "Deny" && applies(s));
+    let allowed = statements
+        .iter()
+        .any(|s| s["Effect"] == "Allow" && applies(s));
+    let denied = statements
+        .iter()
+        .any(|s| s["Effect"] == "Deny" && applies(s));
     allowed && !denied
 }
 
@@ -72,33 +97,62 @@ const ROLE: &str = "arn:aws:iam::111122223333:role/CM-Prd-role";
 const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
 
 fn config() -> GrantConfig {
-    GrantConfig::from_source(&|k: &str| (k == VAR_ALLOWED_ACCOUNTS).then(|| "111122223333,444455556666".to_owned())).unwrap()
+    let lookup = |k: &str| match k {
+        VAR_ALLOWED_ACCOUNTS => Some("111122223333,444455556666".to_owned()),
+        VAR_EVENT_BUS => Some("changegate".to_owned()),
+        VAR_DECISIONS_TABLE => Some("changegate-decisions".to_owned()),
+        VAR_SOURCES => Some("change-manager".to_owned()),
+        _ => None,
+    };
+    GrantConfig::from_source(&lookup).unwrap()
+}
+
+fn home() -> Home {
+    Home::from_function_arn("arn:aws:lambda:us-east-1:123456789012:function:grant").unwrap()
 }
 
 fn id() -> ChangeRequestId {
     ChangeRequestId::parse("d0585556-80f6-4522-8dad-dada6d45b67d").unwrap()
 }
 
-fn event() -> ChangeRequestStatus {
-    serde_json::from_value(serde_json::json!({
-        "change-request-id": id().as_str(), "ops-item-status": "Approved", "ops-item-created-by": ALICE,
-    }))
-    .unwrap()
-}
-
-fn approved(params: &[(&str, &str)]) -> ChangeRequest {
-    ChangeRequest {
-        status: "Approved".into(),
+fn approved(params: &[(&str, &str)]) -> Execution {
+    Execution {
+        status: Status::Approved,
         executed_by: Some(ALICE.into()),
-        runbooks: vec![params.iter().map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()])).collect()],
-        approvals: Some(vec![ApproverDecision { approver: "arn:aws:iam::123456789012:user/bob".into(), decision: "Approve".into() }]),
+        origin: Origin::ChangeRequest {
+            template: "changegate-access".into(),
+            runbooks: vec![RunbookRun {
+                document: "changegate-access-runbook".into(),
+                parameters: params
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+                    .collect(),
+            }],
+        },
+        approval_steps: vec![ApprovalStep {
+            name: "Level1".into(),
+            status: Status::Success,
+            approval_status: Some("Approved".into()),
+            decisions: Some(vec![ApproverDecision {
+                approver: "arn:aws:iam::123456789012:user/bob".into(),
+                decision: Decision::Approve,
+            }]),
+            approvers: None,
+            min_required: None,
+        }],
     }
 }
 
 /// The whole decision for alice, eligible for both allowlisted accounts.
-fn grant_for(cr: &ChangeRequest, now: DateTime<Utc>) -> Result<Grant, Refusal> {
-    let checked = check_request(&id(), &event(), Some(cr), &config(), now)?;
-    let alice = UserRecord { tag: Some("111122223333 444455556666".into()), inline_policies: vec![] };
+fn grant_for(cr: &Execution, now: DateTime<Utc>) -> Result<Grant, Refusal> {
+    let Checking::Checked(checked) = check_request(&id(), Some(cr), &config(), &home(), now)?
+    else {
+        panic!("an approved request waits")
+    };
+    let alice = UserRecord {
+        tag: Some("111122223333 444455556666".into()),
+        inline_policies: vec![],
+    };
     match decide(&checked, &alice, &config())? {
         Verdict::Grant(g) | Verdict::AlreadyGranted(g) => Ok(g),
     }
@@ -109,7 +163,8 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 #[test]
-fn given_a_grant_for_a_window_when_iam_evaluates_it_then_assume_role_is_allowed_only_strictly_inside() {
+fn given_a_grant_for_a_window_when_iam_evaluates_it_then_assume_role_is_allowed_only_strictly_inside()
+ {
     // Given a grant for 18:00-19:00 +09:00 (09:00-10:00 UTC)
     let cr = approved(&[
         ("IAMUserName", "alice"),
@@ -134,10 +189,25 @@ fn given_a_grant_for_a_window_when_iam_evaluates_it_then_assume_role_is_allowed_
     }
     // And nothing else is allowed even inside the window
     let inside = t("2026-12-01T09:30:00Z");
-    assert!(!allows(&doc, "sts:AssumeRole", "arn:aws:iam::111122223333:role/Admin", inside));
-    assert!(!allows(&doc, "sts:AssumeRole", "arn:aws:iam::444455556666:role/CM-Prd-role", inside));
+    assert!(!allows(
+        &doc,
+        "sts:AssumeRole",
+        "arn:aws:iam::111122223333:role/Admin",
+        inside
+    ));
+    assert!(!allows(
+        &doc,
+        "sts:AssumeRole",
+        "arn:aws:iam::444455556666:role/CM-Prd-role",
+        inside
+    ));
     assert!(!allows(&doc, "sts:TagSession", ROLE, inside));
-    assert!(!allows(&doc, "iam:PutUserPolicy", "arn:aws:iam::123456789012:user/alice", inside));
+    assert!(!allows(
+        &doc,
+        "iam:PutUserPolicy",
+        "arn:aws:iam::123456789012:user/alice",
+        inside
+    ));
 }
 
 #[test]
@@ -145,7 +215,12 @@ fn given_the_evaluator_when_fed_a_policy_without_window_then_it_allows_at_any_ti
     // A check on the checker: the seed's unconditioned grant would be allowed
     // long after any window, so the window test above can fail.
     let doc = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": ROLE}]});
-    assert!(allows(&doc, "sts:AssumeRole", ROLE, t("2099-01-01T00:00:00Z")));
+    assert!(allows(
+        &doc,
+        "sts:AssumeRole",
+        ROLE,
+        t("2099-01-01T00:00:00Z")
+    ));
 }
 
 /// Text a requester might type into any parameter, mostly hostile.
@@ -163,15 +238,22 @@ fn hostile() -> impl Strategy<Value = String> {
 
 /// A time near "now" (2026-11-28T00:00:00Z), written in one of several offsets.
 fn near_time() -> impl Strategy<Value = String> {
-    (-600i64..900, prop::sample::select(vec!["Z", "+09:00", "-05:30", "+14:00", "-12:00"])).prop_map(|(minutes, offset)| {
-        let at = t("2026-11-28T00:00:00Z") + TimeDelta::minutes(minutes);
-        if offset == "Z" {
-            at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-        } else {
-            let off = DateTime::parse_from_rfc3339(&format!("2000-01-01T00:00:00{offset}")).unwrap();
-            at.with_timezone(off.offset()).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
-        }
-    })
+    (
+        -600i64..900,
+        prop::sample::select(vec!["Z", "+09:00", "-05:30", "+14:00", "-12:00"]),
+    )
+        .prop_map(|(minutes, offset)| {
+            let at = t("2026-11-28T00:00:00Z") + TimeDelta::minutes(minutes);
+            if offset == "Z" {
+                at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+            } else {
+                let off =
+                    DateTime::parse_from_rfc3339(&format!("2000-01-01T00:00:00{offset}")).unwrap();
+                at.with_timezone(off.offset())
+                    .format("%Y-%m-%dT%H:%M:%S%:z")
+                    .to_string()
+            }
+        })
 }
 
 fn user() -> impl Strategy<Value = String> {
@@ -189,39 +271,74 @@ fn time() -> impl Strategy<Value = String> {
 #[test]
 fn given_arbitrary_parameters_when_deciding_then_refused_or_exactly_one_windowed_assume_role() {
     let granted = std::cell::Cell::new(0u32);
-    let settings = ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() };
+    let settings = ProptestConfig {
+        cases: 2000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
     let mut runner = proptest::test_runner::TestRunner::new(settings);
-    let result = runner.run(&(user(), account(), time(), time()), |(user, account, start, end)| {
-        let now = t("2026-11-28T00:00:00Z");
-        let cr = approved(&[("IAMUserName", &user), ("AWSAccountId", &account), ("StartTime", &start), ("EndTime", &end)]);
-        let Ok(grant) = grant_for(&cr, now) else { return Ok(()) };
-        granted.set(granted.get() + 1);
-        let doc: Value = serde_json::from_str(&grant.document_json()).unwrap();
-        let stmts = doc["Statement"].as_array().unwrap();
-        prop_assert_eq!(stmts.len(), 1);
-        let s = &stmts[0];
-        prop_assert_eq!(&s["Effect"], "Allow");
-        prop_assert_eq!(&s["Action"], "sts:AssumeRole");
-        prop_assert!(config().allowed_accounts.iter().any(|a| a.as_str() == account));
-        let role = format!("arn:aws:iam::{account}:role/CM-Prd-role");
-        prop_assert_eq!(s["Resource"].as_str().unwrap(), role.as_str());
-        prop_assert_eq!(s.as_object().unwrap().len(), 5); // Sid, Effect, Action, Resource, Condition
-        prop_assert_eq!(s["Condition"].as_object().unwrap().len(), 2);
-        prop_assert_eq!(user.as_str(), "alice");
-        // Exactly the parsed window, as IAM would evaluate it
-        let (from, until) = (
-            DateTime::parse_from_rfc3339(&start).unwrap().with_timezone(&Utc),
-            DateTime::parse_from_rfc3339(&end).unwrap().with_timezone(&Utc),
-        );
-        prop_assert!(until > now && until > from && until - from <= TimeDelta::minutes(480));
-        prop_assert!(!allows(&doc, "sts:AssumeRole", &role, from));
-        prop_assert!(allows(&doc, "sts:AssumeRole", &role, from + (until - from) / 2) || until - from < TimeDelta::seconds(2));
-        prop_assert!(!allows(&doc, "sts:AssumeRole", &role, until));
-        prop_assert!(!allows(&doc, "sts:AssumeRole", &role, until + TimeDelta::days(365)));
-        Ok(())
-    });
+    let result = runner.run(
+        &(user(), account(), time(), time()),
+        |(user, account, start, end)| {
+            let now = t("2026-11-28T00:00:00Z");
+            let cr = approved(&[
+                ("IAMUserName", &user),
+                ("AWSAccountId", &account),
+                ("StartTime", &start),
+                ("EndTime", &end),
+            ]);
+            let Ok(grant) = grant_for(&cr, now) else {
+                return Ok(());
+            };
+            granted.set(granted.get() + 1);
+            let doc: Value = serde_json::from_str(&grant.document_json()).unwrap();
+            let stmts = doc["Statement"].as_array().unwrap();
+            prop_assert_eq!(stmts.len(), 1);
+            let s = &stmts[0];
+            prop_assert_eq!(&s["Effect"], "Allow");
+            prop_assert_eq!(&s["Action"], "sts:AssumeRole");
+            prop_assert!(
+                config()
+                    .allowed_accounts
+                    .iter()
+                    .any(|a| a.as_str() == account)
+            );
+            let role = format!("arn:aws:iam::{account}:role/CM-Prd-role");
+            prop_assert_eq!(s["Resource"].as_str().unwrap(), role.as_str());
+            prop_assert_eq!(s.as_object().unwrap().len(), 5); // Sid, Effect, Action, Resource, Condition
+            prop_assert_eq!(s["Condition"].as_object().unwrap().len(), 2);
+            prop_assert_eq!(user.as_str(), "alice");
+            // Exactly the parsed window, as IAM would evaluate it
+            let (from, until) = (
+                DateTime::parse_from_rfc3339(&start)
+                    .unwrap()
+                    .with_timezone(&Utc),
+                DateTime::parse_from_rfc3339(&end)
+                    .unwrap()
+                    .with_timezone(&Utc),
+            );
+            prop_assert!(until > now && until > from && until - from <= TimeDelta::minutes(480));
+            prop_assert!(!allows(&doc, "sts:AssumeRole", &role, from));
+            prop_assert!(
+                allows(&doc, "sts:AssumeRole", &role, from + (until - from) / 2)
+                    || until - from < TimeDelta::seconds(2)
+            );
+            prop_assert!(!allows(&doc, "sts:AssumeRole", &role, until));
+            prop_assert!(!allows(
+                &doc,
+                "sts:AssumeRole",
+                &role,
+                until + TimeDelta::days(365)
+            ));
+            Ok(())
+        },
+    );
     result.unwrap();
     // The property means little if nothing was ever granted: the generators aim
     // near valid requests, and about 1 case in 20 is granted (40 is far below that).
-    assert!(granted.get() >= 40, "only {} of 2000 cases were granted", granted.get());
+    assert!(
+        granted.get() >= 40,
+        "only {} of 2000 cases were granted",
+        granted.get()
+    );
 }

@@ -12,7 +12,10 @@ async fn main() -> Result<(), Error> {
     let sdk = changegate::sdk::load().await;
     let notifier = &Notifier::new(config, &sdk);
     run(service_fn(move |event: LambdaEvent<_>| async move {
-        notifier.handle(event.payload).await.inspect_err(|f| count("notify", "Faults", Some(("Kind", f.kind()))))
+        notifier
+            .handle(event.payload)
+            .await
+            .inspect_err(|f| count("notify", "Faults", Some(("Kind", f.kind()))))
     }))
     .await
 }

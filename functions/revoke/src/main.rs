@@ -1,6 +1,6 @@
 //! revoke: remove a grant when its expiry schedule fires, every grant whose
-//! window has ended (the one-minute sweep), and the grant of a change request
-//! that ends early (rejected, cancelled, closed, failed).
+//! window or request has ended (the one-minute sweep), the grant of a request
+//! that Systems Manager reports ended early, and on an operator's request.
 
 use changegate::config::RevokeConfig;
 use changegate::metrics::count;
@@ -18,7 +18,10 @@ async fn main() -> Result<(), Error> {
     let revoker = &Revoker::new(config, &sdk);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        revoker.handle(event.payload, Utc::now(), Some(deadline)).await.inspect_err(|f| count("revoke", "Faults", Some(("Kind", f.kind()))))
+        revoker
+            .handle(event.payload, Utc::now(), Some(deadline))
+            .await
+            .inspect_err(|f| count("revoke", "Faults", Some(("Kind", f.kind()))))
     }))
     .await
 }

@@ -1,21 +1,25 @@
 //! Thin adapters over the AWS SDK: each call changegate makes, with AWS's
-//! "not found" answers turned into values and every other error into a [`Fault`].
+//! "not found" answers turned into values and every other error into a
+//! [`Fault`]. They read AWS into the domain's types and depend on the domain,
+//! never the reverse.
 
-use std::collections::BTreeMap;
+mod records;
+mod ssm;
+
+pub use records::Records;
+pub use ssm::Ssm;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_iam::types::EntityType;
 use aws_sdk_sns::types::MessageAttributeValue;
-use aws_sdk_ssm::types::ResourceTypeForTagging;
 use lambda_runtime::Diagnostic;
 use percent_encoding::percent_decode_str;
 
-use crate::approval::{ApproverDecision, parse_decisions};
+use crate::check::UserRecord;
 use crate::config::ExpirySchedules;
 use crate::events::{ChangegateEvent, ExpiryInput, ExpiryTarget, SOURCE_CHANGEGATE};
-use crate::policy::Grant;
 use crate::message::Notification;
-use crate::request::RawParameters;
+use crate::policy::Grant;
 
 /// An AWS call that did not succeed: throttling, 5xx, timeouts, access denied.
 /// A fault fails the invocation so that Lambda retries it.
@@ -29,17 +33,25 @@ pub enum Fault {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("{operation} returned an unexpected answer: {why}")]
-    Unexpected { operation: &'static str, why: String },
+    Unexpected {
+        operation: &'static str,
+        why: String,
+    },
     #[error("the revocation sweep could not finish {} revocation(s): {}", .0.len(), .0.join("; "))]
     Sweep(Vec<String>),
 }
 
 impl Fault {
-    fn unexpected<E: std::fmt::Display>(operation: &'static str) -> impl FnOnce(E) -> Self {
-        move |why| Self::Unexpected { operation, why: why.to_string() }
+    pub(crate) fn unexpected<E: std::fmt::Display>(
+        operation: &'static str,
+    ) -> impl FnOnce(E) -> Self {
+        move |why| Self::Unexpected {
+            operation,
+            why: why.to_string(),
+        }
     }
 
-    fn aws<E>(operation: &'static str) -> impl FnOnce(E) -> Self
+    pub(crate) fn aws<E>(operation: &'static str) -> impl FnOnce(E) -> Self
     where
         E: std::error::Error + Send + Sync + 'static,
     {
@@ -74,98 +86,10 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 
 impl From<Fault> for Diagnostic {
     fn from(fault: Fault) -> Self {
-        Diagnostic { error_type: fault.kind().to_owned(), error_message: fault.to_string() }
-    }
-}
-
-/// What Systems Manager says about a change request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangeRequest {
-    pub status: String,
-    pub executed_by: Option<String>,
-    /// The parameters of each runbook, in order.
-    pub runbooks: Vec<RawParameters>,
-    /// Every decision recorded on the request's `aws:approve` steps; `None`
-    /// when there is no such record or it cannot be read.
-    pub approvals: Option<Vec<ApproverDecision>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Ssm {
-    client: aws_sdk_ssm::Client,
-}
-
-impl Ssm {
-    pub fn new(client: aws_sdk_ssm::Client) -> Self {
-        Self { client }
-    }
-
-    /// `GetAutomationExecution` with the change request id; `None` when SSM has no such request.
-    pub async fn change_request(&self, id: &str) -> Result<Option<ChangeRequest>, Fault> {
-        const OP: &str = "ssm:GetAutomationExecution";
-        let out = match self.client.get_automation_execution().automation_execution_id(id).send().await {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_automation_execution_not_found_exception()) => {
-                return Ok(None);
-            }
-            Err(e) => return Err(Fault::aws(OP)(e)),
-        };
-        let exec = out
-            .automation_execution
-            .ok_or_else(|| Fault::Unexpected { operation: OP, why: "no AutomationExecution in the answer".into() })?;
-        let status = exec
-            .automation_execution_status()
-            .map(|s| s.as_str().to_owned())
-            .ok_or_else(|| Fault::Unexpected { operation: OP, why: "no AutomationExecutionStatus".into() })?;
-        let runbooks = exec
-            .runbooks()
-            .iter()
-            .map(|rb| {
-                rb.parameters()
-                    .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>())
-                    .unwrap_or_default()
-            })
-            .collect();
-        let decisions: Vec<String> = exec
-            .step_executions()
-            .iter()
-            .filter(|step| step.action() == Some("aws:approve"))
-            .filter_map(|step| step.outputs().and_then(|o| o.get("ApproverDecisions")))
-            .flatten()
-            .cloned()
-            .collect();
-        let approvals = if decisions.is_empty() { None } else { parse_decisions(&decisions) };
-        Ok(Some(ChangeRequest { status, executed_by: exec.executed_by().map(str::to_owned), runbooks, approvals }))
-    }
-
-    /// The value of tag `key` on the change request (an Automation execution);
-    /// `None` when it has no such tag or Systems Manager has no such request.
-    pub async fn tag(&self, id: &str, key: &str) -> Result<Option<String>, Fault> {
-        let out = self.client.list_tags_for_resource().resource_type(ResourceTypeForTagging::Automation).resource_id(id).send().await;
-        match out {
-            Ok(out) => Ok(out.tag_list().iter().find(|t| t.key() == key).map(|t| t.value().to_owned())),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_invalid_resource_id()) => Ok(None),
-            Err(e) => Err(Fault::aws("ssm:ListTagsForResource")(e)),
+        Diagnostic {
+            error_type: fault.kind().to_owned(),
+            error_message: fault.to_string(),
         }
-    }
-
-    /// Sets tag `key` to `value` on the change request.
-    pub async fn set_tag(&self, id: &str, key: &str, value: &str) -> Result<(), Fault> {
-        const OP: &str = "ssm:AddTagsToResource";
-        let tag = aws_sdk_ssm::types::Tag::builder()
-            .key(key)
-            .value(value)
-            .build()
-            .map_err(Fault::unexpected(OP))?;
-        self.client
-            .add_tags_to_resource()
-            .resource_type(ResourceTypeForTagging::Automation)
-            .resource_id(id)
-            .tags(tag)
-            .send()
-            .await
-            .map_err(Fault::aws(OP))?;
-        Ok(())
     }
 }
 
@@ -186,15 +110,6 @@ pub struct PolicyListing {
     pub policies: Vec<UserPolicy>,
 }
 
-/// What IAM holds about one user that a grant decision needs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UserRecord {
-    /// The value of the user's tag named by the caller, if set.
-    pub tag: Option<String>,
-    /// Every inline policy of the user: name and decoded document.
-    pub inline_policies: Vec<(String, String)>,
-}
-
 /// Put or not: whether the user existed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Put {
@@ -207,7 +122,7 @@ pub struct Iam {
     client: aws_sdk_iam::Client,
 }
 
-fn decode(document: &str) -> Result<String, Fault> {
+pub(crate) fn decode(document: &str) -> Result<String, Fault> {
     percent_decode_str(document)
         .decode_utf8()
         .map(|d| d.into_owned())
@@ -220,10 +135,19 @@ impl Iam {
     }
 
     /// The user's tag `tag_key` and all its inline policies; `None` when there is no such user.
-    pub async fn user_record(&self, user: &str, tag_key: &str) -> Result<Option<UserRecord>, Fault> {
+    pub async fn user_record(
+        &self,
+        user: &str,
+        tag_key: &str,
+    ) -> Result<Option<UserRecord>, Fault> {
         let found = match self.client.get_user().user_name(user).send().await {
             Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                return Ok(None);
+            }
             Err(e) => return Err(Fault::aws("iam:GetUser")(e)),
         };
         let tag = found
@@ -231,11 +155,21 @@ impl Iam {
             .and_then(|u| u.tags().iter().find(|t| t.key() == tag_key))
             .map(|t| t.value().to_owned());
         let mut names = Vec::new();
-        let mut pages = self.client.list_user_policies().user_name(user).into_paginator().send();
+        let mut pages = self
+            .client
+            .list_user_policies()
+            .user_name(user)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             match page {
                 Ok(page) => names.extend(page.policy_names().iter().cloned()),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                {
+                    return Ok(None);
+                }
                 Err(e) => return Err(Fault::aws("iam:ListUserPolicies")(e)),
             }
         }
@@ -245,31 +179,76 @@ impl Iam {
                 inline_policies.push((name, doc));
             }
         }
-        Ok(Some(UserRecord { tag, inline_policies }))
+        Ok(Some(UserRecord {
+            tag,
+            inline_policies,
+        }))
     }
 
     /// The decoded document of `policy` on `user`; `None` when either does not exist.
     pub async fn user_policy(&self, user: &str, policy: &str) -> Result<Option<String>, Fault> {
-        match self.client.get_user_policy().user_name(user).policy_name(policy).send().await {
+        match self
+            .client
+            .get_user_policy()
+            .user_name(user)
+            .policy_name(policy)
+            .send()
+            .await
+        {
             Ok(out) => decode(out.policy_document()).map(Some),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(None),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(Fault::aws("iam:GetUserPolicy")(e)),
         }
     }
 
-    pub async fn put_user_policy(&self, user: &str, policy: &str, document: &str) -> Result<Put, Fault> {
-        match self.client.put_user_policy().user_name(user).policy_name(policy).policy_document(document).send().await {
+    pub async fn put_user_policy(
+        &self,
+        user: &str,
+        policy: &str,
+        document: &str,
+    ) -> Result<Put, Fault> {
+        match self
+            .client
+            .put_user_policy()
+            .user_name(user)
+            .policy_name(policy)
+            .policy_document(document)
+            .send()
+            .await
+        {
             Ok(_) => Ok(Put::Done),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(Put::NoSuchUser),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(Put::NoSuchUser)
+            }
             Err(e) => Err(Fault::aws("iam:PutUserPolicy")(e)),
         }
     }
 
     /// Deletes `policy` from `user`; `false` when it was already gone.
     pub async fn delete_user_policy(&self, user: &str, policy: &str) -> Result<bool, Fault> {
-        match self.client.delete_user_policy().user_name(user).policy_name(policy).send().await {
+        match self
+            .client
+            .delete_user_policy()
+            .user_name(user)
+            .policy_name(policy)
+            .send()
+            .await
+        {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(Fault::aws("iam:DeleteUserPolicy")(e)),
         }
     }
@@ -290,9 +269,14 @@ impl Iam {
             listing.pages += 1;
             for user in page.user_detail_list() {
                 listing.users += 1;
-                let Some(user_name) = user.user_name() else { continue };
+                let Some(user_name) = user.user_name() else {
+                    continue;
+                };
                 for policy in user.user_policy_list() {
-                    let (Some(name), Some(doc)) = (policy.policy_name(), policy.policy_document()) else { continue };
+                    let (Some(name), Some(doc)) = (policy.policy_name(), policy.policy_document())
+                    else {
+                        continue;
+                    };
                     if name.starts_with(prefix) {
                         listing.policies.push(UserPolicy {
                             user: user_name.to_owned(),
@@ -305,6 +289,25 @@ impl Iam {
         }
         Ok(listing)
     }
+}
+
+/// When a grant's one-time expiry schedule fires: the window's end rounded up
+/// to the next whole minute. EventBridge Scheduler fires an `at()` anywhere
+/// inside its minute, so a schedule at the exact end could fire before it.
+pub fn expiry_at(end: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    let minute = TimeDelta::minutes(1);
+    let floor = end.duration_trunc(minute).unwrap_or(end);
+    if floor == end { end } else { floor + minute }
+}
+
+/// Whether a grant ending at `end` gets an expiry schedule at `now`: not when
+/// its schedule would fall in the current minute (the sweep removes it).
+pub fn wants_expiry_schedule(
+    end: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    expiry_at(end) > expiry_at(now)
 }
 
 /// One-time EventBridge Scheduler schedules that remove a grant at its end.
@@ -320,10 +323,17 @@ impl Schedules {
 
     /// Creates the schedule `changegate-<id>` that invokes revoke at the
     /// window's end, then deletes itself. An existing one (a retry) is kept.
-    pub async fn create_expiry(&self, config: &ExpirySchedules, grant: &Grant) -> Result<(), Fault> {
+    pub async fn create_expiry(
+        &self,
+        config: &ExpirySchedules,
+        grant: &Grant,
+    ) -> Result<(), Fault> {
         const OP: &str = "scheduler:CreateSchedule";
         let input = ExpiryInput {
-            expiry: ExpiryTarget { change_request_id: grant.change_request.to_string(), user: grant.user.to_string() },
+            expiry: ExpiryTarget {
+                change_request_id: grant.change_request.to_string(),
+                user: grant.user.to_string(),
+            },
         };
         let input = serde_json::to_string(&input).map_err(Fault::unexpected(OP))?;
         let target = aws_sdk_scheduler::types::Target::builder()
@@ -336,13 +346,17 @@ impl Schedules {
             .mode(aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off)
             .build()
             .map_err(Fault::unexpected(OP))?;
-        let at = grant.window.end_utc().format("%Y-%m-%dT%H:%M:%S");
+        let at = expiry_at(grant.window.end_utc()).format("%Y-%m-%dT%H:%M:%S");
         let out = self
             .client
             .create_schedule()
             .name(grant.policy_name())
             .group_name(&config.group)
-            .description(format!("changegate: remove {} from {} at the end of its window", grant.policy_name(), grant.user))
+            .description(format!(
+                "changegate: remove {} from {} at the end of its window",
+                grant.policy_name(),
+                grant.user
+            ))
             .schedule_expression(format!("at({at})"))
             .schedule_expression_timezone("UTC")
             .flexible_time_window(window)
@@ -352,16 +366,33 @@ impl Schedules {
             .await;
         match out {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conflict_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conflict_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(Fault::aws(OP)(e)),
         }
     }
 
     /// Deletes a schedule; `false` when it was already gone (it fired, or never existed).
     pub async fn delete(&self, group: &str, name: &str) -> Result<bool, Fault> {
-        match self.client.delete_schedule().group_name(group).name(name).send().await {
+        match self
+            .client
+            .delete_schedule()
+            .group_name(group)
+            .name(name)
+            .send()
+            .await
+        {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(false),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(Fault::aws("scheduler:DeleteSchedule")(e)),
         }
     }
@@ -376,7 +407,10 @@ pub struct Bus {
 
 impl Bus {
     pub fn new(client: aws_sdk_eventbridge::Client, name: impl Into<String>) -> Self {
-        Self { client, name: name.into() }
+        Self {
+            client,
+            name: name.into(),
+        }
     }
 
     pub async fn put(&self, event: &ChangegateEvent) -> Result<(), Fault> {
@@ -387,15 +421,27 @@ impl Bus {
             .detail_type(event.detail_type())
             .detail(event.detail_json())
             .build();
-        let out = self.client.put_events().entries(entry).send().await.map_err(Fault::aws(OP))?;
+        let out = self
+            .client
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .map_err(Fault::aws(OP))?;
         if out.failed_entry_count() > 0 {
             let why = out
                 .entries()
                 .iter()
-                .filter_map(|e| e.error_code().map(|c| format!("{c}: {}", e.error_message().unwrap_or(""))))
+                .filter_map(|e| {
+                    e.error_code()
+                        .map(|c| format!("{c}: {}", e.error_message().unwrap_or("")))
+                })
                 .collect::<Vec<_>>()
                 .join("; ");
-            return Err(Fault::Unexpected { operation: OP, why: format!("the event was not accepted ({why})") });
+            return Err(Fault::Unexpected {
+                operation: OP,
+                why: format!("the event was not accepted ({why})"),
+            });
         }
         Ok(())
     }
@@ -410,7 +456,10 @@ pub struct Topic {
 
 impl Topic {
     pub fn new(client: aws_sdk_sns::Client, arn: impl Into<String>) -> Self {
-        Self { client, arn: arn.into() }
+        Self {
+            client,
+            arn: arn.into(),
+        }
     }
 
     /// Publishes one notification; returns SNS's message id.
@@ -431,9 +480,10 @@ impl Topic {
             .message_structure("json")
             .message(n.sns_message())
             .message_attributes("kind", attribute(n.kind.as_str())?);
-        if !n.change_request_id.is_empty() {
-            request = request.message_attributes("change_request_id", attribute(&n.change_request_id)?);
-        }
+        request = request.message_attributes(
+            "change_request_id",
+            attribute(n.change_request_id.as_str())?,
+        );
         if !n.people.is_empty() {
             let people = serde_json::to_string(&n.people).map_err(Fault::unexpected(OP))?;
             let value = MessageAttributeValue::builder()
@@ -448,5 +498,38 @@ impl Topic {
         }
         let out = request.send().await.map_err(Fault::aws(OP))?;
         Ok(out.message_id().unwrap_or_default().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(raw: &str) -> chrono::DateTime<chrono::Utc> {
+        raw.parse().unwrap()
+    }
+
+    #[test]
+    fn given_window_ends_when_scheduling_expiry_then_at_is_rounded_up_to_the_whole_minute() {
+        assert_eq!(
+            expiry_at(t("2026-12-01T10:00:00Z")),
+            t("2026-12-01T10:00:00Z")
+        );
+        assert_eq!(
+            expiry_at(t("2026-12-01T10:00:00.001Z")),
+            t("2026-12-01T10:01:00Z")
+        );
+        assert_eq!(
+            expiry_at(t("2026-12-01T10:00:59Z")),
+            t("2026-12-01T10:01:00Z")
+        );
+    }
+
+    #[test]
+    fn given_a_window_ending_within_the_current_minute_when_granting_then_no_schedule_is_made() {
+        let now = t("2026-12-01T10:00:20Z");
+        assert!(!wants_expiry_schedule(t("2026-12-01T10:00:50Z"), now));
+        assert!(!wants_expiry_schedule(t("2026-12-01T10:01:00Z"), now));
+        assert!(wants_expiry_schedule(t("2026-12-01T10:01:01Z"), now));
     }
 }

@@ -1,0 +1,148 @@
+//! Systems Manager: a request as its Automation execution records it.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ssm::types::{AutomationSubtype, StepExecution};
+
+use super::Fault;
+use crate::approval::parse_decisions;
+use crate::execution::{ApprovalStep, Execution, Origin, RunbookRun};
+use crate::request::RawParameters;
+use crate::status::Status;
+
+const APPROVE: &str = "aws:approve";
+
+#[derive(Debug, Clone)]
+pub struct Ssm {
+    client: aws_sdk_ssm::Client,
+}
+
+fn parameters(p: Option<&std::collections::HashMap<String, Vec<String>>>) -> RawParameters {
+    p.map(|p| {
+        p.iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>()
+    })
+    .unwrap_or_default()
+}
+
+/// One `aws:approve` step, read into the domain's terms.
+fn approval_step(step: &StepExecution) -> ApprovalStep {
+    let output = |key: &str| step.outputs().and_then(|o| o.get(key));
+    let input = |key: &str| step.inputs().and_then(|i| i.get(key));
+    ApprovalStep {
+        name: step.step_name().unwrap_or_default().to_owned(),
+        status: Status::parse(step.step_status().map(|s| s.as_str()).unwrap_or_default()),
+        approval_status: output("ApprovalStatus").and_then(|v| v.first()).cloned(),
+        decisions: output("ApproverDecisions")
+            .filter(|v| !v.is_empty())
+            .and_then(|v| parse_decisions(v)),
+        // Inputs are JSON text: a list of approvers, or one approver.
+        approvers: input("Approvers").and_then(|raw| {
+            serde_json::from_str::<Vec<String>>(raw).ok().or_else(|| {
+                serde_json::from_str::<String>(raw)
+                    .ok()
+                    .map(|one| vec![one])
+            })
+        }),
+        min_required: input("MinRequiredApprovals")
+            .and_then(|raw| raw.trim_matches('"').parse().ok()),
+    }
+}
+
+impl Ssm {
+    pub fn new(client: aws_sdk_ssm::Client) -> Self {
+        Self { client }
+    }
+
+    /// `GetAutomationExecution`, and every `aws:approve` step (paging
+    /// `DescribeAutomationStepExecutions` when the steps were truncated);
+    /// `None` when Systems Manager has no such execution.
+    pub async fn execution(&self, id: &str) -> Result<Option<Execution>, Fault> {
+        const OP: &str = "ssm:GetAutomationExecution";
+        let out = match self
+            .client
+            .get_automation_execution()
+            .automation_execution_id(id)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_automation_execution_not_found_exception()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(Fault::aws(OP)(e)),
+        };
+        let exec = out.automation_execution.ok_or_else(|| Fault::Unexpected {
+            operation: OP,
+            why: "no AutomationExecution in the answer".into(),
+        })?;
+        let status = exec
+            .automation_execution_status()
+            .map(|s| Status::parse(s.as_str()))
+            .ok_or_else(|| Fault::Unexpected {
+                operation: OP,
+                why: "no AutomationExecutionStatus".into(),
+            })?;
+        let document = exec.document_name().unwrap_or_default().to_owned();
+        let origin = if exec.automation_subtype() == Some(&AutomationSubtype::ChangeRequest) {
+            let runbooks = exec
+                .runbooks()
+                .iter()
+                .map(|rb| RunbookRun {
+                    document: rb.document_name().to_owned(),
+                    parameters: parameters(rb.parameters()),
+                })
+                .collect();
+            Origin::ChangeRequest {
+                template: document,
+                runbooks,
+            }
+        } else {
+            Origin::Automation {
+                document,
+                parameters: parameters(exec.parameters()),
+            }
+        };
+        let approval_steps = if exec.step_executions_truncated() {
+            self.approval_steps(id).await?
+        } else {
+            exec.step_executions()
+                .iter()
+                .filter(|s| s.action() == Some(APPROVE))
+                .map(approval_step)
+                .collect()
+        };
+        Ok(Some(Execution {
+            status,
+            executed_by: exec.executed_by().map(str::to_owned),
+            origin,
+            approval_steps,
+        }))
+    }
+
+    /// Every `aws:approve` step of an execution, all pages.
+    async fn approval_steps(&self, id: &str) -> Result<Vec<ApprovalStep>, Fault> {
+        const OP: &str = "ssm:DescribeAutomationStepExecutions";
+        let mut steps = Vec::new();
+        let mut pages = self
+            .client
+            .describe_automation_step_executions()
+            .automation_execution_id(id)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(Fault::aws(OP))?;
+            steps.extend(
+                page.step_executions()
+                    .iter()
+                    .filter(|s| s.action() == Some(APPROVE))
+                    .map(approval_step),
+            );
+        }
+        Ok(steps)
+    }
+}

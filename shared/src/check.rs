@@ -1,0 +1,929 @@
+//! The grant decision, pure: every check on a request as Systems Manager holds
+//! it ([`check_request`]), then on IAM's record of the user ([`decide`]).
+//! The handler in [`crate::grant`] reads AWS and calls these.
+
+use chrono::{DateTime, Utc};
+use tracing::warn;
+
+use crate::budget;
+use crate::config::GrantConfig;
+use crate::eligibility::Eligibility;
+use crate::execution::{ApprovalStep, Execution, Origin, Source};
+use crate::ids::{ChangeRequestId, Home, Principal, UserArn};
+use crate::policy::{Grant, policy_name};
+use crate::refusal::Refusal;
+use crate::request::{AccessRequest, parse_parameters};
+use crate::text::shown;
+use crate::window::human_time;
+
+/// What IAM holds about the user who would receive access.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The value of the eligibility tag, if set.
+    pub tag: Option<String>,
+    /// Every inline policy of the user: name and decoded document.
+    pub inline_policies: Vec<(String, String)>,
+}
+
+/// A request that passed every check that needs only Systems Manager's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub id: ChangeRequestId,
+    pub source: Source,
+    pub request: AccessRequest,
+    /// Who filed the request.
+    pub requester: UserArn,
+    /// Who receives access (the requester unless delegation is on).
+    pub beneficiary: UserArn,
+    /// Independent approvers, as Systems Manager recorded them, without repeats.
+    pub approvers: Vec<String>,
+}
+
+/// The request's own runbook parameters, if it is changegate's: the
+/// deployment's change template and runbook, or its request runbook.
+fn own_parameters<'a>(
+    exec: &'a Execution,
+    config: &GrantConfig,
+) -> Result<&'a crate::request::RawParameters, Refusal> {
+    match &exec.origin {
+        Origin::ChangeRequest { template, runbooks } => {
+            let cm = config
+                .change_manager
+                .as_ref()
+                .ok_or(Refusal::SourceNotEnabled {
+                    via: "Change Manager",
+                })?;
+            if *template != cm.template {
+                return Err(Refusal::WrongChangeTemplate {
+                    found: shown(template),
+                    expected: cm.template.clone(),
+                });
+            }
+            let [runbook] = runbooks.as_slice() else {
+                return Err(Refusal::RunbookCount {
+                    count: runbooks.len(),
+                });
+            };
+            if runbook.document != cm.runbook {
+                return Err(Refusal::WrongRunbook {
+                    found: shown(&runbook.document),
+                    expected: cm.runbook.clone(),
+                });
+            }
+            Ok(&runbook.parameters)
+        }
+        Origin::Automation {
+            document,
+            parameters,
+        } => {
+            let auto = config
+                .automation
+                .as_ref()
+                .ok_or(Refusal::SourceNotEnabled {
+                    via: "Automation runbooks",
+                })?;
+            if *document != auto.runbook {
+                return Err(Refusal::WrongRunbook {
+                    found: shown(document),
+                    expected: auto.runbook.clone(),
+                });
+            }
+            Ok(parameters)
+        }
+    }
+}
+
+/// Whether the request as a whole has reached approval.
+fn approved_status(exec: &Execution) -> bool {
+    match exec.source() {
+        Source::ChangeManager => exec.status.change_request_approved(),
+        Source::Automation => exec.status.automation_past_approval(),
+    }
+}
+
+/// Who filed the request: an IAM user of this deployment's account, named by Systems Manager.
+fn requester(exec: &Execution, home: &Home) -> Result<UserArn, Refusal> {
+    let raw = exec
+        .executed_by
+        .as_deref()
+        .filter(|r| !r.is_empty())
+        .ok_or(Refusal::RequesterUnknown)?;
+    let user = match Principal::parse(raw) {
+        Some(Principal::User(user)) => user,
+        _ => {
+            return Err(Refusal::RequesterNotAUser {
+                filed_by: shown(raw),
+            });
+        }
+    };
+    if !user.is_in(home) {
+        return Err(Refusal::ForeignRequester {
+            requester: shown(raw),
+            home: home.account.to_string(),
+        });
+    }
+    Ok(user)
+}
+
+/// Every `aws:approve` step approved, each by enough people who are neither
+/// the requester nor the beneficiary; for the request runbook, each step ran
+/// with the deployment's approvers. Returns the independent approvers.
+fn approvals(
+    exec: &Execution,
+    requester: &UserArn,
+    beneficiary: &UserArn,
+    config: &GrantConfig,
+) -> Result<Vec<String>, Refusal> {
+    if exec.approval_steps.is_empty() {
+        return Err(Refusal::ApprovalUnknown);
+    }
+    let configured = match exec.origin {
+        Origin::Automation { .. } => config.automation.as_ref(),
+        Origin::ChangeRequest { .. } => None,
+    };
+    let mut all: Vec<String> = Vec::new();
+    for step in &exec.approval_steps {
+        if !step.approved() {
+            let status = step
+                .approval_status
+                .clone()
+                .unwrap_or_else(|| step.status.as_str().to_owned());
+            return Err(Refusal::ApprovalIncomplete {
+                step: shown(&step.name),
+                status: shown(&status),
+            });
+        }
+        let needed = match configured {
+            Some(auto) => {
+                if !ran_with(step, &auto.approvers, auto.min_approvals) {
+                    return Err(Refusal::ApproversTampered {
+                        step: shown(&step.name),
+                    });
+                }
+                auto.min_approvals
+            }
+            None => 1,
+        };
+        let decisions = step.decisions.as_deref().ok_or(Refusal::ApprovalUnknown)?;
+        let mut independent: Vec<String> = Vec::new();
+        for d in decisions.iter().filter(|d| d.approved()) {
+            let counts = Principal::parse(&d.approver)
+                .is_some_and(|p| !p.may_be(requester) && !p.may_be(beneficiary));
+            if counts && !independent.contains(&d.approver) {
+                independent.push(d.approver.clone());
+            }
+        }
+        if independent.is_empty() {
+            // Approvals by the requester or the beneficiary are self-approval;
+            // approvers that cannot be read as principals are no evidence.
+            let own = decisions
+                .iter()
+                .filter(|d| d.approved())
+                .find(|d| Principal::parse(&d.approver).is_some());
+            return Err(match own {
+                Some(d) => Refusal::SelfApproved {
+                    requester: shown(&d.approver),
+                },
+                None => Refusal::ApprovalUnknown,
+            });
+        }
+        if independent.len() < needed {
+            return Err(Refusal::NotEnoughApprovals {
+                step: shown(&step.name),
+                got: independent.len(),
+                needed,
+            });
+        }
+        for a in independent {
+            if !all.contains(&a) {
+                all.push(a);
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// The step ran with exactly the configured approvers and at least the configured minimum.
+fn ran_with(
+    step: &ApprovalStep,
+    approvers: &std::collections::BTreeSet<String>,
+    min: usize,
+) -> bool {
+    let Some(ran) = &step.approvers else {
+        return false;
+    };
+    let ran: std::collections::BTreeSet<&str> = ran.iter().map(String::as_str).collect();
+    let want: std::collections::BTreeSet<&str> = approvers.iter().map(String::as_str).collect();
+    ran == want && step.min_required.unwrap_or(1) as usize >= min
+}
+
+/// Whether the request is still waiting for approval (not refused: later
+/// events will bring it back), as opposed to checked or refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checking {
+    Checked(Box<Checked>),
+    /// Not approved yet, and not ended: nothing to decide now.
+    Waiting(String),
+}
+
+/// Every check on the request itself, as Systems Manager holds it. Pure.
+pub fn check_request(
+    id: &ChangeRequestId,
+    exec: Option<&Execution>,
+    config: &GrantConfig,
+    home: &Home,
+    now: DateTime<Utc>,
+) -> Result<Checking, Refusal> {
+    let exec = exec.ok_or(Refusal::ChangeRequestNotFound)?;
+    let params = own_parameters(exec, config)?;
+    if !approved_status(exec) {
+        if exec.status.ends_access() {
+            return Err(Refusal::NotApproved {
+                status: exec.status.to_string(),
+            });
+        }
+        return Ok(Checking::Waiting(format!(
+            "Systems Manager reports {}",
+            exec.status
+        )));
+    }
+    let requester = requester(exec, home)?;
+    let request = parse_parameters(params, exec.source() == Source::Automation)?;
+    let beneficiary = home.user(&request.user);
+    if beneficiary != requester && !config.allow_delegated {
+        return Err(Refusal::NotTheRequester {
+            user: request.user.to_string(),
+            requester: requester.user.to_string(),
+        });
+    }
+    let approvers = match approvals(exec, &requester, &beneficiary, config) {
+        // A plain Automation execution runs its later steps while a second
+        // approval level still waits: not approved yet, not refused.
+        Err(Refusal::ApprovalIncomplete { step, status }) if status == "Waiting" => {
+            return Ok(Checking::Waiting(format!(
+                "approval step {step} is waiting"
+            )));
+        }
+        other => other?,
+    };
+    if !config.allowed_accounts.contains(&request.account) {
+        return Err(Refusal::AccountNotAllowed {
+            account: request.account.to_string(),
+            allowed: config.allowed_accounts_list(),
+        });
+    }
+    if request.window.has_ended(now) {
+        return Err(Refusal::WindowEnded {
+            end: human_time(request.window.end()),
+        });
+    }
+    if request.window.duration() > config.max_duration {
+        return Err(Refusal::WindowTooLong {
+            // Rounded up: a window one second over the limit must not read as equal to it.
+            requested_minutes: (request.window.duration().num_seconds() + 59) / 60,
+            max_minutes: config.max_duration.num_minutes(),
+        });
+    }
+    if request.window.start_utc() - now > config.max_start_ahead {
+        return Err(Refusal::StartTooFarAhead {
+            start: human_time(request.window.start()),
+            max_days: config.max_start_ahead.num_days(),
+        });
+    }
+    Ok(Checking::Checked(Box::new(Checked {
+        id: id.clone(),
+        source: exec.source(),
+        request,
+        requester,
+        beneficiary,
+        approvers,
+    })))
+}
+
+/// The verdict once IAM's facts about the user are in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Grant(Grant),
+    /// This change request's policy is already on the user: nothing to do.
+    AlreadyGranted(Grant),
+}
+
+/// Eligibility, idempotency and the inline-policy budget, on IAM's record of
+/// the user who would receive access. Pure.
+pub fn decide(
+    checked: &Checked,
+    user: &UserRecord,
+    config: &GrantConfig,
+) -> Result<Verdict, Refusal> {
+    let request = &checked.request;
+    let name = policy_name(&checked.id);
+    // This request's policy is already on the user: an earlier attempt passed
+    // every check and attached it, then stopped before announcing. Announcing
+    // is what is left; refusing now would leave a granted-but-refused state.
+    if let Some((_, document)) = user.inline_policies.iter().find(|(n, _)| *n == name) {
+        if let Ok(grant) = Grant::from_policy(&request.user, &name, document) {
+            return Ok(Verdict::AlreadyGranted(grant));
+        }
+    }
+    let (eligibility, ignored) = Eligibility::parse(user.tag.as_deref());
+    if !ignored.is_empty() {
+        warn!(user = %request.user, ignored = ?ignored, "malformed entries in the eligibility tag were ignored");
+    }
+    let role = eligibility
+        .role_for(&request.account, &config.target_role)
+        .ok_or_else(|| Refusal::NotEligible {
+            user: request.user.to_string(),
+            account: request.account.to_string(),
+            eligible: eligibility.describe(),
+        })?;
+    let grant = Grant {
+        change_request: checked.id.clone(),
+        user: request.user.clone(),
+        account: request.account.clone(),
+        role,
+        window: request.window.clone(),
+    };
+    let document = grant.document_json();
+    let (used, fits) = budget::fits(
+        user.inline_policies.iter().map(|(_, d)| d.as_str()),
+        &document,
+    );
+    if !fits {
+        let active: Vec<String> = user
+            .inline_policies
+            .iter()
+            .filter_map(|(n, d)| Grant::from_policy(&request.user, n, d).ok())
+            .map(|g| {
+                format!(
+                    "{} ({}/{} until {})",
+                    g.change_request,
+                    g.account,
+                    g.role,
+                    human_time(g.window.end())
+                )
+            })
+            .collect();
+        return Err(Refusal::PolicyBudget {
+            user: request.user.to_string(),
+            used,
+            needed: budget::counted_chars(&document),
+            active: if active.is_empty() {
+                "none (other inline policies use the space)".to_owned()
+            } else {
+                active.join("; ")
+            },
+        });
+    }
+    Ok(Verdict::Grant(grant))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approval::{ApproverDecision, Decision};
+    use crate::config::{
+        VAR_ALLOW_DELEGATED, VAR_ALLOWED_ACCOUNTS, VAR_APPROVERS, VAR_DECISIONS_TABLE,
+        VAR_EVENT_BUS, VAR_MIN_APPROVALS, VAR_SOURCES,
+    };
+    use crate::execution::RunbookRun;
+    use crate::policy::tests::grant;
+    use crate::request::params;
+    use crate::status::Status;
+
+    const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
+    const BOB: &str = "arn:aws:iam::123456789012:user/bob";
+    const CAROL: &str = "arn:aws:iam::123456789012:user/carol";
+
+    pub(crate) fn config_from(extra: &'static [(&'static str, &'static str)]) -> GrantConfig {
+        let lookup = move |k: &str| {
+            if let Some((_, v)) = extra.iter().find(|(n, _)| *n == k) {
+                return Some((*v).to_owned());
+            }
+            match k {
+                VAR_ALLOWED_ACCOUNTS => Some("111122223333".to_owned()),
+                VAR_EVENT_BUS => Some("changegate".to_owned()),
+                VAR_DECISIONS_TABLE => Some("changegate-decisions".to_owned()),
+                VAR_SOURCES => Some("automation,change-manager".to_owned()),
+                VAR_APPROVERS => Some(format!("{BOB},{CAROL}")),
+                _ => None,
+            }
+        };
+        GrantConfig::from_source(&lookup).unwrap()
+    }
+
+    fn config() -> GrantConfig {
+        config_from(&[])
+    }
+
+    fn home() -> Home {
+        Home::from_function_arn("arn:aws:lambda:us-east-1:123456789012:function:grant").unwrap()
+    }
+
+    fn step(name: &str, approvers: &[&str]) -> ApprovalStep {
+        ApprovalStep {
+            name: name.into(),
+            status: Status::Success,
+            approval_status: Some("Approved".into()),
+            decisions: Some(
+                approvers
+                    .iter()
+                    .map(|a| ApproverDecision {
+                        approver: (*a).into(),
+                        decision: Decision::Approve,
+                    })
+                    .collect(),
+            ),
+            approvers: Some(vec![BOB.into(), CAROL.into()]),
+            min_required: Some(1),
+        }
+    }
+
+    fn cm(status: &str, user: &str, account: &str, start: &str, end: &str) -> Execution {
+        Execution {
+            status: Status::parse(status),
+            executed_by: Some(ALICE.into()),
+            origin: Origin::ChangeRequest {
+                template: "changegate-access".into(),
+                runbooks: vec![RunbookRun {
+                    document: "changegate-access-runbook".into(),
+                    parameters: params(&[
+                        ("IAMUserName", user),
+                        ("AWSAccountId", account),
+                        ("StartTime", start),
+                        ("EndTime", end),
+                    ]),
+                }],
+            },
+            approval_steps: vec![step("Level1", &[BOB])],
+        }
+    }
+
+    fn automation(status: &str) -> Execution {
+        let mut p = params(&[
+            ("IAMUserName", "alice"),
+            ("AWSAccountId", "111122223333"),
+            ("StartTime", "2026-12-01T09:00:00Z"),
+            ("EndTime", "2026-12-01T10:00:00Z"),
+        ]);
+        p.insert("Reason".into(), vec!["incident 4711".into()]);
+        Execution {
+            status: Status::parse(status),
+            executed_by: Some(ALICE.into()),
+            origin: Origin::Automation {
+                document: "changegate-access-request".into(),
+                parameters: p,
+            },
+            approval_steps: vec![step("Approve", &[BOB])],
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-12-01T08:30:00Z".parse().unwrap()
+    }
+
+    fn id() -> ChangeRequestId {
+        ChangeRequestId::parse("d0585556-80f6-4522-8dad-dada6d45b67d").unwrap()
+    }
+
+    fn ok_request() -> Execution {
+        cm(
+            "Approved",
+            "alice",
+            "111122223333",
+            "2026-12-01T18:00:00+09:00",
+            "2026-12-01T19:00:00+09:00",
+        )
+    }
+
+    fn check(exec: &Execution, config: &GrantConfig) -> Result<Checked, Refusal> {
+        match check_request(&id(), Some(exec), config, &home(), now())? {
+            Checking::Checked(c) => Ok(*c),
+            Checking::Waiting(why) => panic!("waiting: {why}"),
+        }
+    }
+
+    fn eligible(tag: &str) -> UserRecord {
+        UserRecord {
+            tag: Some(tag.to_owned()),
+            inline_policies: vec![],
+        }
+    }
+
+    #[test]
+    fn given_an_approved_valid_request_when_checked_then_the_requester_and_independent_approver_are_recorded()
+     {
+        let checked = check(&ok_request(), &config()).unwrap();
+        assert_eq!(checked.requester.user.as_str(), "alice");
+        assert_eq!(checked.approvers, vec![BOB.to_owned()]);
+        assert_eq!(
+            checked.request.window.start_utc().to_rfc3339(),
+            "2026-12-01T09:00:00+00:00"
+        );
+        assert_eq!(checked.source, Source::ChangeManager);
+    }
+
+    #[test]
+    fn given_each_failed_check_when_checking_then_the_refusal_says_which() {
+        let ok = (
+            "alice",
+            "111122223333",
+            "2026-12-01T09:00:00Z",
+            "2026-12-01T10:00:00Z",
+        );
+        let with = |f: &dyn Fn(&mut Execution)| {
+            let mut e = cm("Approved", ok.0, ok.1, ok.2, ok.3);
+            f(&mut e);
+            e
+        };
+        let cases: Vec<(Execution, Refusal)> = vec![
+            (
+                cm("Rejected", ok.0, ok.1, ok.2, ok.3),
+                Refusal::NotApproved {
+                    status: "Rejected".into(),
+                },
+            ),
+            (
+                cm("Cancelled", ok.0, ok.1, ok.2, ok.3),
+                Refusal::NotApproved {
+                    status: "Cancelled".into(),
+                },
+            ),
+            (
+                with(&|e| {
+                    e.executed_by =
+                        Some("arn:aws:sts::123456789012:assumed-role/Admin/alice".into())
+                }),
+                Refusal::RequesterNotAUser {
+                    filed_by: "arn:aws:sts::123456789012:assumed-role/Admin/alice".into(),
+                },
+            ),
+            (with(&|e| e.executed_by = None), Refusal::RequesterUnknown),
+            (
+                with(&|e| e.executed_by = Some("arn:aws:iam::999988887777:user/alice".into())),
+                Refusal::ForeignRequester {
+                    requester: "arn:aws:iam::999988887777:user/alice".into(),
+                    home: "123456789012".into(),
+                },
+            ),
+            (
+                with(&|e| e.executed_by = Some("arn:aws-cn:iam::123456789012:user/alice".into())),
+                Refusal::ForeignRequester {
+                    requester: "arn:aws-cn:iam::123456789012:user/alice".into(),
+                    home: "123456789012".into(),
+                },
+            ),
+            (
+                with(&|e| e.approval_steps = vec![step("Level1", &[ALICE])]),
+                Refusal::SelfApproved {
+                    requester: ALICE.into(),
+                },
+            ),
+            (
+                with(&|e| {
+                    e.approval_steps = vec![step(
+                        "Level1",
+                        &["arn:aws:sts::123456789012:assumed-role/Approvers/Alice"],
+                    )]
+                }),
+                Refusal::SelfApproved {
+                    requester: "arn:aws:sts::123456789012:assumed-role/Approvers/Alice".into(),
+                },
+            ),
+            (
+                with(&|e| e.approval_steps = vec![step("Level1", &["bob"])]),
+                Refusal::ApprovalUnknown,
+            ),
+            (
+                with(&|e| e.approval_steps[0].decisions = None),
+                Refusal::ApprovalUnknown,
+            ),
+            (
+                with(&|e| e.approval_steps.clear()),
+                Refusal::ApprovalUnknown,
+            ),
+            (
+                with(&|e| {
+                    let mut second = step("Level2", &[CAROL]);
+                    second.status = Status::Failed;
+                    second.approval_status = Some("Rejected".into());
+                    e.approval_steps.push(second);
+                }),
+                Refusal::ApprovalIncomplete {
+                    step: "Level2".into(),
+                    status: "Rejected".into(),
+                },
+            ),
+            (
+                cm("Approved", "bob", ok.1, ok.2, ok.3),
+                Refusal::NotTheRequester {
+                    user: "bob".into(),
+                    requester: "alice".into(),
+                },
+            ),
+            (
+                cm("Approved", ok.0, "444455556666", ok.2, ok.3),
+                Refusal::AccountNotAllowed {
+                    account: "444455556666".into(),
+                    allowed: "111122223333".into(),
+                },
+            ),
+            (
+                cm(
+                    "Approved",
+                    ok.0,
+                    ok.1,
+                    "2026-12-01T07:00:00Z",
+                    "2026-12-01T08:30:00Z",
+                ),
+                Refusal::WindowEnded {
+                    end: "2026-12-01 08:30:00 UTC".into(),
+                },
+            ),
+            (
+                cm(
+                    "Approved",
+                    ok.0,
+                    ok.1,
+                    "2026-12-01T09:00:00Z",
+                    "2026-12-01T17:00:01Z",
+                ),
+                Refusal::WindowTooLong {
+                    requested_minutes: 481,
+                    max_minutes: 480,
+                },
+            ),
+            (
+                cm(
+                    "Approved",
+                    ok.0,
+                    ok.1,
+                    "2027-01-01T09:00:00Z",
+                    "2027-01-01T10:00:00Z",
+                ),
+                Refusal::StartTooFarAhead {
+                    start: "2027-01-01 09:00:00 UTC".into(),
+                    max_days: 30,
+                },
+            ),
+            (
+                with(&|e| {
+                    e.origin = Origin::ChangeRequest {
+                        template: "sandbox-template".into(),
+                        runbooks: vec![],
+                    }
+                }),
+                Refusal::WrongChangeTemplate {
+                    found: "sandbox-template".into(),
+                    expected: "changegate-access".into(),
+                },
+            ),
+            (
+                with(&|e| {
+                    if let Origin::ChangeRequest { runbooks, .. } = &mut e.origin {
+                        runbooks[0].document = "seed-runbook".into();
+                    }
+                }),
+                Refusal::WrongRunbook {
+                    found: "seed-runbook".into(),
+                    expected: "changegate-access-runbook".into(),
+                },
+            ),
+        ];
+        for (exec, want) in cases {
+            assert_eq!(check(&exec, &config()), Err(want));
+        }
+        assert_eq!(
+            check_request(&id(), None, &config(), &home(), now()),
+            Err(Refusal::ChangeRequestNotFound)
+        );
+    }
+
+    #[test]
+    fn given_a_request_still_waiting_for_approval_when_checked_then_it_waits_and_is_not_refused() {
+        for exec in [
+            cm(
+                "PendingApproval",
+                "alice",
+                "111122223333",
+                "2026-12-01T09:00:00Z",
+                "2026-12-01T10:00:00Z",
+            ),
+            automation("Waiting"),
+        ] {
+            assert!(matches!(
+                check_request(&id(), Some(&exec), &config(), &home(), now()),
+                Ok(Checking::Waiting(_))
+            ));
+        }
+        let mut two_levels = automation("InProgress");
+        let mut second = step("Approve2", &[]);
+        second.status = Status::Waiting;
+        second.approval_status = Some("Waiting".into());
+        two_levels.approval_steps.push(second);
+        assert!(matches!(
+            check_request(&id(), Some(&two_levels), &config(), &home(), now()),
+            Ok(Checking::Waiting(_))
+        ));
+    }
+
+    #[test]
+    fn given_the_request_runbook_when_checked_then_approvers_must_be_the_configured_ones_and_independent()
+     {
+        let checked = check(&automation("InProgress"), &config()).unwrap();
+        assert_eq!(checked.source, Source::Automation);
+        assert_eq!(checked.request.reason.as_deref(), Some("incident 4711"));
+        let mut tampered = automation("InProgress");
+        tampered.approval_steps[0].approvers = Some(vec![ALICE.into()]);
+        assert_eq!(
+            check(&tampered, &config()),
+            Err(Refusal::ApproversTampered {
+                step: "Approve".into()
+            })
+        );
+        let mut lowered = automation("InProgress");
+        let two = config_from(&[(VAR_MIN_APPROVALS, "2")]);
+        lowered.approval_steps[0].min_required = Some(1);
+        assert_eq!(
+            check(&lowered, &two),
+            Err(Refusal::ApproversTampered {
+                step: "Approve".into()
+            })
+        );
+        let mut self_and_bob = automation("InProgress");
+        self_and_bob.approval_steps[0] = ApprovalStep {
+            min_required: Some(2),
+            ..step("Approve", &[ALICE, BOB])
+        };
+        assert_eq!(
+            check(&self_and_bob, &two),
+            Err(Refusal::NotEnoughApprovals {
+                step: "Approve".into(),
+                got: 1,
+                needed: 2
+            })
+        );
+        let mut look_alike = automation("InProgress");
+        look_alike.origin = Origin::Automation {
+            document: "changegate-access-request-copy".into(),
+            parameters: Default::default(),
+        };
+        assert_eq!(
+            check(&look_alike, &config()),
+            Err(Refusal::WrongRunbook {
+                found: "changegate-access-request-copy".into(),
+                expected: "changegate-access-request".into()
+            })
+        );
+        assert_eq!(
+            check(
+                &automation("InProgress"),
+                &config_from(&[(VAR_SOURCES, "change-manager")])
+            ),
+            Err(Refusal::SourceNotEnabled {
+                via: "Automation runbooks"
+            })
+        );
+        assert_eq!(
+            check(&ok_request(), &config_from(&[(VAR_SOURCES, "automation")])),
+            Err(Refusal::SourceNotEnabled {
+                via: "Change Manager"
+            })
+        );
+    }
+
+    #[test]
+    fn given_delegation_when_the_beneficiary_approves_their_own_access_then_it_does_not_count() {
+        let delegated = config_from(&[(VAR_ALLOW_DELEGATED, "true")]);
+        let mut for_bob = cm(
+            "Approved",
+            "bob",
+            "111122223333",
+            "2026-12-01T09:00:00Z",
+            "2026-12-01T10:00:00Z",
+        );
+        assert_eq!(
+            check(&for_bob, &delegated),
+            Err(Refusal::SelfApproved {
+                requester: BOB.into()
+            })
+        );
+        for_bob.approval_steps = vec![step("Level1", &[BOB, CAROL])];
+        let checked = check(&for_bob, &delegated).unwrap();
+        assert_eq!(checked.approvers, vec![CAROL.to_owned()]);
+        assert_eq!(checked.beneficiary.user.as_str(), "bob");
+        assert_eq!(checked.requester.user.as_str(), "alice");
+    }
+
+    #[test]
+    fn given_the_same_user_in_another_case_when_checked_then_it_is_the_requester_not_a_delegation()
+    {
+        let checked = check(
+            &cm(
+                "Approved",
+                "Alice",
+                "111122223333",
+                "2026-12-01T09:00:00Z",
+                "2026-12-01T10:00:00Z",
+            ),
+            &config(),
+        )
+        .unwrap();
+        assert_eq!(checked.request.user.as_str(), "Alice");
+    }
+
+    #[test]
+    fn given_exactly_the_maximum_window_when_checking_then_it_passes() {
+        assert!(
+            check(
+                &cm(
+                    "Approved",
+                    "alice",
+                    "111122223333",
+                    "2026-12-01T09:00:00Z",
+                    "2026-12-01T17:00:00Z"
+                ),
+                &config()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn given_eligibility_tags_when_deciding_then_only_tagged_accounts_grant_and_the_tag_picks_the_role()
+     {
+        let checked = check(&ok_request(), &config()).unwrap();
+        let Ok(Verdict::Grant(g)) = decide(&checked, &eligible("111122223333"), &config()) else {
+            panic!("not granted")
+        };
+        assert_eq!(g.role_arn(), "arn:aws:iam::111122223333:role/CM-Prd-role");
+        let Ok(Verdict::Grant(g)) =
+            decide(&checked, &eligible("111122223333/ReadOnlyProd"), &config())
+        else {
+            panic!()
+        };
+        assert_eq!(g.role_arn(), "arn:aws:iam::111122223333:role/ReadOnlyProd");
+        for record in [
+            UserRecord::default(),
+            eligible("444455556666"),
+            eligible("*"),
+        ] {
+            assert!(
+                matches!(
+                    decide(&checked, &record, &config()),
+                    Err(Refusal::NotEligible { .. })
+                ),
+                "{record:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn given_the_grant_is_already_on_the_user_when_deciding_then_it_is_announced_even_if_eligibility_went_since()
+     {
+        let checked = check(&ok_request(), &config()).unwrap();
+        let Ok(Verdict::Grant(g)) = decide(&checked, &eligible("111122223333"), &config()) else {
+            panic!()
+        };
+        let attached = UserRecord {
+            tag: None,
+            inline_policies: vec![(g.policy_name(), g.document_json())],
+        };
+        assert_eq!(
+            decide(&checked, &attached, &config()),
+            Ok(Verdict::AlreadyGranted(g))
+        );
+    }
+
+    #[test]
+    fn given_a_full_inline_policy_budget_when_deciding_then_refused_listing_the_active_grants() {
+        let checked = check(&ok_request(), &config()).unwrap();
+        let mut record = eligible("111122223333");
+        let other = grant("2026-12-01T09:00:00Z", "2026-12-01T12:00:00Z");
+        let other = Grant {
+            change_request: ChangeRequestId::parse("11111111-2222-3333-4444-555555555555").unwrap(),
+            ..other
+        };
+        record
+            .inline_policies
+            .push((other.policy_name(), other.document_json()));
+        record.inline_policies.push((
+            "team-tools".into(),
+            format!(r#"{{"Statement":"{}"}}"#, "x".repeat(1500)),
+        ));
+        let refusal = decide(&checked, &record, &config()).unwrap_err();
+        let Refusal::PolicyBudget { used, active, .. } = &refusal else {
+            panic!("{refusal:?}")
+        };
+        assert!(*used > 1500, "{used}");
+        assert_eq!(
+            active,
+            "11111111-2222-3333-4444-555555555555 (111122223333/CM-Prd-role until 2026-12-01 12:00:00 UTC)"
+        );
+        assert!(
+            refusal
+                .to_string()
+                .contains("Grants still active: 11111111"),
+            "{refusal}"
+        );
+    }
+}

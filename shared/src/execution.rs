@@ -1,0 +1,94 @@
+//! An access request as Systems Manager holds it: a Change Manager change
+//! request, or a plain Automation execution of changegate's request runbook.
+//! The adapter in [`crate::aws`] reads it; the checks in [`crate::check`]
+//! decide on it. Nothing here calls AWS.
+
+use crate::approval::ApproverDecision;
+use crate::request::RawParameters;
+use crate::status::Status;
+
+/// Where the request came from, with what identifies changegate's documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// `AutomationSubtype: ChangeRequest`: a change template and its runbooks.
+    ChangeRequest {
+        template: String,
+        runbooks: Vec<RunbookRun>,
+    },
+    /// A plain Automation execution of a runbook, with its parameters.
+    Automation {
+        document: String,
+        parameters: RawParameters,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunbookRun {
+    pub document: String,
+    pub parameters: RawParameters,
+}
+
+/// One `aws:approve` step as it ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalStep {
+    pub name: String,
+    pub status: Status,
+    /// `Outputs.ApprovalStatus`: `Approved`, `Rejected`, `Waiting`.
+    pub approval_status: Option<String>,
+    /// `Outputs.ApproverDecisions`; `None` when absent or unreadable.
+    pub decisions: Option<Vec<ApproverDecision>>,
+    /// `Inputs.Approvers` as the step ran; `None` when absent or unreadable.
+    pub approvers: Option<Vec<String>>,
+    /// `Inputs.MinRequiredApprovals` as the step ran (1 when absent, as AWS defaults).
+    pub min_required: Option<u32>,
+}
+
+impl ApprovalStep {
+    pub fn approved(&self) -> bool {
+        self.status == Status::Success && self.approval_status.as_deref() == Some("Approved")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    pub status: Status,
+    /// Who started it (`ExecutedBy`); `None` when Systems Manager does not say.
+    pub executed_by: Option<String>,
+    pub origin: Origin,
+    /// Every `aws:approve` step, all pages read.
+    pub approval_steps: Vec<ApprovalStep>,
+}
+
+impl Execution {
+    pub fn source(&self) -> Source {
+        match self.origin {
+            Origin::ChangeRequest { .. } => Source::ChangeManager,
+            Origin::Automation { .. } => Source::Automation,
+        }
+    }
+
+    /// The parameters naming who gets access, as the requester wrote them
+    /// (the first runbook's, for a change request).
+    pub fn parameters(&self) -> Option<&RawParameters> {
+        match &self.origin {
+            Origin::ChangeRequest { runbooks, .. } => runbooks.first().map(|r| &r.parameters),
+            Origin::Automation { parameters, .. } => Some(parameters),
+        }
+    }
+}
+
+/// The two ways to ask for access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    ChangeManager,
+    Automation,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ChangeManager => "change-manager",
+            Self::Automation => "automation",
+        }
+    }
+}
