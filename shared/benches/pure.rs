@@ -4,14 +4,18 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use changegate::approval::ApproverDecision;
-use changegate::aws::{ChangeRequest, UserPolicy, UserRecord};
-use changegate::config::{GrantConfig, VAR_ALLOWED_ACCOUNTS};
-use changegate::events::{ChangeRequestStatus, ChangegateEvent};
-use changegate::grant::{Verdict, check_request, decide};
-use changegate::ids::ChangeRequestId;
+use changegate::approval::{ApproverDecision, Decision};
+use changegate::aws::UserPolicy;
+use changegate::check::{Checking, UserRecord, Verdict, check_request, decide};
+use changegate::config::{
+    GrantConfig, VAR_ALLOWED_ACCOUNTS, VAR_DECISIONS_TABLE, VAR_EVENT_BUS, VAR_SOURCES,
+};
+use changegate::events::ChangegateEvent;
+use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun};
+use changegate::ids::{ChangeRequestId, Home};
 use changegate::message::render_changegate;
-use changegate::revoke::expired;
+use changegate::revoke::sort_grants;
+use changegate::status::Status;
 use chrono::{TimeDelta, Utc};
 
 fn measure(name: &str, iterations: u32, mut f: impl FnMut()) {
@@ -33,35 +37,48 @@ fn measure(name: &str, iterations: u32, mut f: impl FnMut()) {
 
 fn main() {
     let now = Utc::now();
-    let config = GrantConfig::from_source(&|k: &str| {
-        (k == VAR_ALLOWED_ACCOUNTS).then(|| "111122223333".to_owned())
+    let config = GrantConfig::from_source(&|k: &str| match k {
+        VAR_ALLOWED_ACCOUNTS => Some("111122223333".to_owned()),
+        VAR_EVENT_BUS => Some("changegate".to_owned()),
+        VAR_DECISIONS_TABLE => Some("changegate-decisions".to_owned()),
+        VAR_SOURCES => Some("change-manager".to_owned()),
+        _ => None,
     })
     .unwrap();
+    let home =
+        Home::from_function_arn("arn:aws:lambda:us-east-1:123456789012:function:grant").unwrap();
     let id = ChangeRequestId::parse("d0585556-80f6-4522-8dad-dada6d45b67d").unwrap();
     let fmt = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let event: ChangeRequestStatus = serde_json::from_value(serde_json::json!({
-        "change-request-id": id.as_str(), "ops-item-status": "Approved",
-        "ops-item-created-by": "arn:aws:iam::123456789012:user/alice",
-    }))
-    .unwrap();
-    let cr = ChangeRequest {
-        status: "Approved".into(),
+    let parameters = [
+        ("IAMUserName", "alice".to_owned()),
+        ("AWSAccountId", "111122223333".to_owned()),
+        ("StartTime", fmt(now)),
+        ("EndTime", fmt(now + TimeDelta::hours(1))),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), vec![v]))
+    .collect();
+    let cr = Execution {
+        status: Status::Approved,
         executed_by: Some("arn:aws:iam::123456789012:user/alice".into()),
-        runbooks: vec![
-            [
-                ("IAMUserName", "alice".to_owned()),
-                ("AWSAccountId", "111122223333".to_owned()),
-                ("StartTime", fmt(now)),
-                ("EndTime", fmt(now + TimeDelta::hours(1))),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), vec![v]))
-            .collect(),
-        ],
-        approvals: Some(vec![ApproverDecision {
-            approver: "arn:aws:iam::123456789012:user/bob".into(),
-            decision: "Approve".into(),
-        }]),
+        origin: Origin::ChangeRequest {
+            template: "changegate-access".into(),
+            runbooks: vec![RunbookRun {
+                document: "changegate-access-runbook".into(),
+                parameters,
+            }],
+        },
+        approval_steps: vec![ApprovalStep {
+            name: "Level1".into(),
+            status: Status::Success,
+            approval_status: Some("Approved".into()),
+            decisions: Some(vec![ApproverDecision {
+                approver: "arn:aws:iam::123456789012:user/bob".into(),
+                decision: Decision::Approve,
+            }]),
+            approvers: None,
+            min_required: None,
+        }],
     };
     let alice = UserRecord {
         tag: Some("111122223333".into()),
@@ -69,19 +86,30 @@ fn main() {
     };
 
     measure("grant decision and policy", 2000, || {
-        let checked =
-            check_request(&id, black_box(&event), Some(black_box(&cr)), &config, now).unwrap();
+        let Ok(Checking::Checked(checked)) =
+            check_request(&id, Some(black_box(&cr)), &config, &home, now)
+        else {
+            panic!("not checked")
+        };
         let Ok(Verdict::Grant(g)) = decide(&checked, &alice, &config) else {
             panic!("not granted")
         };
         black_box(g.document_json());
     });
 
-    let checked = check_request(&id, &event, Some(&cr), &config, now).unwrap();
+    let Ok(Checking::Checked(checked)) = check_request(&id, Some(&cr), &config, &home, now) else {
+        panic!("not checked")
+    };
     let Ok(Verdict::Grant(grant)) = decide(&checked, &alice, &config) else {
         panic!("not granted")
     };
-    let granted = ChangegateEvent::granted(&grant, "alice", &checked.approvers);
+    let granted = ChangegateEvent::granted(
+        &grant,
+        &grant.user,
+        &checked.approvers,
+        "change-manager",
+        None,
+    );
     measure("notification (email + card)", 2000, || {
         black_box(render_changegate(black_box(&granted)).sns_message());
     });
@@ -100,6 +128,6 @@ fn main() {
         .collect();
     let later = now + TimeDelta::hours(2);
     measure("sweep sorting of 500 grants", 50, || {
-        black_box(expired(black_box(&policies), later));
+        black_box(sort_grants(black_box(&policies), later));
     });
 }

@@ -302,7 +302,7 @@ pub enum Incoming {
     ChangeRequest(ChangeRequestStatus),
     AutomationStep(AutomationStatus),
     AutomationExecution(AutomationStatus),
-    Changegate(ChangegateEvent),
+    Changegate(Box<ChangegateEvent>),
     Scheduled,
 }
 
@@ -333,13 +333,13 @@ impl Incoming {
                 .map(Self::AutomationExecution)
                 .map_err(malformed),
             (SOURCE_CHANGEGATE, DETAIL_GRANTED) => serde_json::from_value(detail)
-                .map(|d| Self::Changegate(ChangegateEvent::Granted(d)))
+                .map(|d| Self::Changegate(Box::new(ChangegateEvent::Granted(d))))
                 .map_err(malformed),
             (SOURCE_CHANGEGATE, DETAIL_REFUSED) => serde_json::from_value(detail)
-                .map(|d| Self::Changegate(ChangegateEvent::Refused(d)))
+                .map(|d| Self::Changegate(Box::new(ChangegateEvent::Refused(d))))
                 .map_err(malformed),
             (SOURCE_CHANGEGATE, DETAIL_REVOKED) => serde_json::from_value(detail)
-                .map(|d| Self::Changegate(ChangegateEvent::Revoked(d)))
+                .map(|d| Self::Changegate(Box::new(ChangegateEvent::Revoked(d))))
                 .map_err(malformed),
             ("aws.events", "Scheduled Event") => Ok(Self::Scheduled),
             (source, _) => Err(Unrecognised::Kind {
@@ -387,7 +387,7 @@ mod tests {
             "detail": serde_json::from_str::<serde_json::Value>(&ev.detail_json()).unwrap(),
         });
         let back = Incoming::parse(serde_json::from_value(bridge).unwrap()).unwrap();
-        assert_eq!(back, Incoming::Changegate(ev.clone()));
+        assert_eq!(back, Incoming::Changegate(Box::new(ev.clone())));
         let ChangegateEvent::Granted(d) = ev else {
             unreachable!()
         };
