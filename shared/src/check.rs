@@ -256,16 +256,20 @@ pub fn check_request(
             requester: requester.user.to_string(),
         });
     }
-    let approvers = match approvals(exec, &requester, &beneficiary, config) {
-        // A plain Automation execution runs its later steps while a second
-        // approval level still waits: not approved yet, not refused.
-        Err(Refusal::ApprovalIncomplete { step, status }) if status == "Waiting" => {
-            return Ok(Checking::Waiting(format!(
-                "approval step {step} is waiting"
-            )));
-        }
-        other => other?,
+    // An approval step not yet decided (pending, running, waiting) is not a
+    // refusal: later events bring the request back. Only a rejected, failed,
+    // cancelled or timed-out step refuses.
+    let undecided = |s: &&ApprovalStep| {
+        !s.approved() && !s.status.ends_access() && s.approval_status.as_deref() != Some("Rejected")
     };
+    if let Some(step) = exec.approval_steps.iter().find(undecided) {
+        return Ok(Checking::Waiting(format!(
+            "approval step {} is {}",
+            shown(&step.name),
+            step.status
+        )));
+    }
+    let approvers = approvals(exec, &requester, &beneficiary, config)?;
     if !config.allowed_accounts.contains(&request.account) {
         return Err(Refusal::AccountNotAllowed {
             account: request.account.to_string(),
@@ -722,6 +726,18 @@ mod tests {
         two_levels.approval_steps.push(second);
         assert!(matches!(
             check_request(&id(), Some(&two_levels), &config(), &home(), now()),
+            Ok(Checking::Waiting(_))
+        ));
+        // Just started: the execution is InProgress and its approval step has not run yet.
+        let mut started = automation("InProgress");
+        started.approval_steps[0] = ApprovalStep {
+            status: Status::Pending,
+            approval_status: None,
+            decisions: None,
+            ..step("Approve", &[])
+        };
+        assert!(matches!(
+            check_request(&id(), Some(&started), &config(), &home(), now()),
             Ok(Checking::Waiting(_))
         ));
     }
