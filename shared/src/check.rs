@@ -346,6 +346,7 @@ pub fn decide(
         account: request.account.clone(),
         role,
         window: request.window.clone(),
+        named_sessions: config.require_session_name,
     };
     let document = grant.document_json();
     let (used, fits) = budget::fits(

@@ -25,6 +25,7 @@ pub const VAR_ACCESS_RUNBOOK: &str = "CHANGEGATE_ACCESS_RUNBOOK";
 pub const VAR_REQUEST_RUNBOOK: &str = "CHANGEGATE_REQUEST_RUNBOOK";
 pub const VAR_APPROVERS: &str = "CHANGEGATE_APPROVERS";
 pub const VAR_MIN_APPROVALS: &str = "CHANGEGATE_MIN_APPROVALS";
+pub const VAR_REQUIRE_SESSION_NAME: &str = "CHANGEGATE_REQUIRE_SESSION_NAME";
 
 pub const DEFAULT_TARGET_ROLE: &str = "CM-Prd-role";
 pub const DEFAULT_MAX_DURATION_MINUTES: i64 = 480;
@@ -175,6 +176,20 @@ fn number(
     }
 }
 
+/// `true` or `false`, or `default` when unset.
+fn flag(src: &impl Source, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match value(src, var).as_deref() {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(v) => Err(ConfigError::Invalid {
+            var,
+            value: v.to_owned(),
+            expected: "true or false",
+        }),
+    }
+}
+
 /// Where grant puts the one-time EventBridge Scheduler schedule that removes
 /// a grant at its window's end (the one-minute sweep stays as the safety net).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,6 +277,8 @@ pub struct GrantConfig {
     pub max_start_ahead: TimeDelta,
     /// Whether a request may ask access for someone other than its requester.
     pub allow_delegated: bool,
+    /// Whether sessions must be named after the user (`sts:RoleSessionName`).
+    pub require_session_name: bool,
     pub event_bus: String,
     pub decisions_table: String,
     pub expiry: Option<ExpirySchedules>,
@@ -397,17 +414,8 @@ impl GrantConfig {
             0..=MAX_START_AHEAD_LIMIT_DAYS,
             "a whole number of days from 0 to 365",
         )?;
-        let allow_delegated = match value(src, VAR_ALLOW_DELEGATED).as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(v) => {
-                return Err(ConfigError::Invalid {
-                    var: VAR_ALLOW_DELEGATED,
-                    value: v.to_owned(),
-                    expected: "true or false",
-                });
-            }
-        };
+        let allow_delegated = flag(src, VAR_ALLOW_DELEGATED, false)?;
+        let require_session_name = flag(src, VAR_REQUIRE_SESSION_NAME, true)?;
         let (change_manager, automation) = sources(src)?;
         Ok(Self {
             target_role,
@@ -415,6 +423,7 @@ impl GrantConfig {
             max_duration: TimeDelta::minutes(max_minutes),
             max_start_ahead: TimeDelta::days(ahead_days),
             allow_delegated,
+            require_session_name,
             event_bus: event_bus(src)?,
             decisions_table: decisions_table(src)?,
             expiry: expiry_schedules(src)?,
@@ -526,6 +535,10 @@ mod tests {
         assert_eq!(c.event_bus, "changegate");
         assert_eq!(c.max_start_ahead, TimeDelta::days(30));
         assert!(!c.allow_delegated);
+        assert!(
+            c.require_session_name,
+            "sessions named after their person by default"
+        );
         assert_eq!(c.allowed_accounts_list(), "111122223333, 444455556666");
         assert_eq!(c.change_manager, None, "Automation alone by default");
         let auto = c.automation.unwrap();
@@ -583,6 +596,7 @@ mod tests {
             (VAR_DECISIONS_TABLE, "x"),
             (VAR_ALLOW_DELEGATED, "yes"),
             (VAR_ALLOW_DELEGATED, "TRUE"),
+            (VAR_REQUIRE_SESSION_NAME, "no"),
             (VAR_MAX_START_AHEAD_DAYS, "-1"),
             (VAR_SOURCES, "email"),
             (VAR_APPROVERS, "bob"),

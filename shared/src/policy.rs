@@ -4,7 +4,15 @@
 //! {"Version":"2012-10-17","Statement":[{"Sid":"ChangegateP0900P0900","Effect":"Allow",
 //!  "Action":"sts:AssumeRole","Resource":"arn:aws:iam::111122223333:role/CM-Prd-role",
 //!  "Condition":{"DateGreaterThan":{"aws:CurrentTime":"2026-12-01T09:00:00Z"},
-//!               "DateLessThan":{"aws:CurrentTime":"2026-12-01T10:00:00Z"}}}]}
+//!               "DateLessThan":{"aws:CurrentTime":"2026-12-01T10:00:00Z"},
+//!               "StringEquals":{"sts:RoleSessionName":"${aws:username}"}}}]}
+//! ```
+//!
+//! The `StringEquals` (on by default, `CHANGEGATE_REQUIRE_SESSION_NAME`) makes
+//! every session in production carry the person's own name, so CloudTrail
+//! there names them and a session cut can tell whose sessions are whose.
+//!
+//! ```text
 //! ```
 //!
 //! The `Sid` only records the offsets the requester wrote (for messages); a
@@ -47,7 +55,23 @@ pub struct Condition {
     pub date_greater_than: CurrentTime,
     #[serde(rename = "DateLessThan")]
     pub date_less_than: CurrentTime,
+    #[serde(
+        rename = "StringEquals",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub string_equals: Option<SessionName>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionName {
+    #[serde(rename = "sts:RoleSessionName")]
+    pub role_session_name: String,
+}
+
+/// The policy variable IAM replaces with the calling user's name.
+pub const OWN_NAME: &str = "${aws:username}";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +88,8 @@ pub struct Grant {
     pub account: AccountId,
     pub role: RoleName,
     pub window: Window,
+    /// Sessions must be named after the user (`sts:RoleSessionName` = `${aws:username}`).
+    pub named_sessions: bool,
 }
 
 /// Why an inline policy is not one of changegate's grants.
@@ -110,6 +136,9 @@ impl Grant {
                 condition: Condition {
                     date_greater_than: time(self.window.start_utc()),
                     date_less_than: time(self.window.end_utc()),
+                    string_equals: self.named_sessions.then(|| SessionName {
+                        role_session_name: OWN_NAME.to_owned(),
+                    }),
                 },
             }],
         }
@@ -157,12 +186,22 @@ impl Grant {
         let end = at(&stmt.condition.date_less_than.current_time, end_tag)
             .ok_or_else(|| shape("end is not a UTC time"))?;
         let window = Window::new(start, end).map_err(|_| shape("window ends before it starts"))?;
+        let named_sessions = match &stmt.condition.string_equals {
+            None => false,
+            Some(SessionName { role_session_name }) if role_session_name == OWN_NAME => true,
+            Some(_) => {
+                return Err(shape(
+                    "the session name condition is not the user's own name",
+                ));
+            }
+        };
         Ok(Self {
             change_request,
             user: user.clone(),
             account,
             role,
             window,
+            named_sessions,
         })
     }
 }
@@ -225,6 +264,7 @@ pub(crate) mod tests {
             account: AccountId::parse("111122223333").unwrap(),
             role: RoleName::parse("CM-Prd-role").unwrap(),
             window: Window::new(parse_time(start).unwrap(), parse_time(end).unwrap()).unwrap(),
+            named_sessions: true,
         }
     }
 
@@ -237,8 +277,27 @@ pub(crate) mod tests {
         );
         assert_eq!(
             g.document_json(),
-            r#"{"Version":"2012-10-17","Statement":[{"Sid":"ChangegateP0900P0900","Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::111122223333:role/CM-Prd-role","Condition":{"DateGreaterThan":{"aws:CurrentTime":"2026-12-01T09:00:00Z"},"DateLessThan":{"aws:CurrentTime":"2026-12-01T10:00:00Z"}}}]}"#
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"ChangegateP0900P0900","Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::111122223333:role/CM-Prd-role","Condition":{"DateGreaterThan":{"aws:CurrentTime":"2026-12-01T09:00:00Z"},"DateLessThan":{"aws:CurrentTime":"2026-12-01T10:00:00Z"},"StringEquals":{"sts:RoleSessionName":"${aws:username}"}}}]}"#
         );
+        let unnamed = Grant {
+            named_sessions: false,
+            ..g.clone()
+        };
+        assert!(!unnamed.document_json().contains("RoleSessionName"));
+        assert_eq!(
+            Grant::from_policy(&g.user, &g.policy_name(), &unnamed.document_json()),
+            Ok(unnamed)
+        );
+    }
+
+    #[test]
+    fn given_a_session_name_condition_other_than_the_users_own_when_read_then_it_is_not_a_grant() {
+        let g = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
+        let other = g.document_json().replace("${aws:username}", "admin");
+        assert!(matches!(
+            Grant::from_policy(&g.user, &g.policy_name(), &other),
+            Err(NotAGrant::Shape(_))
+        ));
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Decided {
     pub role: String,
     pub window: WindowDetail,
     pub request_reason: Option<String>,
+    /// Whether the policy requires sessions named after the user.
+    pub named_sessions: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +109,7 @@ impl DecisionRecord {
                 role: grant.role.to_string(),
                 window: WindowDetail::from(&grant.window),
                 request_reason: checked.request.reason.clone(),
+                named_sessions: grant.named_sessions,
             }),
             requester: Some(checked.requester.to_string()),
             ..Self::new(&checked.id, State::Granting, now)
@@ -136,6 +139,7 @@ impl DecisionRecord {
             account: crate::ids::AccountId::parse(&d.account).ok()?,
             role: crate::ids::RoleName::parse(&d.role).ok()?,
             window: d.window.to_window()?,
+            named_sessions: d.named_sessions,
         })
     }
 

@@ -23,6 +23,19 @@ use serde_json::Value;
 /// condition operators a grant may use are understood; any other makes the
 /// test fail rather than guess.
 fn allows(doc: &Value, action: &str, resource: &str, now: DateTime<Utc>) -> bool {
+    allows_as(doc, action, resource, now, "alice", "alice")
+}
+
+/// As [`allows`], for IAM user `user` asking for a session named `session`
+/// (`${aws:username}` resolves to the user's name; `StringEquals` is exact).
+fn allows_as(
+    doc: &Value,
+    action: &str,
+    resource: &str,
+    now: DateTime<Utc>,
+    user: &str,
+    session: &str,
+) -> bool {
     let list = |v: &Value| -> Vec<String> {
         match v {
             Value::String(s) => vec![s.clone()],
@@ -61,9 +74,15 @@ fn allows(doc: &Value, action: &str, resource: &str, now: DateTime<Utc>) -> bool
                 .expect("condition block")
                 .iter()
                 .all(|(key, want)| {
+                    if key == "sts:RoleSessionName" {
+                        assert_eq!(op, "StringEquals", "session names are compared exactly");
+                        return list(want)
+                            .iter()
+                            .any(|w| w.replace("${aws:username}", user) == session);
+                    }
                     assert_eq!(
                         key, "aws:CurrentTime",
-                        "the grant conditions only on aws:CurrentTime"
+                        "the grant conditions only on aws:CurrentTime and sts:RoleSessionName"
                     );
                     list(want).iter().any(|w| match op.as_str() {
                         "DateGreaterThan" => now > time(w),
@@ -202,6 +221,31 @@ fn given_a_grant_for_a_window_when_iam_evaluates_it_then_assume_role_is_allowed_
         inside
     ));
     assert!(!allows(&doc, "sts:TagSession", ROLE, inside));
+    // And only with a session named after the user
+    assert!(allows_as(
+        &doc,
+        "sts:AssumeRole",
+        ROLE,
+        inside,
+        "alice",
+        "alice"
+    ));
+    assert!(!allows_as(
+        &doc,
+        "sts:AssumeRole",
+        ROLE,
+        inside,
+        "alice",
+        "bob"
+    ));
+    assert!(!allows_as(
+        &doc,
+        "sts:AssumeRole",
+        ROLE,
+        inside,
+        "alice",
+        "alice-admin"
+    ));
     assert!(!allows(
         &doc,
         "iam:PutUserPolicy",
@@ -306,7 +350,7 @@ fn given_arbitrary_parameters_when_deciding_then_refused_or_exactly_one_windowed
             let role = format!("arn:aws:iam::{account}:role/CM-Prd-role");
             prop_assert_eq!(s["Resource"].as_str().unwrap(), role.as_str());
             prop_assert_eq!(s.as_object().unwrap().len(), 5); // Sid, Effect, Action, Resource, Condition
-            prop_assert_eq!(s["Condition"].as_object().unwrap().len(), 2);
+            prop_assert_eq!(s["Condition"].as_object().unwrap().len(), 3);
             prop_assert_eq!(user.as_str(), "alice");
             // Exactly the parsed window, as IAM would evaluate it
             let (from, until) = (

@@ -54,6 +54,10 @@ fn to_item(r: &DecisionRecord) -> Item {
         put("start_offset", Some(g.window.start_offset.clone()));
         put("end_offset", Some(g.window.end_offset.clone()));
         put("request_reason", g.request_reason.clone());
+        item.insert(
+            "named_sessions".into(),
+            AttributeValue::Bool(g.named_sessions),
+        );
         if !g.approvers.is_empty() {
             item.insert(
                 "approvers".into(),
@@ -83,6 +87,11 @@ fn from_item(id: &ChangeRequestId, item: &Item) -> DecisionRecord {
             end_offset: text(item, "end_offset").unwrap_or_default(),
         },
         request_reason: text(item, "request_reason"),
+        named_sessions: item
+            .get("named_sessions")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
     });
     DecisionRecord {
         id: id.clone(),
