@@ -31,6 +31,7 @@ pub mod refusal;
 pub mod request;
 pub mod revoke;
 pub mod sdk;
+pub mod session;
 pub mod status;
 pub mod text;
 pub mod window;
