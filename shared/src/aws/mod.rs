@@ -4,9 +4,11 @@
 //! never the reverse.
 
 mod records;
+mod sessions;
 mod ssm;
 
 pub use records::Records;
+pub use sessions::{ProductionIam, Sessions, TargetRole};
 pub use ssm::Ssm;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
