@@ -15,9 +15,9 @@ What this adds to moto, in-process and at the wire level:
   StopAutomationExecution. Each status change puts a ``Change Request Status
   Update`` event (source ``aws.ssm``) on the account's default EventBridge bus,
   as Change Manager does, so rules and their SQS targets fire.
-* ``GET /_localaws/sns/published``: every SNS Publish seen, with the raw
-  message exactly as published (the per-protocol variants of a
-  ``MessageStructure=json`` message are otherwise invisible).
+* ``GET /_localaws/sns/published``: every message published to a topic, from
+  moto's own record, with the raw message exactly as published (subscribers
+  only ever see one per-protocol variant of a ``MessageStructure=json`` one).
 
 See README.md beside this file.
 """
@@ -42,9 +42,8 @@ from moto.core.responses import ActionResult
 from moto.events.models import events_backends
 from moto.iam.exceptions import InvalidInput
 from moto.iam.responses import IamResponse
-from moto.moto_api._internal.models import MotoAPIBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from moto.sns.models import SNSBackend
+from moto.sns.models import sns_backends
 from moto.ssm.exceptions import InvalidResourceId
 from moto.ssm.models import SimpleSystemManagerBackend, ssm_backends
 from moto.ssm.responses import SimpleSystemManagerResponse
@@ -431,11 +430,8 @@ def stop_automation_execution(self: SimpleSystemManagerResponse) -> ActionResult
 
 
 # ---------------------------------------------------------------------------
-# SNS: remember every Publish exactly as sent
+# SNS: what was published, from moto's own record
 # ---------------------------------------------------------------------------
-
-_PUBLISHED: list[dict[str, Any]] = []
-_PUBLISHED_LOCK = threading.Lock()
 
 
 def _aws_attributes(attributes: dict[str, Any] | None) -> dict[str, dict[str, str]]:
@@ -448,49 +444,30 @@ def _aws_attributes(attributes: dict[str, Any] | None) -> dict[str, dict[str, st
     return out
 
 
-def _wrap_sns_publish() -> None:
-    original = SNSBackend.publish
-    if getattr(original, "_localaws", False):
-        return
-
-    def publish(self: SNSBackend, message: str, arn: str | None, *args: Any, **kwargs: Any) -> str:
-        message_id = original(self, message, arn, *args, **kwargs)
-        names = ["phone_number", "subject", "message_attributes", "group_id", "deduplication_id", "message_structure"]
-        call = dict(zip(names, args)) | kwargs
-        with _PUBLISHED_LOCK:
-            _PUBLISHED.append(
-                {
-                    "MessageId": message_id,
-                    "Timestamp": _iso(_now()),
-                    "Account": self.account_id,
-                    "Region": self.region_name,
-                    "TopicArn": arn,
-                    "PhoneNumber": call.get("phone_number"),
-                    "Subject": call.get("subject"),
-                    "Message": message,
-                    "MessageStructure": call.get("message_structure"),
-                    "MessageAttributes": _aws_attributes(call.get("message_attributes")),
-                }
-            )
-        return message_id
-
-    publish._localaws = True  # type: ignore[attr-defined]
-    SNSBackend.publish = publish  # type: ignore[method-assign]
-
-
-def _wrap_moto_reset() -> None:
-    """``POST /moto-api/reset`` forgets what SNS published too."""
-    original = MotoAPIBackend.reset
-    if getattr(original, "_localaws", False):
-        return
-
-    def reset(self: MotoAPIBackend) -> None:
-        original(self)
-        with _PUBLISHED_LOCK:
-            _PUBLISHED.clear()
-
-    reset._localaws = True  # type: ignore[attr-defined]
-    MotoAPIBackend.reset = reset  # type: ignore[method-assign]
+def sns_published() -> list[dict[str, Any]]:
+    """Every message published to a topic, read from moto's own record
+    (``Topic.sent_notifications``: id, raw message, subject, attributes,
+    group id), topic by topic, each in publication order. The raw message is
+    what the publisher sent, so a ``MessageStructure=json`` message still holds
+    every per-protocol variant. ``/moto-api/reset`` forgets it with the topics."""
+    out = []
+    for account, regions in list(dict.items(sns_backends)):
+        for region, backend in list(dict.items(regions)):
+            for topic in list(backend.topics.values()):
+                for message_id, message, subject, attributes, group_id in list(topic.sent_notifications):
+                    out.append(
+                        {
+                            "MessageId": message_id,
+                            "Account": account,
+                            "Region": region,
+                            "TopicArn": topic.arn,
+                            "Subject": subject,
+                            "Message": message,
+                            "MessageAttributes": _aws_attributes(attributes),
+                            "MessageGroupId": group_id,
+                        }
+                    )
+    return out
 
 
 def _wrap_tag_validation() -> None:
@@ -548,8 +525,6 @@ def install() -> None:
     SimpleSystemManagerResponse.get_automation_execution = get_automation_execution  # type: ignore[attr-defined]
     SimpleSystemManagerResponse.send_automation_signal = send_automation_signal  # type: ignore[attr-defined]
     SimpleSystemManagerResponse.stop_automation_execution = stop_automation_execution  # type: ignore[attr-defined]
-    _wrap_sns_publish()
-    _wrap_moto_reset()
     _wrap_tag_validation()
     IamResponse.get_account_authorization_details = get_account_authorization_details  # type: ignore[method-assign]
 
@@ -573,9 +548,7 @@ class LocalAwsApp:
         if path.rstrip("/") == "/_localaws/sns/published":
             if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
                 return self._json(start_response, "405 Method Not Allowed", {"error": "GET only"})
-            with _PUBLISHED_LOCK:
-                body = list(_PUBLISHED)
-            return self._json(start_response, "200 OK", body)
+            return self._json(start_response, "200 OK", sns_published())
         return self._json(start_response, "404 Not Found", {"error": f"no such endpoint: {path}"})
 
     @staticmethod
