@@ -1,4 +1,6 @@
-"""server.py's Change Manager extension, over the real SSM wire protocol."""
+"""server.py's Change Manager: the event shape and the request's life, over the
+real SSM wire protocol (test_server_automation.py covers approval levels,
+approvers, runbooks that stay open and plain Automation)."""
 
 from __future__ import annotations
 
@@ -31,10 +33,37 @@ DETAIL_KEYS = {
 }
 
 
+# A change template with one approval level (bob) that allows auto-approval,
+# and a runbook with changegate's four parameters that completes at once.
+CHANGE_TEMPLATE = {
+    "schemaVersion": "0.3",
+    "emergencyChange": False,
+    "autoApprovable": True,
+    "executableRunBooks": [{"name": localaws.ACCESS_RUNBOOK, "version": "$DEFAULT"}],
+    "mainSteps": [{
+        "name": "ApproveChangeRequest",
+        "action": "aws:approve",
+        "timeoutSeconds": 3600,
+        "inputs": {"Message": "review", "EnhancedApprovals": {
+            "Approvers": [{"approver": "bob", "type": "IamUser", "minRequiredApprovals": 0}], "MinRequiredApprovals": 1}},
+    }],
+}
+QUICK_RUNBOOK = {
+    "schemaVersion": "0.3",
+    "parameters": {name: {"type": "String"} for name in RUNBOOK["Parameters"]},
+    "mainSteps": [{"name": "Done", "action": "aws:sleep", "inputs": {"Duration": "PT0S"}}],
+}
+
+
 class ChangeManager:
     """alice files, bob approves; a rule on the default bus feeds a queue."""
 
     def __init__(self, aws: localaws.Server, people: dict[str, dict[str, str]]):
+        ssm = aws.client("ssm")
+        ssm.create_document(Name=localaws.CHANGE_TEMPLATE, DocumentType="Automation.ChangeTemplate",
+                            DocumentFormat="JSON", Content=json.dumps(CHANGE_TEMPLATE))
+        ssm.create_document(Name=localaws.ACCESS_RUNBOOK, DocumentType="Automation", DocumentFormat="JSON",
+                            Content=json.dumps(QUICK_RUNBOOK))
         self.alice = aws.client("ssm", people["alice"])
         self.bob = aws.client("ssm", people["bob"])
         self.sqs = aws.client("sqs")
@@ -55,8 +84,16 @@ class ChangeManager:
     def events(self) -> list[dict[str, Any]]:
         return localaws.drain(self.sqs, self.queue)
 
-    def statuses(self) -> list[tuple[str, str]]:
-        return [(e["detail"]["ops-item-status"], e["detail"]["ops-item-modified-by"]) for e in self.events()]
+    def statuses(self, until: str | None = None, timeout: float = 10.0) -> list[tuple[str, str]]:
+        """The statuses the events so far announced (with who caused each);
+        with ``until``, waits (bounded) for that one: runbook steps run on timers."""
+        seen: list[tuple[str, str]] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            seen += [(e["detail"]["ops-item-status"], e["detail"]["ops-item-modified-by"]) for e in self.events()]
+            if until is None or any(s == until for s, _ in seen) or time.monotonic() > deadline:
+                return seen
+            time.sleep(0.05)
 
 
 @pytest.fixture
@@ -101,11 +138,12 @@ def test_given_a_pending_request_when_bob_approves_then_it_runs_to_success_and_r
 
     cm.bob.send_automation_signal(AutomationExecutionId=cid, SignalType="Approve", Payload={"Comment": ["fine"]})
 
-    assert cm.statuses() == [("Approved", BOB), ("RunbookInProgress", BOB), ("CompletedWithSuccess", BOB)]
+    assert cm.statuses(until="CompletedWithSuccess") == [
+        ("Approved", BOB), ("RunbookInProgress", BOB), ("CompletedWithSuccess", BOB)]
     ex = cm.execution(cid)
     assert ex["AutomationExecutionStatus"] == "CompletedWithSuccess"
     outputs = ex["StepExecutions"][0]["Outputs"]
-    [decision] = json.loads(outputs["ApproverDecisions"][0])
+    [decision] = [json.loads(d) for d in outputs["ApproverDecisions"]]
     assert outputs["ApprovalStatus"] == ["Approved"]
     assert (decision["Approver"], decision["Decision"], decision["Comment"]) == (BOB, "Approve", "fine")
 
@@ -115,6 +153,7 @@ def test_given_an_approved_request_when_signalled_or_stopped_again_then_ssm_erro
 ) -> None:
     cid = cm.start()
     cm.bob.send_automation_signal(AutomationExecutionId=cid, SignalType="Approve")
+    cm.statuses(until="CompletedWithSuccess")
     missing = "00000000-0000-0000-0000-000000000000"
 
     expect_error("InvalidAutomationSignalException",
@@ -150,7 +189,7 @@ def test_given_a_pending_request_when_alice_stops_it_then_it_is_cancelled(cm: Ch
 def test_given_a_scheduled_time_ahead_when_approved_then_it_is_scheduled_and_runs_at_that_time(
     cm: ChangeManager,
 ) -> None:
-    at = datetime.now(timezone.utc) + timedelta(seconds=1)
+    at = datetime.now(timezone.utc) + timedelta(seconds=2)
     cid = cm.start(ScheduledTime=at)
 
     cm.bob.send_automation_signal(AutomationExecutionId=cid, SignalType="Approve")
@@ -158,21 +197,18 @@ def test_given_a_scheduled_time_ahead_when_approved_then_it_is_scheduled_and_run
     assert cm.statuses() == [("PendingApproval", ALICE), ("Approved", BOB), ("Scheduled", BOB)]
     ex = cm.execution(cid)
     assert ex["AutomationExecutionStatus"] == "Scheduled" and abs(ex["ScheduledTime"] - at).total_seconds() < 1
-    seen: list[tuple[str, str]] = []
-    deadline = time.monotonic() + 10
-    while len(seen) < 2 and time.monotonic() < deadline:  # the clock is the subject here
-        seen += cm.statuses()
-        time.sleep(0.1)
-    assert [s for s, _ in seen] == ["RunbookInProgress", "CompletedWithSuccess"]
+    # The clock is the subject here: the runbook starts at ScheduledTime, two seconds from now.
+    assert [s for s, _ in cm.statuses(until="CompletedWithSuccess")] == ["RunbookInProgress", "CompletedWithSuccess"]
 
 
 def test_given_auto_approve_when_alice_files_then_it_is_approved_at_once_by_her(cm: ChangeManager) -> None:
     cid = cm.start(AutoApprove=True)
 
     seen = cm.events()
-    assert [(e["detail"]["ops-item-status"], e["detail"]["ops-item-modified-by"]) for e in seen] == [
-        ("PendingApproval", ALICE), ("Approved", ALICE), ("RunbookInProgress", ALICE), ("CompletedWithSuccess", ALICE)]
     assert all(e["detail"]["auto-approve"] is True for e in seen)
+    assert [(e["detail"]["ops-item-status"], e["detail"]["ops-item-modified-by"]) for e in seen] + cm.statuses(
+        until="CompletedWithSuccess") == [
+        ("PendingApproval", ALICE), ("Approved", ALICE), ("RunbookInProgress", ALICE), ("CompletedWithSuccess", ALICE)]
     assert cm.execution(cid)["StepExecutions"][0]["Outputs"]["ApprovalStatus"] == ["Approved"]
 
 

@@ -39,13 +39,12 @@ def test_given_rate_zero_when_calls_pass_then_all_are_forwarded_and_counted_by_s
     iam.put_user_policy(UserName="fp-user", PolicyName="p", PolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
     assert iam.get_user_policy(UserName="fp-user", PolicyName="p")["PolicyName"] == "p"
-    ssm.start_change_request_execution(DocumentName="changegate-access", ChangeRequestName="t",
-                                       Runbooks=[{"DocumentName": "changegate-access-runbook"}])
+    ssm.put_parameter(Name="fp-parameter", Value="v", Type="String")
     sns.publish(TopicArn=sns.create_topic(Name="fp-topic")["TopicArn"], Message="hello")
 
     stats = proxy.stats()
     assert stats["actions"] == {"iam:CreateUser": 1, "iam:PutUserPolicy": 1, "iam:GetUserPolicy": 1,
-                                "ssm:StartChangeRequestExecution": 1, "sns:CreateTopic": 1, "sns:Publish": 1}
+                                "ssm:PutParameter": 1, "sns:CreateTopic": 1, "sns:Publish": 1}
     assert stats["requests"] == stats["forwarded"] == 6 and not any(stats["faults"].values())
 
 
