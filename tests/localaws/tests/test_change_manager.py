@@ -84,16 +84,21 @@ class ChangeManager:
     def events(self) -> list[dict[str, Any]]:
         return localaws.drain(self.sqs, self.queue)
 
-    def statuses(self, until: str | None = None, timeout: float = 10.0) -> list[tuple[str, str]]:
-        """The statuses the events so far announced (with who caused each);
-        with ``until``, waits (bounded) for that one: runbook steps run on timers."""
-        seen: list[tuple[str, str]] = []
+    def events_until(self, status: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The events until the one announcing ``status`` (bounded wait):
+        runbook steps run on timers."""
+        seen: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
-        while True:
-            seen += [(e["detail"]["ops-item-status"], e["detail"]["ops-item-modified-by"]) for e in self.events()]
-            if until is None or any(s == until for s, _ in seen) or time.monotonic() > deadline:
-                return seen
+        while not any(e["detail"]["ops-item-status"] == status for e in seen) and time.monotonic() < deadline:
+            seen += self.events()
             time.sleep(0.05)
+        return seen
+
+    def statuses(self, until: str | None = None) -> list[tuple[str, str]]:
+        """The statuses the events announced (with who caused each); with
+        ``until``, up to that one."""
+        events = self.events_until(until) if until else self.events()
+        return [(e["detail"]["ops-item-status"], e["detail"]["ops-item-modified-by"]) for e in events]
 
 
 @pytest.fixture
@@ -204,11 +209,10 @@ def test_given_a_scheduled_time_ahead_when_approved_then_it_is_scheduled_and_run
 def test_given_auto_approve_when_alice_files_then_it_is_approved_at_once_by_her(cm: ChangeManager) -> None:
     cid = cm.start(AutoApprove=True)
 
-    seen = cm.events()
-    assert all(e["detail"]["auto-approve"] is True for e in seen)
-    assert [(e["detail"]["ops-item-status"], e["detail"]["ops-item-modified-by"]) for e in seen] + cm.statuses(
-        until="CompletedWithSuccess") == [
+    seen = cm.events_until("CompletedWithSuccess")
+    assert [(e["detail"]["ops-item-status"], e["detail"]["ops-item-modified-by"]) for e in seen] == [
         ("PendingApproval", ALICE), ("Approved", ALICE), ("RunbookInProgress", ALICE), ("CompletedWithSuccess", ALICE)]
+    assert all(e["detail"]["auto-approve"] is True for e in seen)
     assert cm.execution(cid)["StepExecutions"][0]["Outputs"]["ApprovalStatus"] == ["Approved"]
 
 
