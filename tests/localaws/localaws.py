@@ -196,6 +196,11 @@ class Server:
         """Every SNS Publish moto recorded (``GET /_localaws/sns/published``)."""
         return self.get_json("/_localaws/sns/published")
 
+    def lambda_invocations(self, drain: bool = True) -> list[dict[str, Any]]:
+        """The Lambda invocations runbooks asked for (``aws:invokeLambdaFunction``
+        steps), oldest first; ``drain`` forgets them once read."""
+        return self.get_json("/_localaws/lambda/invocations" + ("?drain=1" if drain else ""))
+
 
 def drain(sqs: Any, queue_url: str, limit: int = 500) -> list[dict[str, Any]]:
     """Every message now in the queue, bodies parsed as JSON, read and deleted
@@ -640,8 +645,20 @@ class World:
             raise LocalAwsError(f"template.yaml has no function {function!r}")
         env: dict[str, str | None] = {**base_env(self.url), "RUST_LOG": "info"}
         env.update(self.stack.function_environment(logical))
+        # The local world always has the decision table; a template that
+        # does not name it yet still gets functions that find it.
+        env.setdefault("CHANGEGATE_DECISIONS_TABLE", self.table)
         env.update(overrides)
         return env
+
+    def function_named(self, name_or_arn: str) -> str | None:
+        """The binary (grant, revoke, notify) a runbook's ``FunctionName``
+        (name or ARN, as the template resolves it) means; None if none."""
+        name = str(name_or_arn).split(":function:")[-1].split(":")[0]
+        for logical, short in self.stack.functions().items():
+            if name in (self.stack.name(logical), short):
+                return short
+        return None
 
     def rule(self, name: str) -> Rule:
         return next(r for r in self.rules if r.name == name)
