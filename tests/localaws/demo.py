@@ -29,6 +29,7 @@ otherwise, 2 when the binaries are missing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import signal
@@ -284,7 +285,8 @@ class Demo:
         w = self.world
         out.say(f"template.yaml, provisioned: table {w.table}, bus {w.bus}, topics {', '.join(w.topics)}")
         for doc in w.documents:
-            out.say(f"  SSM document {doc.name} ({doc.document_type}): " + ("created" if doc.created else f"not created: {doc.skipped}"))
+            state = "created" if doc.created else f"not created: {doc.skipped}"
+            out.say(f"  SSM document {doc.name} ({doc.document_type}): {state}")
         for r in w.rules:
             what = json.dumps(r.pattern) if r.pattern else r.schedule
             out.say(f"  rule {r.name} on {r.bus}: {what} → {r.function}" + (" (via an SQS queue)" if r.queue_url else ""))
@@ -365,10 +367,8 @@ class Demo:
             card = self._variants(record).get("https")
             if card is None:
                 continue
-            try:
+            with contextlib.suppress(ValueError):  # else shown as text
                 card = json.loads(card)
-            except ValueError:
-                pass  # shown as text
             self.out.say(f"💬 Slack card (https variant), subject {record.get('Subject')!r}")
             self.out.block(pretty(card))
 
@@ -459,7 +459,8 @@ def automation_path(demo: Demo) -> None:
         DocumentName=localaws.REQUEST_RUNBOOK, Parameters=params)["AutomationExecutionId"]
     out.say(f"  → execution {demo.request_id}")
     ex = demo.aws.client("ssm").get_automation_execution(AutomationExecutionId=demo.request_id)["AutomationExecution"]
-    failed = [f"{s['StepName']}: {s.get('FailureMessage')}" for s in ex.get("StepExecutions", []) if s.get("StepStatus") == "Failed"]
+    steps = ex.get("StepExecutions", [])
+    failed = [f"{s['StepName']}: {s.get('FailureMessage')}" for s in steps if s.get("StepStatus") == "Failed"]
     out.say(f"  → status {ex['AutomationExecutionStatus']}" + (f"; failed step {failed[0]}" if failed else ""))
     check(not failed, f"the request runbook failed before approval: {'; '.join(failed)}")
     grants = demo.deliver().get("grant", [])
