@@ -84,8 +84,10 @@ LOCAL_NAMES_BY_TYPE = {
 }
 LOCAL_NAMES_BY_ID = {"NotificationTopic": TOPIC_NAME}
 
-# The template's parameters, as the local world sets them (over their defaults).
-LOCAL_PARAMETERS = {"AllowedAccountIds": PROD_ACCOUNT}
+# The template's parameters, as the local world sets them (over their
+# defaults): production is PROD_ACCOUNT, bob approves.
+APPROVER = f"arn:aws:iam::{HOME_ACCOUNT}:user/bob"
+LOCAL_PARAMETERS = {"AllowedAccountIds": PROD_ACCOUNT, "ApproverArns": APPROVER}
 
 
 class LocalAwsError(RuntimeError):
@@ -299,11 +301,12 @@ def base_env(url: str) -> dict[str, str | None]:
     env: dict[str, str | None] = {
         "AWS_ENDPOINT_URL": url,
         "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,  # Lambda sets both
         "AWS_ACCESS_KEY_ID": DUMMY_CREDS["aws_access_key_id"],
         "AWS_SECRET_ACCESS_KEY": DUMMY_CREDS["aws_secret_access_key"],
     }
-    for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_DEFAULT_REGION",
-                "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+    for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE",
+                "AWS_SHARED_CREDENTIALS_FILE"):
         env[var] = None
     for var in os.environ:
         if var.startswith("AWS_ENDPOINT_URL_"):
