@@ -19,7 +19,10 @@ pub const HOME_ACCOUNT: &str = "123456789012";
 pub const PROD_ACCOUNT: &str = "111122223333";
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The project's Python (`.venv`, made by `make venv`), or `$CHANGEGATE_PYTHON`.
@@ -28,15 +31,25 @@ pub fn python() -> PathBuf {
         return p.into();
     }
     let venv = workspace_root().join(".venv/bin/python");
-    assert!(venv.exists(), "{} is missing: run `make venv` (make test does it)", venv.display());
+    assert!(
+        venv.exists(),
+        "{} is missing: run `make venv` (make test does it)",
+        venv.display()
+    );
     venv
 }
 
 /// A function binary built by `cargo build --workspace --bins` (make test does it).
 pub fn built_binary(name: &str) -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
     let path = dir.join("debug").join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first (make test does it)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (make test does it)",
+        path.display()
+    );
     path
 }
 
@@ -51,8 +64,14 @@ fn spawn_ready(script: &str, args: &[&str]) -> (Child, String) {
         .unwrap_or_else(|e| panic!("start tests/localaws/{script}: {e}"));
     let stdout = child.stdout.take().expect("piped stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read the READY line");
-    let url = line.trim().strip_prefix("READY ").unwrap_or_else(|| panic!("{script} said {line:?}, not READY <url>")).to_owned();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the READY line");
+    let url = line
+        .trim()
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("{script} said {line:?}, not READY <url>"))
+        .to_owned();
     (child, url)
 }
 
@@ -71,14 +90,27 @@ impl LocalAws {
     /// A fault-injecting proxy in front of this local AWS (`faultproxy.py`).
     pub fn fault_proxy(&self, rate: f64, seed: u64) -> FaultProxy {
         let (rate, seed) = (rate.to_string(), seed.to_string());
-        let args = ["--upstream", self.endpoint.as_str(), "--port", "0", "--rate", rate.as_str(), "--seed", seed.as_str()];
+        let args = [
+            "--upstream",
+            self.endpoint.as_str(),
+            "--port",
+            "0",
+            "--rate",
+            rate.as_str(),
+            "--seed",
+            seed.as_str(),
+        ];
         let (child, endpoint) = spawn_ready("faultproxy.py", &args);
         FaultProxy { child, endpoint }
     }
 
     /// SDK configuration as changegate's functions get it, with anonymous test credentials.
     pub async fn sdk(&self) -> SdkConfig {
-        self.sdk_as(&Creds { access_key: "test".into(), secret: "test".into() }).await
+        self.sdk_as(&Creds {
+            access_key: "test".into(),
+            secret: "test".into(),
+        })
+        .await
     }
 
     /// SDK configuration acting as one IAM user (moto maps the key to the user).
@@ -86,7 +118,13 @@ impl LocalAws {
         aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new(REGION))
-            .credentials_provider(Credentials::new(&creds.access_key, &creds.secret, None, None, "localaws"))
+            .credentials_provider(Credentials::new(
+                &creds.access_key,
+                &creds.secret,
+                None,
+                None,
+                "localaws",
+            ))
             .load()
             .await
     }
@@ -192,37 +230,91 @@ impl World {
     pub async fn new() -> Self {
         let aws = LocalAws::start();
         let sdk = aws.sdk().await;
-        Self { iam: aws_sdk_iam::Client::new(&sdk), sqs: aws_sdk_sqs::Client::new(&sdk), sdk, aws }
+        Self {
+            iam: aws_sdk_iam::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            sdk,
+            aws,
+        }
     }
 
     /// An IAM user with an access key; returns the user's ARN and credentials.
     pub async fn user(&self, name: &str) -> (String, Creds) {
-        let user = self.iam.create_user().user_name(name).send().await.expect("create user");
+        let user = self
+            .iam
+            .create_user()
+            .user_name(name)
+            .send()
+            .await
+            .expect("create user");
         let arn = user.user().map(|u| u.arn().to_owned()).expect("user arn");
-        let key = self.iam.create_access_key().user_name(name).send().await.expect("create key");
+        let key = self
+            .iam
+            .create_access_key()
+            .user_name(name)
+            .send()
+            .await
+            .expect("create key");
         let key = key.access_key().expect("key");
-        (arn, Creds { access_key: key.access_key_id().to_owned(), secret: key.secret_access_key().to_owned() })
+        (
+            arn,
+            Creds {
+                access_key: key.access_key_id().to_owned(),
+                secret: key.secret_access_key().to_owned(),
+            },
+        )
     }
 
     /// An IAM user the security team made eligible for `accounts` (the
     /// `changegate:eligible` tag, e.g. "111122223333" or "111122223333/ReadOnly").
     pub async fn eligible_user(&self, name: &str, accounts: &str) -> (String, Creds) {
         let made = self.user(name).await;
-        let tag = aws_sdk_iam::types::Tag::builder().key(changegate::eligibility::ELIGIBILITY_TAG).value(accounts).build().expect("tag");
-        self.iam.tag_user().user_name(name).tags(tag).send().await.expect("tag user");
+        let tag = aws_sdk_iam::types::Tag::builder()
+            .key(changegate::eligibility::ELIGIBILITY_TAG)
+            .value(accounts)
+            .build()
+            .expect("tag");
+        self.iam
+            .tag_user()
+            .user_name(name)
+            .tags(tag)
+            .send()
+            .await
+            .expect("tag user");
         made
     }
 
     /// An SQS queue receiving every event on the default bus that matches `pattern`.
     pub async fn capture(&self, name: &str, pattern: Value) -> String {
         let events = aws_sdk_eventbridge::Client::new(&self.sdk);
-        let url = self.sqs.create_queue().queue_name(name).send().await.expect("queue").queue_url().expect("url").to_owned();
+        let url = self
+            .sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .expect("queue")
+            .queue_url()
+            .expect("url")
+            .to_owned();
         let arn = self.queue_arn(&url).await;
-        events.put_rule().name(name).event_pattern(pattern.to_string()).send().await.expect("rule");
+        events
+            .put_rule()
+            .name(name)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .expect("rule");
         events
             .put_targets()
             .rule(name)
-            .targets(aws_sdk_eventbridge::types::Target::builder().id("q").arn(arn).build().expect("target"))
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("q")
+                    .arn(arn)
+                    .build()
+                    .expect("target"),
+            )
             .send()
             .await
             .expect("targets");
@@ -238,21 +330,38 @@ impl World {
             .send()
             .await
             .expect("queue attributes");
-        attrs.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned().expect("queue arn")
+        attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .expect("queue arn")
     }
 
     /// Every message now in the queue (bodies parsed as JSON), removing them.
     pub async fn drain(&self, url: &str) -> Vec<Value> {
         let mut all = Vec::new();
         for _ in 0..50 {
-            let out = self.sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.expect("receive");
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
             let msgs = out.messages();
             if msgs.is_empty() {
                 break;
             }
             for m in msgs {
                 all.push(serde_json::from_str(m.body().unwrap_or("null")).expect("JSON body"));
-                self.sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap_or_default()).send().await.expect("delete");
+                self.sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
             }
         }
         all
@@ -260,7 +369,13 @@ impl World {
 
     /// Names of the inline policies on `user`.
     pub async fn policies(&self, user: &str) -> Vec<String> {
-        let out = self.iam.list_user_policies().user_name(user).send().await.expect("list user policies");
+        let out = self
+            .iam
+            .list_user_policies()
+            .user_name(user)
+            .send()
+            .await
+            .expect("list user policies");
         out.policy_names().to_vec()
     }
 
@@ -269,7 +384,12 @@ impl World {
         let ssm = aws_sdk_ssm::Client::new(&self.aws.sdk_as(creds).await);
         let runbook = aws_sdk_ssm::types::Runbook::builder()
             .document_name("changegate-access-runbook")
-            .set_parameters(Some(params.iter().map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()])).collect()))
+            .set_parameters(Some(
+                params
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+                    .collect(),
+            ))
             .build()
             .expect("runbook");
         let out = ssm
@@ -286,8 +406,17 @@ impl World {
     /// `creds` approves (or rejects) the change request.
     pub async fn signal(&self, creds: &Creds, id: &str, approve: bool) {
         let ssm = aws_sdk_ssm::Client::new(&self.aws.sdk_as(creds).await);
-        let kind = if approve { aws_sdk_ssm::types::SignalType::Approve } else { aws_sdk_ssm::types::SignalType::Reject };
-        ssm.send_automation_signal().automation_execution_id(id).signal_type(kind).send().await.expect("signal");
+        let kind = if approve {
+            aws_sdk_ssm::types::SignalType::Approve
+        } else {
+            aws_sdk_ssm::types::SignalType::Reject
+        };
+        ssm.send_automation_signal()
+            .automation_execution_id(id)
+            .signal_type(kind)
+            .send()
+            .await
+            .expect("signal");
     }
 }
 
@@ -311,8 +440,13 @@ pub fn at(secs: i64, offset: &str) -> String {
     if offset == "Z" {
         return t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     }
-    let off: chrono::FixedOffset = format!("2000-01-01T00:00:00{offset}").parse::<chrono::DateTime<chrono::FixedOffset>>().map(|d| *d.offset()).expect("offset");
-    t.with_timezone(&off).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    let off: chrono::FixedOffset = format!("2000-01-01T00:00:00{offset}")
+        .parse::<chrono::DateTime<chrono::FixedOffset>>()
+        .map(|d| *d.offset())
+        .expect("offset");
+    t.with_timezone(&off)
+        .format("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
 }
 
 pub fn wait(d: Duration) -> impl std::future::Future<Output = ()> {

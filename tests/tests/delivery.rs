@@ -40,10 +40,18 @@ const USERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
 async fn lifecycles(end_secs: i64) -> (Run, Vec<Value>) {
     let world = World::new().await;
     let ssm_q = world.capture("ssm-events", change_request_pattern()).await;
-    let cg_events = world.capture("changegate-events", changegate_pattern()).await;
-    let config = GrantConfig::from_source(&|k: &str| (k == VAR_ALLOWED_ACCOUNTS).then(|| PROD_ACCOUNT.to_owned())).unwrap();
+    let cg_events = world
+        .capture("changegate-events", changegate_pattern())
+        .await;
+    let config = GrantConfig::from_source(&|k: &str| {
+        (k == VAR_ALLOWED_ACCOUNTS).then(|| PROD_ACCOUNT.to_owned())
+    })
+    .unwrap();
     let grantor = Grantor::new(config, &world.sdk);
-    let revoker = Revoker::new(RevokeConfig::from_source(&|_: &str| None).unwrap(), &world.sdk);
+    let revoker = Revoker::new(
+        RevokeConfig::from_source(&|_: &str| None).unwrap(),
+        &world.sdk,
+    );
     let (_, frank) = world.user("frank").await;
     let alice_end = Utc::now() + chrono::TimeDelta::seconds(end_secs);
     for (user, account, end, approve) in [
@@ -54,12 +62,29 @@ async fn lifecycles(end_secs: i64) -> (Run, Vec<Value>) {
     ] {
         let (_, creds) = world.eligible_user(user, PROD_ACCOUNT).await;
         let id = world
-            .file_request(&creds, &[("IAMUserName", user), ("AWSAccountId", account), ("StartTime", &at(-1, "Z")), ("EndTime", &at(end, "Z"))])
+            .file_request(
+                &creds,
+                &[
+                    ("IAMUserName", user),
+                    ("AWSAccountId", account),
+                    ("StartTime", &at(-1, "Z")),
+                    ("EndTime", &at(end, "Z")),
+                ],
+            )
             .await;
         world.signal(&frank, &id, approve).await;
     }
     let events = world.drain(&ssm_q).await;
-    (Run { world, alice_end, grantor, revoker, cg_events }, events)
+    (
+        Run {
+            world,
+            alice_end,
+            grantor,
+            revoker,
+            cg_events,
+        },
+        events,
+    )
 }
 
 fn scheduled() -> Value {
@@ -76,12 +101,24 @@ impl Run {
     /// Hands one event to every function the deployed rules route it to.
     async fn deliver(&self, event: &Value) {
         if event["source"] == "aws.events" {
-            self.revoker.handle(event.clone(), Utc::now(), None).await.expect("sweep");
+            self.revoker
+                .handle(event.clone(), Utc::now(), None)
+                .await
+                .expect("sweep");
             return;
         }
-        self.grantor.handle(as_event(event), Utc::now()).await.expect("grant");
-        if event["detail"]["ops-item-status"].as_str().is_some_and(ends_access) {
-            self.revoker.handle(event.clone(), Utc::now(), None).await.expect("early end");
+        self.grantor
+            .handle(as_event(event), Utc::now())
+            .await
+            .expect("grant");
+        if event["detail"]["ops-item-status"]
+            .as_str()
+            .is_some_and(ends_access)
+        {
+            self.revoker
+                .handle(event.clone(), Utc::now(), None)
+                .await
+                .expect("early end");
         }
     }
 
@@ -92,23 +129,32 @@ impl Run {
         }
         let mut announced = BTreeMap::new();
         for e in self.world.drain(&self.cg_events).await {
-            let key = (e["detail"]["user"].as_str().unwrap_or("-").to_owned(), e["detail-type"].as_str().unwrap_or("-").to_owned());
+            let key = (
+                e["detail"]["user"].as_str().unwrap_or("-").to_owned(),
+                e["detail-type"].as_str().unwrap_or("-").to_owned(),
+            );
             *announced.entry(key).or_insert(0) += 1;
         }
-        End { policies, announced }
+        End {
+            policies,
+            announced,
+        }
     }
 }
 
 /// A fixed permutation (a small LCG), so that a failure can be replayed.
 fn shuffle<T>(items: &mut [T], mut seed: u64) {
     for i in (1..items.len()).rev() {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         items.swap(i, (seed >> 33) as usize % (i + 1));
     }
 }
 
 #[tokio::test]
-async fn given_lifecycles_when_every_event_arrives_three_times_shuffled_then_the_end_is_the_same_as_one_ordered_delivery() {
+async fn given_lifecycles_when_every_event_arrives_three_times_shuffled_then_the_end_is_the_same_as_one_ordered_delivery()
+ {
     // Given the same four lifecycles played in two local AWSes
     // (alice's window is long enough for a slow machine to grant before it ends)
     let ((ordered, in_order), (shuffled, events)) = tokio::join!(lifecycles(20), lifecycles(20));
@@ -119,7 +165,12 @@ async fn given_lifecycles_when_every_event_arrives_three_times_shuffled_then_the
         ordered.deliver(e).await;
     }
     ordered.deliver(&scheduled()).await;
-    let mut copies: Vec<Value> = events.iter().chain(&events).chain(&events).cloned().collect();
+    let mut copies: Vec<Value> = events
+        .iter()
+        .chain(&events)
+        .chain(&events)
+        .cloned()
+        .collect();
     copies.extend([scheduled(), scheduled(), scheduled()]);
     shuffle(&mut copies, 0x5eed);
     for e in &copies {
@@ -135,13 +186,36 @@ async fn given_lifecycles_when_every_event_arrives_three_times_shuffled_then_the
     // alice and bob were announced granted once each, alice revoked once
     let (a, b) = (ordered.end().await, shuffled.end().await);
     assert_eq!(a, b);
-    let want: BTreeMap<String, usize> = [("alice", 0), ("bob", 1), ("carol", 0), ("dave", 0)].into_iter().map(|(u, n)| (u.to_owned(), n)).collect();
+    let want: BTreeMap<String, usize> = [("alice", 0), ("bob", 1), ("carol", 0), ("dave", 0)]
+        .into_iter()
+        .map(|(u, n)| (u.to_owned(), n))
+        .collect();
     assert_eq!(a.policies, want);
-    let count = |u: &str, t: &str| a.announced.get(&(u.to_owned(), t.to_owned())).copied().unwrap_or(0);
-    assert_eq!((count("alice", "Access Granted"), count("alice", "Access Revoked")), (1, 1));
-    assert_eq!((count("bob", "Access Granted"), count("bob", "Access Revoked")), (1, 0));
+    let count = |u: &str, t: &str| {
+        a.announced
+            .get(&(u.to_owned(), t.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        (
+            count("alice", "Access Granted"),
+            count("alice", "Access Revoked")
+        ),
+        (1, 1)
+    );
+    assert_eq!(
+        (
+            count("bob", "Access Granted"),
+            count("bob", "Access Revoked")
+        ),
+        (1, 0)
+    );
     assert_eq!(count("carol", "Access Refused"), 1);
-    assert_eq!(count("dave", "Access Granted") + count("dave", "Access Refused"), 0);
+    assert_eq!(
+        count("dave", "Access Granted") + count("dave", "Access Refused"),
+        0
+    );
 }
 
 #[tokio::test]
@@ -151,14 +225,21 @@ async fn given_a_revoked_grant_when_its_approval_arrives_late_then_nothing_is_gr
     for e in &events {
         run.deliver(e).await;
     }
-    assert_eq!(run.world.policies("alice").await.len(), 1, "alice must be granted first");
+    assert_eq!(
+        run.world.policies("alice").await.len(),
+        1,
+        "alice must be granted first"
+    );
     run.until_alice_is_done().await;
     run.deliver(&scheduled()).await;
     assert_eq!(run.world.policies("alice").await.len(), 0);
     run.world.drain(&run.cg_events).await;
 
     // When every approval-or-later event arrives again, late
-    for e in events.iter().filter(|e| e["detail"]["ops-item-status"] != "PendingApproval") {
+    for e in events
+        .iter()
+        .filter(|e| e["detail"]["ops-item-status"] != "PendingApproval")
+    {
         run.deliver(e).await;
     }
 

@@ -26,7 +26,10 @@ struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Logs {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -41,10 +44,14 @@ impl Logs {
 }
 
 #[tokio::test]
-async fn given_thirty_percent_of_calls_fault_when_requests_are_granted_and_expire_then_none_is_lost_and_none_outlives_three_sweeps() {
+async fn given_thirty_percent_of_calls_fault_when_requests_are_granted_and_expire_then_none_is_lost_and_none_outlives_three_sweeps()
+ {
     let logs = Logs::default();
     let sink = logs.clone();
-    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || sink.clone()).finish();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     // Given six approved requests (set up directly), and functions that reach
@@ -58,7 +65,15 @@ async fn given_thirty_percent_of_calls_fault_when_requests_are_granted_and_expir
     for u in &users {
         let (_, creds) = world.eligible_user(u, PROD_ACCOUNT).await;
         let id = world
-            .file_request(&creds, &[("IAMUserName", u), ("AWSAccountId", PROD_ACCOUNT), ("StartTime", &at(-1, "Z")), ("EndTime", &at(40, "Z"))])
+            .file_request(
+                &creds,
+                &[
+                    ("IAMUserName", u),
+                    ("AWSAccountId", PROD_ACCOUNT),
+                    ("StartTime", &at(-1, "Z")),
+                    ("EndTime", &at(40, "Z")),
+                ],
+            )
             .await;
         world.signal(&approver, &id, true).await;
         ids.push(id);
@@ -66,7 +81,10 @@ async fn given_thirty_percent_of_calls_fault_when_requests_are_granted_and_expir
     let events = world.drain(&ssm_q).await;
     let proxy = world.aws.fault_proxy(0.3, 7);
     let faulty = proxy.sdk().await;
-    let config = GrantConfig::from_source(&|k: &str| (k == VAR_ALLOWED_ACCOUNTS).then(|| PROD_ACCOUNT.to_owned())).unwrap();
+    let config = GrantConfig::from_source(&|k: &str| {
+        (k == VAR_ALLOWED_ACCOUNTS).then(|| PROD_ACCOUNT.to_owned())
+    })
+    .unwrap();
     let grantor = Grantor::new(config, &faulty);
     let revoker = Revoker::new(RevokeConfig::from_source(&|_: &str| None).unwrap(), &faulty);
 
@@ -88,34 +106,64 @@ async fn given_thirty_percent_of_calls_fault_when_requests_are_granted_and_expir
             }
         }
         if let Some(fault) = last {
-            failure_destination.push((e["detail"]["change-request-id"].as_str().unwrap_or_default().to_owned(), fault.to_string()));
+            failure_destination.push((
+                e["detail"]["change-request-id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                fault.to_string(),
+            ));
         }
     }
 
     // Then every request is granted, or its event waits in the failure destination with its reason
     for (u, id) in users.iter().zip(&ids) {
-        let granted = world.policies(u).await.contains(&format!("changegate-{id}"));
-        let kept = failure_destination.iter().any(|(fid, why)| fid == id && !why.is_empty());
-        assert!(granted || kept, "{u}: neither granted nor kept ({failure_destination:?})");
+        let granted = world
+            .policies(u)
+            .await
+            .contains(&format!("changegate-{id}"));
+        let kept = failure_destination
+            .iter()
+            .any(|(fid, why)| fid == id && !why.is_empty());
+        assert!(
+            granted || kept,
+            "{u}: neither granted nor kept ({failure_destination:?})"
+        );
     }
     // And the faults were real: some attempts failed and were retried
     let stats = proxy.stats();
-    let faults: u64 = stats["faults"].as_object().unwrap().values().filter_map(Value::as_u64).sum();
+    let faults: u64 = stats["faults"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
     assert!(faults > 10, "{stats}");
     assert!(failed_attempts > 0 || faults > 0, "{stats}");
 
     // And every policy in IAM has its record in the logs, written before it was attached
     let text = logs.text();
     for (u, id) in users.iter().zip(&ids) {
-        if world.policies(u).await.contains(&format!("changegate-{id}")) {
-            let record = text.lines().find(|l| l.contains(&format!("change_request_id={id}")) && l.contains("outcome=\"attaching\""));
+        if world
+            .policies(u)
+            .await
+            .contains(&format!("changegate-{id}"))
+        {
+            let record = text.lines().find(|l| {
+                l.contains(&format!("change_request_id={id}"))
+                    && l.contains("outcome=\"attaching\"")
+            });
             assert!(record.is_some(), "{u}: no log record for its policy");
         }
     }
 
     // When the windows have ended and the one-minute sweep runs (each sweep one invocation)
-    wait(Duration::from_millis((end - Utc::now()).num_milliseconds().max(0) as u64 + 1500)).await;
-    let scheduled: Value = serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
+    wait(Duration::from_millis(
+        (end - Utc::now()).num_milliseconds().max(0) as u64 + 1500,
+    ))
+    .await;
+    let scheduled: Value =
+        serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
     let mut sweeps = 0;
     let mut sweep_errors = Vec::new();
     while sweeps < 3 {
@@ -134,7 +182,10 @@ async fn given_thirty_percent_of_calls_fault_when_requests_are_granted_and_expir
 
     // Then within three sweeps no grant is left, and a failed sweep said what it could not remove
     for u in &users {
-        assert!(world.policies(u).await.is_empty(), "{u} still holds a grant after {sweeps} sweeps: {sweep_errors:?}");
+        assert!(
+            world.policies(u).await.is_empty(),
+            "{u} still holds a grant after {sweeps} sweeps: {sweep_errors:?}"
+        );
     }
     for e in &sweep_errors {
         assert!(e.contains("failed") || e.contains("could not"), "{e}");
@@ -142,7 +193,8 @@ async fn given_thirty_percent_of_calls_fault_when_requests_are_granted_and_expir
 }
 
 #[tokio::test]
-async fn given_one_user_cannot_be_cleaned_when_sweeping_then_the_others_are_and_the_invocation_fails_naming_it() {
+async fn given_one_user_cannot_be_cleaned_when_sweeping_then_the_others_are_and_the_invocation_fails_naming_it()
+ {
     // Given expired grants on alice and bob, and every AWS call about alice failing
     let world = World::new().await;
     let expired = |user: &str, id: &str| changegate::policy::Grant {
@@ -156,22 +208,47 @@ async fn given_one_user_cannot_be_cleaned_when_sweeping_then_the_others_are_and_
         )
         .unwrap(),
     };
-    let (alices, bobs) = (expired("alice", "a0000000-0000-0000-0000-000000000001"), expired("bob", "b0000000-0000-0000-0000-000000000002"));
+    let (alices, bobs) = (
+        expired("alice", "a0000000-0000-0000-0000-000000000001"),
+        expired("bob", "b0000000-0000-0000-0000-000000000002"),
+    );
     for g in [&alices, &bobs] {
         world.user(g.user.as_str()).await;
-        world.iam.put_user_policy().user_name(g.user.as_str()).policy_name(g.policy_name()).policy_document(g.document_json()).send().await.unwrap();
+        world
+            .iam
+            .put_user_policy()
+            .user_name(g.user.as_str())
+            .policy_name(g.policy_name())
+            .policy_document(g.document_json())
+            .send()
+            .await
+            .unwrap();
     }
     let proxy = world.aws.fault_proxy(0.0, 1);
     proxy.configure(serde_json::json!({"rate": 1.0, "kinds": ["500"], "only": "UserName=alice"}));
-    let revoker = Revoker::new(RevokeConfig::from_source(&|_: &str| None).unwrap(), &proxy.sdk().await);
+    let revoker = Revoker::new(
+        RevokeConfig::from_source(&|_: &str| None).unwrap(),
+        &proxy.sdk().await,
+    );
 
     // When the sweep runs
-    let err = revoker.sweep(Utc::now(), None).await.expect_err("alice's grant could not be removed");
+    let err = revoker
+        .sweep(Utc::now(), None)
+        .await
+        .expect_err("alice's grant could not be removed");
 
     // Then bob's grant is gone, alice's stays, and the failure names it so that an alarm can fire
     assert!(world.policies("bob").await.is_empty());
     assert_eq!(world.policies("alice").await, vec![alices.policy_name()]);
-    let Fault::Sweep(failures) = &err else { panic!("{err}") };
+    let Fault::Sweep(failures) = &err else {
+        panic!("{err}")
+    };
     assert_eq!(failures.len(), 1, "{failures:?}");
-    assert!(failures[0].starts_with(&format!("{} on alice: iam:DeleteUserPolicy failed", alices.policy_name())), "{failures:?}");
+    assert!(
+        failures[0].starts_with(&format!(
+            "{} on alice: iam:DeleteUserPolicy failed",
+            alices.policy_name()
+        )),
+        "{failures:?}"
+    );
 }
