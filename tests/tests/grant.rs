@@ -59,20 +59,6 @@ impl Scene {
     }
 }
 
-fn request<'a>(
-    user: &'a str,
-    account: &'a str,
-    start: &'a str,
-    end: &'a str,
-) -> [(&'a str, &'a str); 4] {
-    [
-        ("IAMUserName", user),
-        ("AWSAccountId", account),
-        ("StartTime", start),
-        ("EndTime", end),
-    ]
-}
-
 #[tokio::test]
 async fn given_an_approved_request_when_granting_then_one_windowed_policy_is_attached_and_announced()
  {
@@ -83,7 +69,7 @@ async fn given_an_approved_request_when_granting_then_one_windowed_policy_is_att
     let (start, end) = (at(-60, "+09:00"), at(3600, "+09:00"));
     let id = s
         .world
-        .file_request(&alice, &request("alice", PROD_ACCOUNT, &start, &end))
+        .file_request(&alice, request("alice", PROD_ACCOUNT, &start, &end))
         .await;
     s.world.signal(&bob, &id, true).await;
 
@@ -157,7 +143,7 @@ async fn given_a_granted_request_when_its_events_are_redelivered_then_nothing_ch
         .world
         .file_request(
             &alice,
-            &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
+            request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
         )
         .await;
     s.world.signal(&bob, &id, true).await;
@@ -215,7 +201,7 @@ async fn given_a_grant_attached_but_never_announced_when_an_event_is_redelivered
         .world
         .file_request(
             &alice,
-            &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
+            request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
         )
         .await;
     s.world.signal(&bob, &id, true).await;
@@ -291,7 +277,7 @@ async fn given_a_refused_request_when_every_status_event_arrives_then_the_reques
         .world
         .file_request(
             &alice,
-            &request("alice", "444455556666", &at(0, "Z"), &at(600, "Z")),
+            request("alice", "444455556666", &at(0, "Z"), &at(600, "Z")),
         )
         .await;
     s.world.signal(&bob, &id, true).await;
@@ -327,14 +313,14 @@ async fn given_two_approved_requests_of_one_user_when_granting_then_both_policie
         .world
         .file_request(
             &alice,
-            &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
+            request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
         )
         .await;
     let second = s
         .world
         .file_request(
             &alice,
-            &request("alice", PROD_ACCOUNT, &at(3600, "Z"), &at(7200, "Z")),
+            request("alice", PROD_ACCOUNT, &at(3600, "Z"), &at(7200, "Z")),
         )
         .await;
     s.world.signal(&bob, &first, true).await;
@@ -354,11 +340,7 @@ async fn given_two_approved_requests_of_one_user_when_granting_then_both_policie
 
 /// Runs one request through approval and grant; returns grant's outcomes and
 /// changegate's events.
-async fn refused_case(
-    s: &Scene,
-    filer: &Creds,
-    params: &[(&str, &str)],
-) -> (Vec<GrantOutcome>, Vec<Value>) {
+async fn refused_case(s: &Scene, filer: &Creds, params: Params) -> (Vec<GrantOutcome>, Vec<Value>) {
     let (_, bob) = s.world.user("bob").await;
     let id = s.world.file_request(filer, params).await;
     s.world.signal(&bob, &id, true).await;
@@ -368,7 +350,9 @@ async fn refused_case(
 #[tokio::test]
 async fn given_requests_that_break_a_rule_when_granting_then_each_is_refused_with_its_reason_and_iam_is_untouched()
  {
-    let cases: Vec<(Vec<(&str, String)>, &str, &str)> = vec![
+    // (parameters to change, reason code, part of the reason)
+    type Case<'a> = (Vec<(&'a str, String)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![("AWSAccountId", "444455556666".into())],
             "account-not-allowed",
@@ -405,22 +389,13 @@ async fn given_requests_that_break_a_rule_when_granting_then_each_is_refused_wit
         let s = Scene::new().await;
         let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
         s.world.user("carol").await;
-        let mut params: Vec<(&str, String)> = vec![
-            ("IAMUserName", "alice".into()),
-            ("AWSAccountId", PROD_ACCOUNT.into()),
-            ("StartTime", at(0, "Z")),
-            ("EndTime", at(3600, "Z")),
-        ];
-        for (k, v) in &overrides {
-            params
-                .iter_mut()
-                .filter(|(n, _)| n == k)
-                .for_each(|p| p.1 = v.clone());
+        let mut params = request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(3600, "Z"));
+        for (k, v) in overrides.iter().cloned() {
+            params.insert(k.to_owned(), vec![v]);
         }
-        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
         // When grant sees its events
-        let (outcomes, events) = refused_case(&s, &alice, &params).await;
+        let (outcomes, events) = refused_case(&s, &alice, params).await;
 
         // Then it is refused with that reason, announced to alice, and no one got a policy
         assert!(
@@ -467,7 +442,7 @@ async fn given_an_event_claiming_approval_when_ssm_says_pending_then_refused_as_
         .world
         .file_request(
             &alice,
-            &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
+            request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
         )
         .await;
     let mut pending = s
@@ -507,8 +482,7 @@ async fn given_an_event_claiming_approval_when_ssm_says_pending_then_refused_as_
 async fn given_an_event_for_a_change_request_ssm_does_not_know_when_granting_then_refused() {
     let s = Scene::new().await;
     s.world.user("alice").await;
-    let mut event: Value =
-        serde_json::from_str(include_str!("../../events/change-request-approved.json")).unwrap();
+    let mut event = change_request_event("6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64", "Approved");
     event["detail"]["ops-item-created-by"] =
         format!("arn:aws:iam::{HOME_ACCOUNT}:user/alice").into();
     let outcome = s
@@ -533,9 +507,17 @@ async fn given_the_requester_was_deleted_before_approval_when_granting_then_refu
         .world
         .file_request(
             &alice,
-            &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
+            request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
         )
         .await;
+    s.world
+        .iam
+        .remove_user_from_group()
+        .group_name(APPROVERS_GROUP)
+        .user_name("alice")
+        .send()
+        .await
+        .unwrap();
     s.world
         .iam
         .delete_access_key()
@@ -567,7 +549,7 @@ async fn given_pending_or_rejected_statuses_when_granting_then_ignored_without_c
         .world
         .file_request(
             &alice,
-            &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
+            request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
         )
         .await;
     s.world.signal(&bob, &id, false).await;

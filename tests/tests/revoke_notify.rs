@@ -1,45 +1,13 @@
 //! revoke and notify against the local AWS.
 
 use changegate::aws::Fault;
-use changegate::config::{NotifyConfig, RevokeConfig, VAR_TOPIC_ARN};
+use changegate::config::{NotifyConfig, VAR_TOPIC_ARN};
 use changegate::events::ChangegateEvent;
-use changegate::ids::{AccountId, ChangeRequestId, IamUserName, RoleName};
 use changegate::notify::{Notifier, NotifyOutcome};
-use changegate::policy::Grant;
-use changegate::revoke::{RevokeOutcome, Revoker};
-use changegate::window::{Window, parse_time};
+use changegate::revoke::RevokeOutcome;
 use changegate_tests::*;
 use chrono::Utc;
 use serde_json::{Value, json};
-
-fn grant(id: &str, user: &str, start: &str, end: &str) -> Grant {
-    Grant {
-        change_request: ChangeRequestId::parse(id).unwrap(),
-        user: IamUserName::parse(user).unwrap(),
-        account: AccountId::parse(PROD_ACCOUNT).unwrap(),
-        role: RoleName::parse("CM-Prd-role").unwrap(),
-        window: Window::new(parse_time(start).unwrap(), parse_time(end).unwrap()).unwrap(),
-    }
-}
-
-async fn attach(world: &World, g: &Grant) {
-    world
-        .iam
-        .put_user_policy()
-        .user_name(g.user.as_str())
-        .policy_name(g.policy_name())
-        .policy_document(g.document_json())
-        .send()
-        .await
-        .unwrap();
-}
-
-fn revoker(world: &World) -> Revoker {
-    Revoker::new(
-        RevokeConfig::from_source(&|_: &str| None).unwrap(),
-        &world.sdk,
-    )
-}
 
 #[tokio::test]
 async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_grants_are_removed_and_announced()
@@ -53,26 +21,26 @@ async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_g
     for u in ["alice", "bob", "carol"] {
         world.user(u).await;
     }
-    let ended = grant(
+    let ended = grant_of(
         "a0000000-0000-0000-0000-000000000001",
         "alice",
         &at(-7200, "Z"),
         &at(-60, "Z"),
     );
-    let active = grant(
+    let active = grant_of(
         "a0000000-0000-0000-0000-000000000002",
         "alice",
         &at(-60, "Z"),
         &at(3600, "Z"),
     );
-    let bobs = grant(
+    let bobs = grant_of(
         "b0000000-0000-0000-0000-000000000003",
         "bob",
         &at(-7200, "+09:00"),
         &at(-1, "+09:00"),
     );
     for g in [&ended, &active, &bobs] {
-        attach(&world, g).await;
+        world.attach(g).await;
     }
     let foreign = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#;
     world
@@ -95,10 +63,8 @@ async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_g
         .unwrap();
 
     // When the sweep runs
-    let scheduled: Value =
-        serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
-    let RevokeOutcome::Swept(report) = revoker(&world)
-        .handle(scheduled, Utc::now(), None)
+    let RevokeOutcome::Swept(report) = revoker(&world.sdk)
+        .handle(scheduled_event(), Utc::now(), None)
         .await
         .expect("sweep")
     else {
@@ -132,7 +98,7 @@ async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_g
     assert_eq!(bob_event["detail"]["window"]["end-offset"], "+09:00");
 
     // And a second sweep finds nothing more to do
-    let again = revoker(&world).sweep(Utc::now(), None).await.unwrap();
+    let again = revoker(&world.sdk).sweep(Utc::now(), None).await.unwrap();
     assert!(
         again.revoked.is_empty() && again.already_gone.is_empty(),
         "{again:?}"
@@ -154,15 +120,15 @@ async fn given_more_users_than_one_page_when_sweeping_then_every_page_is_read_an
             .await
             .unwrap();
     }
-    let ended = grant(
+    let ended = grant_of(
         "a0000000-0000-0000-0000-000000000001",
         "user1049",
         &at(-7200, "Z"),
         &at(-60, "Z"),
     );
-    attach(&world, &ended).await;
+    world.attach(&ended).await;
 
-    let report = revoker(&world).sweep(Utc::now(), None).await.unwrap();
+    let report = revoker(&world.sdk).sweep(Utc::now(), None).await.unwrap();
 
     assert_eq!(
         (report.pages_read, report.users_scanned),
@@ -178,16 +144,16 @@ async fn given_the_deadline_is_near_when_sweeping_then_nothing_is_started_and_th
  {
     let world = World::new().await;
     world.user("alice").await;
-    let ended = grant(
+    let ended = grant_of(
         "a0000000-0000-0000-0000-000000000001",
         "alice",
         &at(-7200, "Z"),
         &at(-60, "Z"),
     );
-    attach(&world, &ended).await;
+    world.attach(&ended).await;
 
     let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(3);
-    let err = revoker(&world)
+    let err = revoker(&world.sdk)
         .sweep(Utc::now(), Some(soon))
         .await
         .expect_err("no time for a revocation");
@@ -205,7 +171,7 @@ async fn given_the_deadline_is_near_when_sweeping_then_nothing_is_started_and_th
 #[tokio::test]
 async fn given_the_local_aws_is_down_when_sweeping_then_the_invocation_fails_with_a_fault() {
     let world = World::new().await;
-    let sweeper = revoker(&world);
+    let sweeper = revoker(&world.sdk);
     drop(world.aws);
     let err = sweeper
         .sweep(Utc::now(), None)
@@ -277,7 +243,7 @@ async fn given_changegate_and_change_manager_events_when_notifying_then_each_per
     let (notifier, everything, alices) = notifier_with_subscriptions(&world).await;
 
     // When alice's grant and bob's pending request are notified
-    let alice = grant(
+    let alice = grant_of(
         "a0000000-0000-0000-0000-000000000001",
         "alice",
         "2026-12-01T18:00:00+09:00",
@@ -294,9 +260,8 @@ async fn given_changegate_and_change_manager_events_when_notifying_then_each_per
         matches!(&out, NotifyOutcome::Published { kind, .. } if kind == "access-granted"),
         "{out:?}"
     );
-    let mut pending: Value =
-        serde_json::from_str(include_str!("../../events/change-request-approved.json")).unwrap();
-    pending["detail"]["ops-item-status"] = "PendingApproval".into();
+    let mut pending =
+        change_request_event("6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64", "PendingApproval");
     pending["detail"]["ops-item-created-by"] =
         format!("arn:aws:iam::{HOME_ACCOUNT}:user/bob").into();
     notifier.handle(as_event(&pending)).await.unwrap();
@@ -341,8 +306,7 @@ async fn given_changegate_and_change_manager_events_when_notifying_then_each_per
 async fn given_statuses_that_need_no_message_when_notifying_then_nothing_is_published() {
     let world = World::new().await;
     let (notifier, everything, _) = notifier_with_subscriptions(&world).await;
-    let mut ev: Value =
-        serde_json::from_str(include_str!("../../events/change-request-approved.json")).unwrap();
+    let mut ev = change_request_event("6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64", "Approved");
     for status in ["RunbookInProgress", "CompletedWithSuccess", "NoSuchStatus"] {
         ev["detail"]["ops-item-status"] = status.into();
         let out = notifier.handle(as_event(&ev)).await.unwrap();
@@ -351,10 +315,8 @@ async fn given_statuses_that_need_no_message_when_notifying_then_nothing_is_publ
             "{status}: {out:?}"
         );
     }
-    let scheduled: Value =
-        serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
     assert!(matches!(
-        notifier.handle(as_event(&scheduled)).await.unwrap(),
+        notifier.handle(as_event(&scheduled_event())).await.unwrap(),
         NotifyOutcome::Skipped { .. }
     ));
     assert!(world.drain(&everything).await.is_empty());

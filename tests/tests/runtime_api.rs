@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use chrono::Utc;
+
 use changegate_tests::*;
 use serde_json::Value;
 
@@ -97,16 +99,15 @@ async fn given_the_built_functions_when_a_request_is_filed_approved_and_its_wind
     env.push(("CHANGEGATE_ALLOWED_ACCOUNTS".into(), PROD_ACCOUNT.into()));
     env.push(("CHANGEGATE_TOPIC_ARN".into(), topic));
 
-    // When alice asks for a 15-second window written in +09:00 and bob approves
-    let end = chrono::Utc::now() + chrono::TimeDelta::seconds(15);
-    let params = [
-        ("IAMUserName", "alice"),
-        ("AWSAccountId", PROD_ACCOUNT),
-        ("StartTime", &at(-1, "+09:00")),
-        ("EndTime", &at(15, "+09:00")),
-    ];
-    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_ref())).collect();
-    let id = world.file_request(&alice, &params).await;
+    // When alice asks for a 3-second window written in +09:00 and bob approves
+    // (the binaries read the real clock: this is the suite's one real wait)
+    let end = at(3, "+09:00");
+    let id = world
+        .file_request(
+            &alice,
+            request("alice", PROD_ACCOUNT, &at(-1, "+09:00"), &end),
+        )
+        .await;
     world.signal(&bob, &id, true).await;
     let ssm_events = world.drain(&ssm_q).await;
 
@@ -150,9 +151,7 @@ async fn given_the_built_functions_when_a_request_is_filed_approved_and_its_wind
     );
 
     // And once the window has ended, the scheduled sweep removes and announces it
-    let scheduled: Value =
-        serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
-    let early = invoke("revoke", std::slice::from_ref(&scheduled), &env);
+    let early = invoke("revoke", &[scheduled_event()], &env);
     assert!(
         early.invocations[0]["response"]["revoked"]
             .as_array()
@@ -160,11 +159,13 @@ async fn given_the_built_functions_when_a_request_is_filed_approved_and_its_wind
         "{:?}",
         early.invocations
     );
-    wait(Duration::from_millis(
-        (end - chrono::Utc::now()).num_milliseconds().max(0) as u64 + 1500,
-    ))
-    .await;
-    let revoke = invoke("revoke", &[scheduled], &env);
+    let left = (after(&end, 1) - Utc::now()).to_std().unwrap_or_default();
+    assert!(
+        left <= Duration::from_secs(4),
+        "the window ends within seconds: {left:?}"
+    );
+    tokio::time::sleep(left).await;
+    let revoke = invoke("revoke", &[scheduled_event()], &env);
     assert!(
         revoke.output.status.success(),
         "revoke failed: {}",
@@ -186,9 +187,7 @@ fn given_no_allowlist_when_grant_starts_then_it_stops_naming_the_missing_variabl
         ("AWS_REGION".to_owned(), REGION.to_owned()),
         ("CHANGEGATE_ALLOWED_ACCOUNTS".to_owned(), String::new()),
     ];
-    let scheduled: Value =
-        serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
-    let run = invoke("grant", &[scheduled], &env);
+    let run = invoke("grant", &[scheduled_event()], &env);
     assert!(!run.output.status.success());
     assert!(
         run.stderr()
@@ -204,9 +203,7 @@ fn given_a_malformed_topic_arn_when_notify_starts_then_it_stops_naming_the_varia
         ("AWS_REGION".to_owned(), REGION.to_owned()),
         ("CHANGEGATE_TOPIC_ARN".to_owned(), "changegate".to_owned()),
     ];
-    let scheduled: Value =
-        serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
-    let run = invoke("notify", &[scheduled], &env);
+    let run = invoke("notify", &[scheduled_event()], &env);
     assert!(!run.output.status.success());
     assert!(
         run.stderr()
