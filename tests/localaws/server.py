@@ -441,6 +441,7 @@ class Step:
     min_required: int = 1
     decisions: list[Decision] = field(default_factory=list)
     approval: str = "Waiting"  # aws:approve's ApprovalStatus
+    branch_to: str | None = None  # aws:branch's choice
 
     def as_aws(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -488,6 +489,7 @@ class Run:
     timer: threading.Timer | None = None
     active: bool = True
     declared_outputs: list[str] = field(default_factory=list)  # the document's ``outputs``
+    plan: list[dict[str, Any]] = field(default_factory=list)  # the document's mainSteps
 
 
 @dataclass
@@ -765,6 +767,7 @@ def _new_run(ex: Execution, document: Any, values: dict[str, list[str]]) -> Run:
         version=document.document_version,
         steps=_steps_of(document),
         ctx=ctx,
+        plan=list(document.content_json.get("mainSteps") or []),
         declared_outputs=[str(o) for o in document.content_json.get("outputs") or []],
     )
 
@@ -824,6 +827,19 @@ def _start_step(ex: Execution, run: Run, step: Step) -> None:
     if action == "aws:executeScript":
         _execute_script(ex, run, step)
         return
+    if action == "aws:branch":
+        try:
+            choice = next((c for c in inputs.get("Choices") or [] if _choice_holds(c)), None)
+        except (ValueError, TypeError) as exc:
+            _set_step(ex, step, FAILED, f"aws:branch: {exc}")
+            return
+        target = choice.get("NextStep") if choice else inputs.get("Default")
+        if not target:
+            _set_step(ex, step, FAILED, "aws:branch: no choice holds and there is no Default")
+            return
+        step.branch_to = str(target)
+        _set_step(ex, step, SUCCESS)
+        return
     if action == "aws:sleep":
         try:
             if inputs.get("Timestamp"):
@@ -849,6 +865,36 @@ def _start_step(ex: Execution, run: Run, step: Step) -> None:
         run.timer.start()
         return
     _set_step(ex, step, FAILED, f"localaws does not emulate the action {action}")
+
+
+_BRANCH_TESTS: dict[str, Any] = {
+    "StringEquals": lambda a, b: str(a) == str(b),
+    "EqualsIgnoreCase": lambda a, b: str(a).lower() == str(b).lower(),
+    "StartsWith": lambda a, b: str(a).startswith(str(b)),
+    "EndsWith": lambda a, b: str(a).endswith(str(b)),
+    "Contains": lambda a, b: str(b) in (a if isinstance(a, list) else str(a)),
+    "NumericEquals": lambda a, b: float(a) == float(b),
+    "NumericGreater": lambda a, b: float(a) > float(b),
+    "NumericLesser": lambda a, b: float(a) < float(b),
+    "NumericGreaterOrEquals": lambda a, b: float(a) >= float(b),
+    "NumericLesserOrEquals": lambda a, b: float(a) <= float(b),
+    "BooleanEquals": lambda a, b: str(a).lower() == str(b).lower(),
+}
+
+
+def _choice_holds(choice: dict[str, Any]) -> bool:
+    """One aws:branch choice (its Variable already resolved): an operator
+    from _BRANCH_TESTS, or And / Or / Not of choices."""
+    if "And" in choice:
+        return all(_choice_holds(c) for c in choice["And"])
+    if "Or" in choice:
+        return any(_choice_holds(c) for c in choice["Or"])
+    if "Not" in choice:
+        return not _choice_holds(choice["Not"])
+    for op, test in _BRANCH_TESTS.items():
+        if op in choice:
+            return bool(test(choice.get("Variable"), choice[op]))
+    raise ValueError(f"unknown choice {choice}")
 
 
 def _execute_script(ex: Execution, run: Run, step: Step) -> None:
@@ -915,10 +961,32 @@ def _wake(ex: Execution, run: Run, step: Step) -> None:
         _advance(ex, run)
 
 
+MAX_STEP_EXECUTIONS = 1000  # a loop guard: the emulator's, not AWS's
+
+
+def _instance(run: Run, name: str) -> int | None:
+    """Where the run goes to run step ``name`` next: its pending instance
+    after the current one, or (a step that already ran, as in a loop) a fresh
+    step execution inserted right after the current one."""
+    for i in range(run.index + 1, len(run.steps)):
+        if run.steps[i].name == name and run.steps[i].status == PENDING:
+            return i
+    spec = next((s for s in run.plan if s.get("name") == name), None)
+    if spec is None:
+        return None
+    run.steps.insert(run.index + 1, Step(name=name, action=str(spec.get("action")), spec=spec))
+    return run.index + 1
+
+
 def _advance(ex: Execution, run: Run) -> None:
-    """Runs the run's steps from where it stands until one waits or all are done."""
-    names = [s.name for s in run.steps]
+    """Runs the run's steps from where it stands until one waits or all are
+    done. After a step: ``isEnd`` ends the run; ``aws:branch``'s choice or
+    ``nextStep`` names the next step; otherwise the next in the document."""
+    order = [str(s.get("name")) for s in run.plan]
     while run.active and run.index < len(run.steps):
+        if len(run.steps) > MAX_STEP_EXECUTIONS:
+            _finish(ex, run, False, f"more than {MAX_STEP_EXECUTIONS} step executions (localaws loop guard)")
+            return
         step = run.steps[run.index]
         if step.status == PENDING:
             _start_step(ex, run, step)
@@ -931,18 +999,26 @@ def _advance(ex: Execution, run: Run) -> None:
         if step.status == SUCCESS:
             if step.spec.get("isEnd"):
                 break
-            nxt = step.spec.get("nextStep")
-            run.index = names.index(nxt) if nxt in names else run.index + 1
-            continue
-        on_failure = str(step.spec.get("onFailure", "Abort"))
-        if on_failure == "Continue":
-            run.index += 1
-            continue
-        if on_failure.startswith("step:") and on_failure[5:] in names:
-            run.index = names.index(on_failure[5:])
-            continue
-        _finish(ex, run, False, step.failure or f"Step {step.name} {step.status.lower()}")
-        return
+            target = step.branch_to or step.spec.get("nextStep")
+        else:
+            on_failure = str(step.spec.get("onFailure", "Abort"))
+            if on_failure.startswith("step:"):
+                target = on_failure[5:]
+            elif on_failure == "Continue":
+                target = None
+            else:
+                _finish(ex, run, False, step.failure or f"Step {step.name} {step.status.lower()}")
+                return
+        if target is None:
+            position = order.index(step.name) if step.name in order else len(order)
+            if position + 1 >= len(order):
+                break
+            target = order[position + 1]
+        following = _instance(run, str(target))
+        if following is None:
+            _finish(ex, run, False, f"Step {step.name}: no step named {target}")
+            return
+        run.index = following
     _finish(ex, run, True, None)
 
 

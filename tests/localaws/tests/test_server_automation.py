@@ -454,3 +454,51 @@ def test_sleep_longer_than_seven_days_fails(world: World) -> None:
     ex = world.execution(execution)
     assert ex["AutomationExecutionStatus"] == "Failed"
     assert "604800" in ex["FailureMessage"]
+
+
+def test_branch_and_next_step_chain_sleeps(world: World) -> None:
+    """A runbook may chain sleeps (aws:sleep lasts at most 7 days) with
+    aws:branch and nextStep; the server follows them."""
+    script = """
+import time
+
+
+def handler(events, context):
+    return {"Left": int(events["Until"]) - int(time.time())}
+"""
+    loop = {
+        "schemaVersion": "0.3",
+        "parameters": {"Until": {"type": "String"}},
+        "mainSteps": [
+            {
+                "name": "Left",
+                "action": "aws:executeScript",
+                "inputs": {
+                    "Runtime": "python3.11",
+                    "Handler": "handler",
+                    "Script": script,
+                    "InputPayload": {"Until": "{{ Until }}"},
+                },
+                "outputs": [{"Name": "Left", "Selector": "$.Payload.Left", "Type": "Integer"}],
+            },
+            {
+                "name": "More",
+                "action": "aws:branch",
+                "inputs": {
+                    "Choices": [{"NextStep": "Nap", "Variable": "{{ Left.Left }}", "NumericGreater": 0}],
+                    "Default": "Done",
+                },
+            },
+            {"name": "Nap", "action": "aws:sleep", "nextStep": "Left", "inputs": {"Duration": "PT1S"}},
+            {"name": "Done", "action": "aws:sleep", "isEnd": True, "inputs": {"Duration": "PT0S"}},
+        ],
+    }
+    world.document("looper", loop)
+    execution = world.ssm["alice"].start_automation_execution(
+        DocumentName="looper", Parameters={"Until": [str(int(time.time()) + 2)]}
+    )["AutomationExecutionId"]
+    assert world.execution(execution)["AutomationExecutionStatus"] == "InProgress"
+    wait_for(lambda: world.execution(execution)["AutomationExecutionStatus"] == "Success")
+    names = [s["StepName"] for s in world.all_steps(execution)]
+    assert names[:4] == ["Left", "More", "Nap", "Left"] and names[-2:] == ["More", "Done"], names
+    assert names.count("Left") == names.count("More") == names.count("Nap") + 1
