@@ -1362,6 +1362,89 @@ def _step_matches(step: Step, key: str, values: list[str]) -> bool:
     return False  # Parent...: no step here runs inside a loop
 
 
+_EXECUTION_FILTER_KEYS = {
+    "DocumentNamePrefix",
+    "ExecutionStatus",
+    "ExecutionId",
+    "ParentExecutionId",
+    "CurrentAction",
+    "StartTimeBefore",
+    "StartTimeAfter",
+    "AutomationType",
+    "TagKey",
+    "TargetResourceGroup",
+    "AutomationSubtype",
+    "OpsItemId",
+}
+
+
+def _execution_matches(ex: Execution, key: str, values: list[str]) -> bool:
+    if key == "DocumentNamePrefix":
+        return any(ex.document.startswith(v) for v in values)
+    if key == "ExecutionStatus":
+        return ex.status.upper() in {v.upper() for v in values}
+    if key == "ExecutionId":
+        return ex.id in values
+    if key == "CurrentAction":
+        current = ex.current_step()
+        return bool(current) and current.action in values  # type: ignore[union-attr]
+    if key in ("StartTimeBefore", "StartTimeAfter"):
+        try:
+            limit = _as_datetime(values[0])
+        except ValueError:
+            raise _error("InvalidFilterValue", f"{values[0]} is not a timestamp.") from None
+        assert limit is not None
+        return ex.created <= limit if key == "StartTimeBefore" else ex.created >= limit
+    if key == "AutomationType":
+        return "Local" in values
+    if key == "TagKey":
+        tags = ssm_backends[ex.account][ex.region]._resource_tags["Automation"].get(ex.id, {})
+        return any(v in tags for v in values)
+    if key == "AutomationSubtype":
+        return (ex.subtype or "") in values
+    if key == "OpsItemId":
+        return ex.ops_item_id in values
+    return False  # ParentExecutionId, TargetResourceGroup: nothing here has them
+
+
+def describe_automation_executions(self: SimpleSystemManagerResponse) -> ActionResult:
+    """Executions of this account and region, newest first, as
+    AutomationExecutionMetadata; Filters, MaxResults (1-50, default 10),
+    NextToken."""
+    filters = self._get_param("Filters")
+    max_results = self._get_param("MaxResults")
+    token = self._get_param("NextToken")
+    if max_results is not None and not 1 <= int(max_results) <= 50:
+        raise _error("ValidationException", "MaxResults must be from 1 to 50.")
+    with _LOCK:
+        found = sorted(_store(self.current_account, self.region).values(), key=lambda e: e.created, reverse=True)
+        for f in filters or []:
+            key, values = f.get("Key"), f.get("Values") or []
+            if key not in _EXECUTION_FILTER_KEYS:
+                raise _error("InvalidFilterKey", f"{key} is not a valid filter key.")
+            if not values:
+                raise _error("InvalidFilterValue", f"Filter {key} needs a value.")
+            found = [e for e in found if _execution_matches(e, key, values)]
+        start = 0
+        if token:
+            try:
+                start = int(json.loads(base64.b64decode(token))["offset"])
+            except Exception:  # noqa: BLE001 - any unreadable token
+                raise _error("InvalidNextToken", "The NextToken is not valid.") from None
+        size = int(max_results or DEFAULT_STEP_PAGE)
+        metadata = []
+        for ex in found[start : start + size]:
+            view = ex.as_aws()
+            for key in ("StepExecutions", "StepExecutionsTruncated", "Parameters", "Outputs"):
+                view.pop(key, None)
+            view["AutomationType"] = "Local"
+            metadata.append(view)
+        result: dict[str, Any] = {"AutomationExecutionMetadataList": metadata}
+        if start + size < len(found):
+            result["NextToken"] = base64.b64encode(json.dumps({"offset": start + size}).encode()).decode()
+    return ActionResult(result)
+
+
 def describe_automation_step_executions(self: SimpleSystemManagerResponse) -> ActionResult:
     filters = self._get_param("Filters")
     max_results = self._get_param("MaxResults")
@@ -1532,6 +1615,7 @@ def install() -> None:
     SimpleSystemManagerResponse.stop_automation_execution = stop_automation_execution  # type: ignore[attr-defined]
     SimpleSystemManagerResponse.start_automation_execution = start_automation_execution  # type: ignore[attr-defined]
     SimpleSystemManagerResponse.describe_automation_step_executions = describe_automation_step_executions  # type: ignore[attr-defined]
+    SimpleSystemManagerResponse.describe_automation_executions = describe_automation_executions  # type: ignore[attr-defined]
     _wrap_document_types()
     _wrap_tag_validation()
     _wrap_reset()

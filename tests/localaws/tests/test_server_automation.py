@@ -502,3 +502,23 @@ def handler(events, context):
     names = [s["StepName"] for s in world.all_steps(execution)]
     assert names[:4] == ["Left", "More", "Nap", "Left"] and names[-2:] == ["More", "Done"], names
     assert names.count("Left") == names.count("More") == names.count("Nap") + 1
+
+
+def test_describe_automation_executions_lists_both_kinds(world: World) -> None:
+    world.document("changegate-access-request", request_runbook(APPROVERS))
+    world.document("changegate-access-runbook", RUNBOOK)
+    world.document("changegate-access", change_template([["bob"]]), kind="Automation.ChangeTemplate")
+    waiting = start(world)
+    cr = file_request(world)
+    admin = world.ssm["admin"]
+    listed = admin.get_paginator("describe_automation_executions").paginate(PaginationConfig={"PageSize": 1}).build_full_result()
+    assert {m["AutomationExecutionId"] for m in listed["AutomationExecutionMetadataList"]} == {waiting, cr}
+    only = admin.describe_automation_executions(Filters=[{"Key": "ExecutionStatus", "Values": ["Waiting"]}])
+    [meta] = only["AutomationExecutionMetadataList"]
+    assert (meta["AutomationExecutionId"], meta["DocumentName"], meta["CurrentStepName"]) == (
+        waiting,
+        "changegate-access-request",
+        "Approve",
+    )
+    changes = admin.describe_automation_executions(Filters=[{"Key": "AutomationSubtype", "Values": ["ChangeRequest"]}])
+    assert [m["AutomationExecutionId"] for m in changes["AutomationExecutionMetadataList"]] == [cr]
