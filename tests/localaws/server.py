@@ -354,6 +354,8 @@ def _approver_entries(inputs: dict[str, Any]) -> tuple[list[tuple[str, str]], in
     entries: list[tuple[str, str]] = []
     per_approver = 0
     for item in raw or []:
+        if item is None:
+            continue
         if isinstance(item, dict):
             name = str(item.get("approver") or item.get("Approver") or item.get("Name") or "")
             kind = str(item.get("type") or item.get("Type") or item.get("ApproverType") or "")
