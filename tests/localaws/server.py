@@ -627,7 +627,7 @@ def _store(account: str, region: str) -> dict[str, Execution]:
     return store
 
 
-def _client_tokens(account: str, region: str) -> dict[str, str]:
+def _client_tokens(account: str, region: str) -> dict[str, tuple[str, str]]:
     _store(account, region)
     return ssm_backends[account][region]._localaws_client_tokens  # type: ignore[attr-defined]
 
@@ -1081,10 +1081,41 @@ def _check_tags(tags: Any) -> list[dict[str, str]]:
     return tags
 
 
-def _register(ex: Execution, tags: list[dict[str, str]], token: str | None) -> None:
+_UUID = re.compile(r"^[a-fA-F0-9]{8}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{4}-[a-fA-F0-9]{12}$")
+
+
+def _idempotency(self: SimpleSystemManagerResponse) -> tuple[tuple[str, str] | None, str | None]:
+    """``ClientToken``: a UUID (else ValidationException). A retry with the
+    same token and the same request returns the first execution's id (second
+    value); with a different request, IdempotentParameterMismatch."""
+    token = self._get_param("ClientToken")
+    if not token:
+        return None, None
+    if not _UUID.match(str(token)):
+        raise _error(
+            "ValidationException",
+            f"1 validation error detected: Value '{token}' at 'clientToken' failed to satisfy constraint: "
+            f"Member must satisfy regular expression pattern: {_UUID.pattern.strip('^$')}",
+        )
+    try:
+        body = json.loads(self.body or "{}")
+    except ValueError:
+        body = {}
+    body.pop("ClientToken", None)
+    entry = (str(token).lower(), json.dumps(body, sort_keys=True, default=str))
+    seen = _client_tokens(self.current_account, self.region).get(entry[0])
+    if seen is None:
+        return entry, None
+    first_id, fingerprint = seen
+    if fingerprint != entry[1]:
+        raise _error("IdempotentParameterMismatch", "The ClientToken was used before with different parameters.")
+    return entry, first_id
+
+
+def _register(ex: Execution, tags: list[dict[str, str]], token: tuple[str, str] | None) -> None:
     _store(ex.account, ex.region)[ex.id] = ex
     if token:
-        _client_tokens(ex.account, ex.region)[token] = ex.id
+        _client_tokens(ex.account, ex.region)[token[0]] = (ex.id, token[1])
     if tags:
         backend = ssm_backends[ex.account][ex.region]
         backend._resource_tags["Automation"][ex.id] = {t["Key"]: t.get("Value", "") for t in tags}
@@ -1111,9 +1142,9 @@ def start_change_request_execution(self: SimpleSystemManagerResponse) -> ActionR
         )
     account, region = self.current_account, self.region
     with _LOCK:
-        token = self._get_param("ClientToken")
-        if token and token in _client_tokens(account, region):  # idempotent retry
-            return ActionResult({"AutomationExecutionId": _client_tokens(account, region)[token]})
+        token, retried = _idempotency(self)
+        if retried:
+            return ActionResult({"AutomationExecutionId": retried})
         template = _document(account, region, template_name, self._get_param("DocumentVersion"), CHANGE_TEMPLATE_TYPE)
         runbook = dict(runbooks[0])
         runbook_doc = _document(account, region, runbook["DocumentName"], runbook.get("DocumentVersion"), "Automation")
@@ -1226,9 +1257,9 @@ def start_automation_execution(self: SimpleSystemManagerResponse) -> ActionResul
         raise _error("ValidationException", "localaws emulates Mode Auto only.")
     account, region = self.current_account, self.region
     with _LOCK:
-        token = self._get_param("ClientToken")
-        if token and token in _client_tokens(account, region):
-            return ActionResult({"AutomationExecutionId": _client_tokens(account, region)[token]})
+        token, retried = _idempotency(self)
+        if retried:
+            return ActionResult({"AutomationExecutionId": retried})
         document = _document(account, region, name, self._get_param("DocumentVersion"), "Automation")
         values = _validate_parameters(document.content_json.get("parameters"), self._get_param("Parameters"), document.name)
         tags = _check_tags(self._get_param("Tags"))

@@ -550,3 +550,20 @@ def test_the_templates_documents_run_here(url: str) -> None:
         ids.append(cr)
     for i in ids:
         wait_for(lambda i=i: world.execution(i)["AutomationExecutionStatus"] in ("Success", "CompletedWithSuccess"))
+
+
+def test_client_token_is_a_uuid_and_a_retry_must_repeat_the_request(world: World) -> None:
+    world.document("changegate-access-request", request_runbook(APPROVERS))
+    run = world.ssm["alice"].start_automation_execution
+    params = window(30)
+    token = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+    first = run(DocumentName="changegate-access-request", Parameters=params, ClientToken=token)["AutomationExecutionId"]
+    again = run(DocumentName="changegate-access-request", Parameters=params, ClientToken=token.upper())["AutomationExecutionId"]
+    assert first == again
+    other = dict(params, IAMUserName=["bob"])
+    code = error_code(run, DocumentName="changegate-access-request", Parameters=other, ClientToken=token)
+    assert code == "IdempotentParameterMismatch"
+    code = error_code(
+        run, DocumentName="changegate-access-request", Parameters=params, ClientToken="same-token-0000000000000000000000000"
+    )
+    assert code == "ValidationException"
