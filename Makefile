@@ -2,15 +2,19 @@
 #
 #   make demo   start a local AWS, file a request, approve it, watch access
 #               granted, revoked and notified (about a minute after the build)
-#   make test   unit tests, integration tests against the local AWS, the built
-#               binaries through the Lambda Runtime API, and the template linters
+#   make test   make lint, then the local-AWS tooling's tests (pytest), unit
+#               tests, integration tests against the local AWS, and the built
+#               binaries through the Lambda Runtime API
+#   make lint   cargo fmt --check, clippy -D warnings, ruff, and the template
+#               linters (cfn-lint, checkov)
 #   make build  release Lambda zips for arm64 (cargo-lambda), in target/lambda/
 #   make deploy sam build + sam deploy (needs AWS credentials and samconfig.toml)
 #   make bench  measure cold start, memory, sweeps and zip sizes (docs/benchmarks.md)
 #
-# Both install what they need: Python virtualenvs with the pinned local-AWS
-# tools (.venv: moto, boto3, cfn-lint) and checkov (.venv-checkov), and the
-# Rust crates from crates.io.
+# They install what they need: Python virtualenvs with the pinned local-AWS
+# tools (.venv: moto, boto3, cfn-lint, pytest, ruff) and checkov
+# (.venv-checkov), and the Rust crates from crates.io. A virtualenv is
+# installed again only when its requirements file's content changes.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -25,44 +29,59 @@ CHECKOV_VENV := .venv-checkov
 BUILD_VENV   := .venv-build
 SAM_VENV     := .venv-sam
 PY      := $(VENV)/bin/python
+# make demo SOURCE=change-manager|automation (default: demo.py's own)
+SOURCE  ?=
+
+# One stamp per requirements content: a fresh checkout (new mtimes) with the
+# same pins installs nothing; a changed pin installs once.
+stamp = $(1)/.installed-$(shell sha256sum $(2) | cut -c1-16)
+VENV_STAMP         := $(call stamp,$(VENV),tests/localaws/requirements.txt)
+CHECKOV_VENV_STAMP := $(call stamp,$(CHECKOV_VENV),tests/template/requirements.txt)
+BUILD_VENV_STAMP   := $(call stamp,$(BUILD_VENV),tools/build-requirements.txt)
+SAM_VENV_STAMP     := $(call stamp,$(SAM_VENV),tools/deploy-requirements.txt)
+PIP_FLAGS := --quiet --disable-pip-version-check --no-input --progress-bar off
 
 .PHONY: help venv checkov-venv build-venv sam-venv build-debug build deploy bench test unit lint demo clean
 
 help:
-	@echo "make demo   - run the whole flow on a local AWS (README: Try it)"
+	@echo "make demo   - run the whole flow on a local AWS (README: Try it); SOURCE=automation|change-manager"
 	@echo "make test   - every test and linter (what CI runs)"
-	@echo "make lint   - cfn-lint and checkov on template.yaml (and proof that they catch breakage)"
+	@echo "make lint   - cargo fmt --check, clippy, ruff, cfn-lint and checkov (and proof that they catch breakage)"
 	@echo "make build  - release Lambda zips for arm64 in target/lambda/ (cargo-lambda)"
 	@echo "make deploy - sam build + sam deploy (see README: Deploying)"
 	@echo "make bench  - benchmarks, written to docs/benchmarks.md"
 	@echo "make clean  - remove target/ and the virtualenvs"
 
-venv: $(VENV)/.installed
+venv: $(VENV_STAMP)
 
-$(VENV)/.installed: tests/localaws/requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/localaws/requirements.txt
+$(VENV_STAMP):
+	rm -f $(VENV)/.installed*
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) -r tests/localaws/requirements.txt
 	touch $@
 
-checkov-venv: $(CHECKOV_VENV)/.installed
+checkov-venv: $(CHECKOV_VENV_STAMP)
 
-$(CHECKOV_VENV)/.installed: tests/template/requirements.txt
-	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/template/requirements.txt
+$(CHECKOV_VENV_STAMP):
+	rm -f $(CHECKOV_VENV)/.installed*
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install $(PIP_FLAGS) -r tests/template/requirements.txt
 	touch $@
 
-build-venv: $(BUILD_VENV)/.installed
+build-venv: $(BUILD_VENV_STAMP)
 
-$(BUILD_VENV)/.installed: tools/build-requirements.txt
-	$(PYTHON) -m venv $(BUILD_VENV)
-	$(BUILD_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/build-requirements.txt
+$(BUILD_VENV_STAMP):
+	rm -f $(BUILD_VENV)/.installed*
+	test -x $(BUILD_VENV)/bin/python || $(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/pip install $(PIP_FLAGS) -r tools/build-requirements.txt
 	touch $@
 
-sam-venv: $(SAM_VENV)/.installed
+sam-venv: $(SAM_VENV_STAMP)
 
-$(SAM_VENV)/.installed: tools/deploy-requirements.txt
-	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/deploy-requirements.txt
+$(SAM_VENV_STAMP):
+	rm -f $(SAM_VENV)/.installed*
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install $(PIP_FLAGS) -r tools/deploy-requirements.txt
 	touch $@
 
 # One zip per function: target/lambda/<function>/bootstrap.zip (arm64, provided.al2023).
@@ -94,16 +113,20 @@ build-debug:
 unit:
 	$(CARGO) test -p changegate
 
+# Lint first: it fails in seconds on a format or lint finding.
 test: venv build-debug
-	$(PY) tests/localaws/selfcheck.py
-	$(CARGO) test --workspace
 	$(MAKE) --no-print-directory lint
+	$(PY) -m pytest tests/localaws/tests
+	$(CARGO) test --workspace
 
 lint: venv checkov-venv
+	$(CARGO) fmt --all --check
+	$(VENV)/bin/ruff check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	tests/template/lint.sh $(VENV) $(CHECKOV_VENV)
 
 demo: venv build-debug
-	$(PY) tests/localaws/demo.py
+	$(PY) tests/localaws/demo.py $(if $(SOURCE),--source $(SOURCE))
 
 clean:
 	rm -rf target $(VENV) $(CHECKOV_VENV) $(BUILD_VENV) $(SAM_VENV)

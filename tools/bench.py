@@ -33,13 +33,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "localaws"))
 
-import boto3  # noqa: E402
+import localaws  # noqa: E402
 from faultproxy import FaultProxy  # noqa: E402
-from lambda_runtime import run as run_function  # noqa: E402
 
-REGION = "us-east-1"
-PROD = "111122223333"
-CREDS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": REGION}
+PROD = localaws.PROD_ACCOUNT
+QUIET = {"RUST_LOG": "warn", "AWS_LAMBDA_LOG_LEVEL": "warn"}
 
 PYTHON_HANDLER = '''#!{python}
 # The smallest Python 3.11 + boto3 Lambda function making revoke's IAM call,
@@ -53,7 +51,8 @@ while True:
         request_id = r.headers["Lambda-Runtime-Aws-Request-Id"]
         json.loads(r.read())
     users = 0
-    for page in iam.get_paginator("get_account_authorization_details").paginate(Filter=["User"], PaginationConfig={{"PageSize": 1000}}):
+    pages = iam.get_paginator("get_account_authorization_details")
+    for page in pages.paginate(Filter=["User"], PaginationConfig={{"PageSize": 1000}}):
         users += len(page["UserDetailList"])
     body = json.dumps({{"users": users}}).encode()
     urllib.request.urlopen(urllib.request.Request(api + request_id + "/response", data=body, method="POST")).read()
@@ -62,17 +61,6 @@ while True:
 
 def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
-
-
-def start_local_aws() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests/localaws/server.py"), "--port", "0"],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("READY "):
-        proc.kill()
-        raise SystemExit(f"local AWS did not start: {line!r}")
-    return proc, line.split()[1]
 
 
 def utc(t: datetime) -> str:
@@ -87,15 +75,6 @@ def grant_doc(account: str, start: datetime, end: datetime) -> str:
                       "DateLessThan": {"aws:CurrentTime": utc(end)}}}]}, separators=(",", ":"))
 
 
-def function_env(endpoint: str, topic: str) -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-        "CHANGEGATE_ALLOWED_ACCOUNTS": PROD, "CHANGEGATE_TOPIC_ARN": topic,
-        "RUST_LOG": "warn", "AWS_LAMBDA_LOG_LEVEL": "warn",
-    }
-
-
 def quiet(_line: str) -> None:
     pass
 
@@ -108,56 +87,38 @@ class Bench:
 
     # -- 1 and 2: cold start, memory, end to end ------------------------------
     def functions(self) -> None:
-        proc, endpoint = start_local_aws()
-        try:
-            iam = boto3.client("iam", endpoint_url=endpoint, **CREDS)
-            sns = boto3.client("sns", endpoint_url=endpoint, **CREDS)
-            events = boto3.client("events", endpoint_url=endpoint, **CREDS)
-            sqs = boto3.client("sqs", endpoint_url=endpoint, **CREDS)
-            topic = sns.create_topic(Name="changegate")["TopicArn"]
-            q = sqs.create_queue(QueueName="ssm")["QueueUrl"]
-            qarn = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            events.put_rule(Name="ssm", EventPattern=json.dumps({"source": ["aws.ssm"]}))
-            events.put_targets(Rule="ssm", Targets=[{"Id": "q", "Arn": qarn}])
+        with localaws.Server() as aws:
+            iam = aws.client("iam")
             iam.create_user(UserName="approver")
+            approver_arn = f"arn:aws:iam::{localaws.HOME_ACCOUNT}:user/approver"
+            world = localaws.provision(aws.url, parameters={"RequestSources": "ChangeManager", "ApproverArns": approver_arn})
             ak = iam.create_access_key(UserName="approver")["AccessKey"]
-            approver = boto3.client("ssm", endpoint_url=endpoint, region_name=REGION,
-                                    aws_access_key_id=ak["AccessKeyId"], aws_secret_access_key=ak["SecretAccessKey"])
+            approver = aws.client("ssm", {"aws_access_key_id": ak["AccessKeyId"], "aws_secret_access_key": ak["SecretAccessKey"]})
             now = datetime.now(timezone.utc)
-            approved_events = []
             # One approved request per grant run, each by its own eligible user.
             for i in range(self.runs):
                 user = f"req{i:03d}"
-                iam.create_user(UserName=user, Tags=[{"Key": "changegate:eligible", "Value": PROD}])
+                iam.create_user(UserName=user, Tags=[{"Key": localaws.ELIGIBILITY_TAG, "Value": PROD}])
                 k = iam.create_access_key(UserName=user)["AccessKey"]
-                mine = boto3.client("ssm", endpoint_url=endpoint, region_name=REGION,
-                                    aws_access_key_id=k["AccessKeyId"], aws_secret_access_key=k["SecretAccessKey"])
-                cid = mine.start_change_request_execution(DocumentName="changegate-access", Runbooks=[{
-                    "DocumentName": "changegate-access-runbook", "Parameters": {
+                mine = aws.client("ssm", {"aws_access_key_id": k["AccessKeyId"], "aws_secret_access_key": k["SecretAccessKey"]})
+                cid = mine.start_change_request_execution(DocumentName=localaws.CHANGE_TEMPLATE, Runbooks=[{
+                    "DocumentName": localaws.ACCESS_RUNBOOK, "Parameters": {
                         "IAMUserName": [user], "AWSAccountId": [PROD],
                         "StartTime": [utc(now)], "EndTime": [utc(now + timedelta(hours=1))]}}])["AutomationExecutionId"]
                 approver.send_automation_signal(AutomationExecutionId=cid, SignalType="Approve")
-            while True:
-                msgs = sqs.receive_message(QueueUrl=q, MaxNumberOfMessages=10).get("Messages", [])
-                if not msgs:
-                    break
-                for m in msgs:
-                    body = json.loads(m["Body"])
-                    body.setdefault("account", "123456789012")  # moto drops it on the way to SQS
-                    if body["detail"]["ops-item-status"] == "Approved":
-                        approved_events.append(body)
-                    sqs.delete_message(QueueUrl=q, ReceiptHandle=m["ReceiptHandle"])
+            approved_events = [e for e in world.pending().get("grant", []) if e["detail"]["ops-item-status"] == "Approved"]
+            if len(approved_events) != self.runs:
+                raise SystemExit(f"expected {self.runs} approvals, the rules caught {len(approved_events)}")
             granted = {"version": "0", "id": "x", "detail-type": "Access Granted", "source": "changegate",
-                       "account": "123456789012", "time": utc(now), "region": REGION, "resources": [],
+                       "account": localaws.HOME_ACCOUNT, "time": utc(now), "region": localaws.REGION, "resources": [],
                        "detail": {"change-request-id": "6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64", "user": "alice",
-                                  "requester": "alice", "approvers": ["arn:aws:iam::123456789012:user/bob"],
+                                  "requester": "alice", "approvers": [localaws.APPROVER],
                                   "account": PROD, "role": "CM-Prd-role",
                                   "role-arn": f"arn:aws:iam::{PROD}:role/CM-Prd-role",
                                   "policy-name": "changegate-6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64",
                                   "window": {"start": utc(now), "end": utc(now + timedelta(hours=1)),
                                              "start-offset": "+09:00", "end-offset": "+09:00"}}}
             scheduled = json.loads((ROOT / "events/scheduled.json").read_text())
-            env = function_env(endpoint, topic)
             plans = {
                 "grant": lambda i: [approved_events[i]],
                 "notify": lambda i: [granted],
@@ -167,13 +128,15 @@ class Bench:
                 py = Path(tmp) / "python-boto3-handler"
                 py.write_text(PYTHON_HANDLER.format(python=sys.executable))
                 py.chmod(0o755)
-                binaries = {name: str(self.bin_dir / name) for name in plans}
+                binaries = {name: str(localaws.binary(name, directory=self.bin_dir)) for name in plans}
                 binaries["python-boto3"] = str(py)
                 plans["python-boto3"] = lambda i: [scheduled]
                 for name, binary in binaries.items():
+                    # The Python stand-in makes revoke's call, so it gets revoke's environment.
+                    env = {**world.function_env("revoke" if name == "python-boto3" else name), **QUIET}
                     cold, rss, ms = [], [], []
                     for i in range(self.runs):
-                        r = run_function(binary, plans[name](i), env, function_name=name, on_log=quiet)
+                        r = localaws.lambda_runtime.run(binary, plans[name](i), env, function_name=name, on_log=quiet)
                         if r.failure or r.errors:
                             raise SystemExit(f"{name} failed: {r.failure or r.results}")
                         cold.append(r.cold_start_ms)
@@ -183,15 +146,12 @@ class Bench:
                                                   "invocation_ms": median(ms), "runs": self.runs}
                     print(f"  {name:13} cold start {median(cold):6.1f} ms   peak {median(rss):5.1f} MB   "
                           f"one invocation {median(ms):6.1f} ms   ({self.runs} runs)", flush=True)
-        finally:
-            proc.terminate()
-            proc.wait(10)
 
     # -- 3: the sweep -----------------------------------------------------------
     def sweep(self, users: int, grants: int = 500, expired: int = 100) -> None:
-        proc, endpoint = start_local_aws()
-        try:
-            iam = boto3.client("iam", endpoint_url=endpoint, **CREDS)
+        with localaws.Server() as aws:
+            world = localaws.provision(aws.url, capture=False)
+            iam = aws.client("iam")
             now = datetime.now(timezone.utc)
             t0 = time.monotonic()
             for i in range(users):
@@ -210,12 +170,12 @@ class Bench:
             setup_s = time.monotonic() - t0
             scheduled = json.loads((ROOT / "events/scheduled.json").read_text())
             walls, calls = [], []
-            with FaultProxy(endpoint, rate=0.0) as proxy:
-                env = function_env(proxy.url, "arn:aws:sns:us-east-1:123456789012:unused")
+            with FaultProxy(aws.url, rate=0.0) as proxy:
+                env = {**world.function_env("revoke"), **QUIET, "AWS_ENDPOINT_URL": proxy.url}
                 for _ in range(self.sweep_runs):
                     put_expired()
                     proxy.reset_stats()
-                    r = run_function(str(self.bin_dir / "revoke"), [scheduled], env, function_name="revoke",
+                    r = localaws.run("revoke", [scheduled], env, directory=self.bin_dir, function_name="revoke",
                                      timeout=300, on_log=quiet)
                     if r.failure or r.errors:
                         raise SystemExit(f"sweep failed: {r.failure or r.results}")
@@ -239,9 +199,6 @@ class Bench:
             print(f"  sweep over {users:5} users, {grants} grants ({expired} expired): {median(walls):7.1f} ms, "
                   f"{sum(iam_calls.values())} IAM calls ({pages} pages + {deletes} deletions); "
                   f"a per-user listing needs {per_user}", flush=True)
-        finally:
-            proc.terminate()
-            proc.wait(10)
 
     # -- 2b: the functions' own time, without AWS ------------------------------
     def pure(self) -> None:
@@ -327,7 +284,8 @@ class Bench:
         ]
         for key, s in r.items():
             if key.startswith("sweep:"):
-                lines.append(f"| {s['users']} | {s['wall_ms']:.0f} | {s['iam_calls']} | {s['pages']} | {s['deletes']} | {s['per_user_listing_calls']} |")
+                lines.append(f"| {s['users']} | {s['wall_ms']:.0f} | {s['iam_calls']} | {s['pages']} | {s['deletes']} "
+                             f"| {s['per_user_listing_calls']} |")
         lines += [
             "",
             "Target: no more IAM calls than the pages read plus the policies deleted.",
@@ -352,10 +310,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=15, help="runs per function (default 15)")
     ap.add_argument("--sweep-runs", type=int, default=3, help="runs per sweep size (default 3)")
     ap.add_argument("--users", type=int, nargs="*", default=[1000, 5000], help="sweep sizes (default 1000 5000)")
-    ap.add_argument("--bin-dir", type=Path, default=ROOT / "target/release", help="where the release binaries are")
+    ap.add_argument("--bin-dir", type=Path, default=None,
+                    help="where the release binaries are (default: cargo's target dir, release)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks.md")
     args = ap.parse_args()
-    bench = Bench(args.runs, args.bin_dir)
+    bench = Bench(args.runs, args.bin_dir or localaws.bin_dir("release"))
     bench.sweep_runs = args.sweep_runs
     print("functions (cold start, memory, one invocation):", flush=True)
     bench.functions()

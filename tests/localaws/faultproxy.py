@@ -43,6 +43,7 @@ Standard library only. See README.md beside this file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import logging
@@ -294,10 +295,8 @@ class _Server(ThreadingHTTPServer):
         with self.connections_lock:
             conns = list(self.connections)
         for conn in conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -361,17 +360,13 @@ class _Handler(BaseHTTPRequestHandler):
         """Closes the client connection with a TCP RST and no response."""
         self.close_connection = True
         sock = self.connection
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
         # detach() + close the descriptor: sock.close() alone would wait for
         # rfile/wfile to let go of the socket. The objects left behind see a
         # closed socket (fd -1), so the base class's clean-up is harmless.
-        try:
+        with contextlib.suppress(OSError):
             socket.close(sock.detach())
-        except OSError:
-            pass
 
     # -- the request ---------------------------------------------------------
     def _serve(self) -> None:

@@ -1,15 +1,22 @@
 //! Test harness: a private local AWS per test (moto server with changegate's
 //! Change Manager extension, `tests/localaws/server.py`), real SDK clients
-//! pointed at it, and helpers that play the people in the story.
+//! pointed at it, helpers that play the people in the story, and the shared
+//! fixtures (a request, a grant, the sample events in `events/`, scripted
+//! HTTP responses).
+//!
+//! Time: the handlers take `now`, so a test that needs a window to be over
+//! passes a later `now` ([`after`]) instead of waiting for it.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sts::config::Credentials;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 pub const REGION: &str = "us-east-1";
@@ -19,7 +26,10 @@ pub const HOME_ACCOUNT: &str = "123456789012";
 pub const PROD_ACCOUNT: &str = "111122223333";
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The project's Python (`.venv`, made by `make venv`), or `$CHANGEGATE_PYTHON`.
@@ -28,31 +38,65 @@ pub fn python() -> PathBuf {
         return p.into();
     }
     let venv = workspace_root().join(".venv/bin/python");
-    assert!(venv.exists(), "{} is missing: run `make venv` (make test does it)", venv.display());
+    assert!(
+        venv.exists(),
+        "{} is missing: run `make venv` (make test does it)",
+        venv.display()
+    );
     venv
 }
 
 /// A function binary built by `cargo build --workspace --bins` (make test does it).
 pub fn built_binary(name: &str) -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
     let path = dir.join("debug").join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first (make test does it)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (make test does it)",
+        path.display()
+    );
     path
 }
 
 /// Starts one of the local-AWS scripts and reads its `READY <url>` line.
-fn spawn_ready(script: &str, args: &[&str]) -> (Child, String) {
+/// With `log`, its stderr lines are collected there instead of passed through.
+fn spawn_ready(
+    script: &str,
+    args: &[&str],
+    log: Option<Arc<Mutex<Vec<String>>>>,
+) -> (Child, String) {
     let mut child = Command::new(python())
         .arg(workspace_root().join("tests/localaws").join(script))
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(if log.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        })
         .spawn()
         .unwrap_or_else(|e| panic!("start tests/localaws/{script}: {e}"));
+    if let (Some(log), Some(stderr)) = (log, child.stderr.take()) {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut lines) = log.lock() {
+                    lines.push(line);
+                }
+            }
+        });
+    }
     let stdout = child.stdout.take().expect("piped stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read the READY line");
-    let url = line.trim().strip_prefix("READY ").unwrap_or_else(|| panic!("{script} said {line:?}, not READY <url>")).to_owned();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the READY line");
+    let url = line
+        .trim()
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("{script} said {line:?}, not READY <url>"))
+        .to_owned();
     (child, url)
 }
 
@@ -64,21 +108,41 @@ pub struct LocalAws {
 
 impl LocalAws {
     pub fn start() -> Self {
-        let (child, endpoint) = spawn_ready("server.py", &["--host", "127.0.0.1", "--port", "0"]);
+        let (child, endpoint) =
+            spawn_ready("server.py", &["--host", "127.0.0.1", "--port", "0"], None);
         Self { child, endpoint }
     }
 
     /// A fault-injecting proxy in front of this local AWS (`faultproxy.py`).
     pub fn fault_proxy(&self, rate: f64, seed: u64) -> FaultProxy {
         let (rate, seed) = (rate.to_string(), seed.to_string());
-        let args = ["--upstream", self.endpoint.as_str(), "--port", "0", "--rate", rate.as_str(), "--seed", seed.as_str()];
-        let (child, endpoint) = spawn_ready("faultproxy.py", &args);
-        FaultProxy { child, endpoint }
+        let args = [
+            "--upstream",
+            self.endpoint.as_str(),
+            "--port",
+            "0",
+            "--rate",
+            rate.as_str(),
+            "--seed",
+            seed.as_str(),
+            "--verbose",
+        ];
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (child, endpoint) = spawn_ready("faultproxy.py", &args, Some(log.clone()));
+        FaultProxy {
+            child,
+            endpoint,
+            log,
+        }
     }
 
     /// SDK configuration as changegate's functions get it, with anonymous test credentials.
     pub async fn sdk(&self) -> SdkConfig {
-        self.sdk_as(&Creds { access_key: "test".into(), secret: "test".into() }).await
+        self.sdk_as(&Creds {
+            access_key: "test".into(),
+            secret: "test".into(),
+        })
+        .await
     }
 
     /// SDK configuration acting as one IAM user (moto maps the key to the user).
@@ -86,7 +150,13 @@ impl LocalAws {
         aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new(REGION))
-            .credentials_provider(Credentials::new(&creds.access_key, &creds.secret, None, None, "localaws"))
+            .credentials_provider(Credentials::new(
+                &creds.access_key,
+                &creds.secret,
+                None,
+                None,
+                "localaws",
+            ))
             .load()
             .await
     }
@@ -127,6 +197,8 @@ impl Drop for LocalAws {
 pub struct FaultProxy {
     child: Child,
     pub endpoint: String,
+    /// Its `--verbose` log: one line per request and its fate.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl FaultProxy {
@@ -165,6 +237,35 @@ impl FaultProxy {
             .expect("read /_faultproxy/stats");
         serde_json::from_slice(&out.stdout).expect("stats are JSON")
     }
+
+    /// How many faults each AWS operation got ("iam:PutUserPolicy" -> 2):
+    /// the proxy's `faulted_actions` counter where it has one, otherwise its
+    /// `--verbose` log ("<METHOD> <path> <service:Action> -> <kind|forward>").
+    pub fn faulted_actions(&self) -> BTreeMap<String, u64> {
+        if let Some(counted) = self
+            .stats()
+            .get("faulted_actions")
+            .and_then(Value::as_object)
+        {
+            return counted
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or_default()))
+                .collect();
+        }
+        let mut faulted = BTreeMap::new();
+        for line in self.log.lock().expect("proxy log").iter() {
+            let Some((request, kind)) = line.rsplit_once(" -> ") else {
+                continue;
+            };
+            let Some(name) = request.rsplit(' ').next() else {
+                continue;
+            };
+            if kind.trim() != "forward" && name.contains(':') {
+                *faulted.entry(name.to_owned()).or_insert(0) += 1;
+            }
+        }
+        faulted
+    }
 }
 
 impl Drop for FaultProxy {
@@ -188,41 +289,187 @@ pub struct World {
     pub sqs: aws_sdk_sqs::Client,
 }
 
+/// The Change Manager change template and the runbook it runs, as the stack
+/// names them (design: `changegate-access`, `changegate-access-runbook`).
+pub const CHANGE_TEMPLATE: &str = "changegate-access";
+pub const ACCESS_RUNBOOK: &str = "changegate-access-runbook";
+/// The IAM group whose members may approve (every user a test makes).
+pub const APPROVERS_GROUP: &str = "changegate-approvers";
+
+/// The change template the tests file against: one approval level, anyone in
+/// [`APPROVERS_GROUP`] approves.
+fn change_template() -> Value {
+    serde_json::json!({
+        "schemaVersion": "0.3",
+        "emergencyChange": false,
+        "autoApprovable": false,
+        "executableRunBooks": [{"name": ACCESS_RUNBOOK, "version": "$DEFAULT"}],
+        "mainSteps": [{
+            "name": "ApproveAccess",
+            "action": "aws:approve",
+            "timeoutSeconds": 3600,
+            "inputs": {"Message": "approve production access", "EnhancedApprovals": {
+                "Approvers": [{"approver": APPROVERS_GROUP, "type": "IamGroup", "minRequiredApprovals": 1}],
+                "MinRequiredApprovals": 1}},
+        }],
+    })
+}
+
+/// The runbook with changegate's four parameters, as plain strings without
+/// the stack's allowed patterns (so that hostile values reach changegate,
+/// which must refuse them on its own), completing at once.
+fn access_runbook() -> Value {
+    let string = serde_json::json!({"type": "String"});
+    serde_json::json!({
+        "schemaVersion": "0.3",
+        "parameters": {"IAMUserName": string, "AWSAccountId": string, "StartTime": string, "EndTime": string},
+        "mainSteps": [{"name": "Done", "action": "aws:sleep", "inputs": {"Duration": "PT0S"}}],
+    })
+}
+
+/// The parameters of a request for `user` to `account` from `start` to `end` (RFC 3339).
+pub fn request(user: &str, account: &str, start: &str, end: &str) -> Params {
+    [
+        ("IAMUserName", user),
+        ("AWSAccountId", account),
+        ("StartTime", start),
+        ("EndTime", end),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), vec![v.to_owned()]))
+    .collect()
+}
+
+/// A runbook's parameters as SSM takes them.
+pub type Params = HashMap<String, Vec<String>>;
+
 impl World {
+    /// A fresh local AWS with the change template, its runbook and the approvers group.
     pub async fn new() -> Self {
         let aws = LocalAws::start();
         let sdk = aws.sdk().await;
-        Self { iam: aws_sdk_iam::Client::new(&sdk), sqs: aws_sdk_sqs::Client::new(&sdk), sdk, aws }
+        let world = Self {
+            iam: aws_sdk_iam::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            sdk,
+            aws,
+        };
+        world
+            .iam
+            .create_group()
+            .group_name(APPROVERS_GROUP)
+            .send()
+            .await
+            .expect("approvers group");
+        let ssm = aws_sdk_ssm::Client::new(&world.sdk);
+        for (name, kind, content) in [
+            (
+                ACCESS_RUNBOOK,
+                aws_sdk_ssm::types::DocumentType::Automation,
+                access_runbook(),
+            ),
+            (
+                CHANGE_TEMPLATE,
+                aws_sdk_ssm::types::DocumentType::ChangeTemplate,
+                change_template(),
+            ),
+        ] {
+            ssm.create_document()
+                .name(name)
+                .document_type(kind)
+                .document_format(aws_sdk_ssm::types::DocumentFormat::Json)
+                .content(content.to_string())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("create document {name}: {e:?}"));
+        }
+        world
     }
 
-    /// An IAM user with an access key; returns the user's ARN and credentials.
+    /// An IAM user with an access key, in the approvers group; returns the user's ARN and credentials.
     pub async fn user(&self, name: &str) -> (String, Creds) {
-        let user = self.iam.create_user().user_name(name).send().await.expect("create user");
+        let user = self
+            .iam
+            .create_user()
+            .user_name(name)
+            .send()
+            .await
+            .expect("create user");
+        self.iam
+            .add_user_to_group()
+            .group_name(APPROVERS_GROUP)
+            .user_name(name)
+            .send()
+            .await
+            .expect("add to approvers");
         let arn = user.user().map(|u| u.arn().to_owned()).expect("user arn");
-        let key = self.iam.create_access_key().user_name(name).send().await.expect("create key");
+        let key = self
+            .iam
+            .create_access_key()
+            .user_name(name)
+            .send()
+            .await
+            .expect("create key");
         let key = key.access_key().expect("key");
-        (arn, Creds { access_key: key.access_key_id().to_owned(), secret: key.secret_access_key().to_owned() })
+        (
+            arn,
+            Creds {
+                access_key: key.access_key_id().to_owned(),
+                secret: key.secret_access_key().to_owned(),
+            },
+        )
     }
 
     /// An IAM user the security team made eligible for `accounts` (the
     /// `changegate:eligible` tag, e.g. "111122223333" or "111122223333/ReadOnly").
     pub async fn eligible_user(&self, name: &str, accounts: &str) -> (String, Creds) {
         let made = self.user(name).await;
-        let tag = aws_sdk_iam::types::Tag::builder().key(changegate::eligibility::ELIGIBILITY_TAG).value(accounts).build().expect("tag");
-        self.iam.tag_user().user_name(name).tags(tag).send().await.expect("tag user");
+        let tag = aws_sdk_iam::types::Tag::builder()
+            .key(changegate::eligibility::ELIGIBILITY_TAG)
+            .value(accounts)
+            .build()
+            .expect("tag");
+        self.iam
+            .tag_user()
+            .user_name(name)
+            .tags(tag)
+            .send()
+            .await
+            .expect("tag user");
         made
     }
 
     /// An SQS queue receiving every event on the default bus that matches `pattern`.
     pub async fn capture(&self, name: &str, pattern: Value) -> String {
         let events = aws_sdk_eventbridge::Client::new(&self.sdk);
-        let url = self.sqs.create_queue().queue_name(name).send().await.expect("queue").queue_url().expect("url").to_owned();
+        let url = self
+            .sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .expect("queue")
+            .queue_url()
+            .expect("url")
+            .to_owned();
         let arn = self.queue_arn(&url).await;
-        events.put_rule().name(name).event_pattern(pattern.to_string()).send().await.expect("rule");
+        events
+            .put_rule()
+            .name(name)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .expect("rule");
         events
             .put_targets()
             .rule(name)
-            .targets(aws_sdk_eventbridge::types::Target::builder().id("q").arn(arn).build().expect("target"))
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("q")
+                    .arn(arn)
+                    .build()
+                    .expect("target"),
+            )
             .send()
             .await
             .expect("targets");
@@ -238,21 +485,38 @@ impl World {
             .send()
             .await
             .expect("queue attributes");
-        attrs.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned().expect("queue arn")
+        attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .cloned()
+            .expect("queue arn")
     }
 
     /// Every message now in the queue (bodies parsed as JSON), removing them.
     pub async fn drain(&self, url: &str) -> Vec<Value> {
         let mut all = Vec::new();
         for _ in 0..50 {
-            let out = self.sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.expect("receive");
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
             let msgs = out.messages();
             if msgs.is_empty() {
                 break;
             }
             for m in msgs {
                 all.push(serde_json::from_str(m.body().unwrap_or("null")).expect("JSON body"));
-                self.sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap_or_default()).send().await.expect("delete");
+                self.sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
             }
         }
         all
@@ -260,34 +524,116 @@ impl World {
 
     /// Names of the inline policies on `user`.
     pub async fn policies(&self, user: &str) -> Vec<String> {
-        let out = self.iam.list_user_policies().user_name(user).send().await.expect("list user policies");
+        let out = self
+            .iam
+            .list_user_policies()
+            .user_name(user)
+            .send()
+            .await
+            .expect("list user policies");
         out.policy_names().to_vec()
     }
 
-    /// A change request filed by `creds` with the changegate runbook's parameters.
-    pub async fn file_request(&self, creds: &Creds, params: &[(&str, &str)]) -> String {
+    /// A change request filed by `creds` with the runbook's parameters,
+    /// optionally scheduled to run later (approved, it then waits in
+    /// `Scheduled` and can still be cancelled). Err: what SSM answered.
+    pub async fn try_file(
+        &self,
+        creds: &Creds,
+        params: Params,
+        scheduled: Option<DateTime<Utc>>,
+    ) -> Result<String, String> {
         let ssm = aws_sdk_ssm::Client::new(&self.aws.sdk_as(creds).await);
         let runbook = aws_sdk_ssm::types::Runbook::builder()
-            .document_name("changegate-access-runbook")
-            .set_parameters(Some(params.iter().map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()])).collect()))
+            .document_name(ACCESS_RUNBOOK)
+            .set_parameters(Some(params))
             .build()
             .expect("runbook");
         let out = ssm
             .start_change_request_execution()
-            .document_name("changegate-access")
+            .document_name(CHANGE_TEMPLATE)
             .change_request_name("prod access")
             .runbooks(runbook)
+            .set_scheduled_time(
+                scheduled.map(|t| aws_sdk_ssm::primitives::DateTime::from_secs(t.timestamp())),
+            )
             .send()
             .await
-            .expect("start change request");
-        out.automation_execution_id().expect("id").to_owned()
+            .map_err(|e| format!("{:?}", e.into_service_error()))?;
+        Ok(out.automation_execution_id().expect("id").to_owned())
+    }
+
+    /// A change request filed by `creds` ([`request`] makes the parameters).
+    pub async fn file_request(&self, creds: &Creds, params: Params) -> String {
+        self.try_file(creds, params, None)
+            .await
+            .expect("start change request")
+    }
+
+    /// A grant: `user` is made eligible for [`PROD_ACCOUNT`] and files a request
+    /// for `start..end` (scheduled to run at `scheduled`, if given),
+    /// `approver` approves, and grant sees every status event caught in
+    /// `ssm_events` at the real time. Returns the change request id and the
+    /// user's credentials; panics unless the policy is attached.
+    pub async fn grant(
+        &self,
+        grantor: &changegate::grant::Grantor,
+        ssm_events: &str,
+        user: &str,
+        approver: &Creds,
+        window: (&str, &str),
+        scheduled: Option<DateTime<Utc>>,
+    ) -> (String, Creds) {
+        let (_, creds) = self.eligible_user(user, PROD_ACCOUNT).await;
+        let id = self
+            .try_file(
+                &creds,
+                request(user, PROD_ACCOUNT, window.0, window.1),
+                scheduled,
+            )
+            .await
+            .expect("file");
+        self.signal(approver, &id, true).await;
+        for body in self.drain(ssm_events).await {
+            grantor
+                .handle(as_event(&body), Utc::now())
+                .await
+                .expect("grant");
+        }
+        assert_eq!(
+            self.policies(user).await,
+            vec![format!("changegate-{id}")],
+            "{user} must hold the grant"
+        );
+        (id, creds)
+    }
+
+    /// Puts `grant`'s policy on its user directly, as grant would have.
+    pub async fn attach(&self, grant: &changegate::policy::Grant) {
+        self.iam
+            .put_user_policy()
+            .user_name(grant.user.as_str())
+            .policy_name(grant.policy_name())
+            .policy_document(grant.document_json())
+            .send()
+            .await
+            .expect("put user policy");
     }
 
     /// `creds` approves (or rejects) the change request.
     pub async fn signal(&self, creds: &Creds, id: &str, approve: bool) {
         let ssm = aws_sdk_ssm::Client::new(&self.aws.sdk_as(creds).await);
-        let kind = if approve { aws_sdk_ssm::types::SignalType::Approve } else { aws_sdk_ssm::types::SignalType::Reject };
-        ssm.send_automation_signal().automation_execution_id(id).signal_type(kind).send().await.expect("signal");
+        let kind = if approve {
+            aws_sdk_ssm::types::SignalType::Approve
+        } else {
+            aws_sdk_ssm::types::SignalType::Reject
+        };
+        ssm.send_automation_signal()
+            .automation_execution_id(id)
+            .signal_type(kind)
+            .send()
+            .await
+            .expect("signal");
     }
 }
 
@@ -311,10 +657,174 @@ pub fn at(secs: i64, offset: &str) -> String {
     if offset == "Z" {
         return t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     }
-    let off: chrono::FixedOffset = format!("2000-01-01T00:00:00{offset}").parse::<chrono::DateTime<chrono::FixedOffset>>().map(|d| *d.offset()).expect("offset");
-    t.with_timezone(&off).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    let off: chrono::FixedOffset = format!("2000-01-01T00:00:00{offset}")
+        .parse::<chrono::DateTime<chrono::FixedOffset>>()
+        .map(|d| *d.offset())
+        .expect("offset");
+    t.with_timezone(&off)
+        .format("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
 }
 
-pub fn wait(d: Duration) -> impl std::future::Future<Output = ()> {
-    tokio::time::sleep(d)
+/// A moment `secs` after the RFC 3339 time `t` (e.g. one second after a
+/// window's end): the `now` a handler gets instead of waiting for it.
+pub fn after(t: &str, secs: i64) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(t)
+        .expect("RFC 3339 time")
+        .with_timezone(&Utc)
+        + chrono::TimeDelta::seconds(secs)
+}
+
+/// A grant as grant writes it: `user` to [`PROD_ACCOUNT`]'s CM-Prd-role from `start` to `end`.
+pub fn grant_of(id: &str, user: &str, start: &str, end: &str) -> changegate::policy::Grant {
+    use changegate::ids::{AccountId, ChangeRequestId, IamUserName, RoleName};
+    use changegate::window::{Window, parse_time};
+    changegate::policy::Grant {
+        change_request: ChangeRequestId::parse(id).expect("change request id"),
+        user: IamUserName::parse(user).expect("user name"),
+        account: AccountId::parse(PROD_ACCOUNT).expect("account"),
+        role: RoleName::parse("CM-Prd-role").expect("role"),
+        window: Window::new(
+            parse_time(start).expect("start"),
+            parse_time(end).expect("end"),
+        )
+        .expect("window"),
+    }
+}
+
+/// revoke with the default configuration.
+pub fn revoker(sdk: &SdkConfig) -> changegate::revoke::Revoker {
+    changegate::revoke::Revoker::new(
+        changegate::config::RevokeConfig::from_source(&|_: &str| None).expect("revoke config"),
+        sdk,
+    )
+}
+
+/// grant allowing [`PROD_ACCOUNT`] only.
+pub fn grantor(sdk: &SdkConfig) -> changegate::grant::Grantor {
+    let config = changegate::config::GrantConfig::from_source(&|k: &str| {
+        (k == changegate::config::VAR_ALLOWED_ACCOUNTS).then(|| PROD_ACCOUNT.to_owned())
+    });
+    changegate::grant::Grantor::new(config.expect("grant config"), sdk)
+}
+
+/// `events/scheduled.json`: the one-minute sweep's EventBridge event.
+pub fn scheduled_event() -> Value {
+    serde_json::from_str(include_str!("../../events/scheduled.json"))
+        .expect("events/scheduled.json")
+}
+
+/// `events/change-request-approved.json` for change request `id` in `status`.
+pub fn change_request_event(id: &str, status: &str) -> Value {
+    let mut event: Value =
+        serde_json::from_str(include_str!("../../events/change-request-approved.json"))
+            .expect("events/change-request-approved.json");
+    event["detail"]["change-request-id"] = id.into();
+    event["detail"]["ops-item-status"] = status.into();
+    event
+}
+
+/// Scripted HTTP answers for a real SDK client, in process: each request gets
+/// the next [`Answer`], and the script counts the requests. The SDK's own
+/// deserialisers, retry classifiers and timeouts see them as if AWS sent them.
+pub mod scripted {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use aws_smithy_runtime_api::client::http::{
+        HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector, http_client_fn,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    #[derive(Debug, Clone)]
+    pub enum Answer {
+        /// An HTTP response: status, `Content-Type`, body.
+        Http(u16, &'static str, String),
+        /// The connection drops before any answer (an I/O error).
+        Reset,
+    }
+
+    /// IAM's (awsQuery) error document for `code`, e.g. `Throttling` or `AccessDenied`.
+    pub fn iam_error(status: u16, code: &str) -> Answer {
+        let kind = if status < 500 { "Sender" } else { "Receiver" };
+        let body = format!(
+            "<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>{code}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+        );
+        Answer::Http(status, "text/xml", body)
+    }
+
+    /// IAM's answer to a successful `PutUserPolicy`.
+    pub fn iam_put_user_policy_ok() -> Answer {
+        Answer::Http(200, "text/xml", "<PutUserPolicyResponse><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></PutUserPolicyResponse>".to_owned())
+    }
+
+    /// SSM's (awsJson 1.1) error document for `code`, e.g. `ThrottlingException`.
+    pub fn ssm_error(status: u16, code: &str) -> Answer {
+        Answer::Http(
+            status,
+            "application/x-amz-json-1.1",
+            format!(r#"{{"__type":"{code}","message":"{code}"}}"#),
+        )
+    }
+
+    /// SSM's answer to `GetAutomationExecution` for execution `id`.
+    pub fn ssm_execution(id: &str) -> Answer {
+        Answer::Http(
+            200,
+            "application/x-amz-json-1.1",
+            format!(r#"{{"AutomationExecution":{{"AutomationExecutionId":"{id}"}}}}"#),
+        )
+    }
+
+    /// The answers still to give, and how many requests came.
+    #[derive(Debug, Clone, Default)]
+    pub struct Script {
+        answers: Arc<Mutex<VecDeque<Answer>>>,
+        requests: Arc<Mutex<usize>>,
+    }
+
+    impl Script {
+        pub fn new(answers: impl IntoIterator<Item = Answer>) -> Self {
+            Self {
+                answers: Arc::new(Mutex::new(answers.into_iter().collect())),
+                requests: Arc::default(),
+            }
+        }
+
+        /// How many requests (attempts) reached the "network".
+        pub fn requests(&self) -> usize {
+            *self.requests.lock().expect("requests")
+        }
+
+        /// The HTTP client to put in an `SdkConfig`.
+        pub fn client(&self) -> SharedHttpClient {
+            let script = self.clone();
+            http_client_fn(move |_, _| SharedHttpConnector::new(script.clone()))
+        }
+    }
+
+    impl HttpConnector for Script {
+        fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+            *self.requests.lock().expect("requests") += 1;
+            let next = self.answers.lock().expect("answers").pop_front();
+            HttpConnectorFuture::ready(match next {
+                Some(Answer::Http(status, content_type, body)) => {
+                    let mut response = HttpResponse::new(
+                        StatusCode::try_from(status).expect("status"),
+                        SdkBody::from(body),
+                    );
+                    response.headers_mut().insert("Content-Type", content_type);
+                    Ok(response)
+                }
+                Some(Answer::Reset) => Err(ConnectorError::io("connection reset by peer".into())),
+                None => Err(ConnectorError::other(
+                    "the script has no more answers".into(),
+                    None,
+                )),
+            })
+        }
+    }
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Lints template.yaml with cfn-lint (as written, and after the SAM transform,
-# where cfn-lint also checks IAM action names) and checkov, then proves that
-# the pinned linters still catch the mistakes we rely on them for: a linter
-# that passes everything proves nothing.
+# where cfn-lint also checks IAM action names) and checkov, checks what the
+# stack deploys for each RequestSources value (with Automation alone, nothing
+# needs Change Manager), then proves that the pinned linters and the check
+# still catch the mistakes we rely on them for: a linter that passes
+# everything proves nothing.
 #
 # usage: lint.sh VENV CHECKOV_VENV    (make lint passes .venv and .venv-checkov)
 set -euo pipefail
@@ -28,6 +30,8 @@ lint_both template.yaml
 echo "cfn-lint: template.yaml has no findings (as written and after the SAM transform)"
 "$checkov" -f template.yaml --framework cloudformation --compact --quiet --skip-download
 echo "checkov: no findings (each suppression in template.yaml carries its reason)"
+"$python" tests/template/sources_check.py template.yaml
+echo "sources: Automation alone deploys no change template and no Change Manager rule; each source gets its own"
 
 must_fail() {
   local name=$1 expr=$2
@@ -53,3 +57,21 @@ if "$checkov" -f "$tmp/unsuppressed.yaml" --framework cloudformation --compact -
   exit 1
 fi
 echo "checkov: reports a finding once its suppression is gone"
+
+# The sources check must notice a Change Manager resource left unconditional.
+sources_must_fail() {
+  local name=$1 expr=$2
+  sed "$expr" template.yaml >"$tmp/broken.yaml"
+  if cmp -s template.yaml "$tmp/broken.yaml"; then
+    echo "lint.sh: the '$name' breakage no longer applies to template.yaml; update lint.sh" >&2
+    exit 1
+  fi
+  if "$python" tests/template/sources_check.py "$tmp/broken.yaml" >/dev/null 2>&1; then
+    echo "lint.sh: sources_check.py accepted a deliberately broken template ($name)" >&2
+    exit 1
+  fi
+  echo "sources: rejects a template with $name"
+}
+sources_must_fail "an unconditional change template" '/^  ChangeTemplate:$/,/^    Condition: UseChangeManager$/{/^    Condition: UseChangeManager$/d}'
+sources_must_fail "an unconditional Change Manager rule" '/^  GrantChangeRequestStatusRule:$/,/^    Condition: UseChangeManager$/{/^    Condition: UseChangeManager$/d}'
+sources_must_fail "a change template that allows auto-approval" 's/^        autoApprovable: false$/        autoApprovable: true/'

@@ -3,12 +3,15 @@
 
 use std::collections::HashMap;
 
-use changegate::config::{GrantConfig, NotifyConfig, RevokeConfig, VAR_ALLOW_DELEGATED, VAR_ALLOWED_ACCOUNTS, VAR_TOPIC_ARN};
-use changegate::revoke::{RevokeOutcome, Revoker};
+use changegate::config::{
+    GrantConfig, NotifyConfig, RevokeConfig, VAR_ALLOW_DELEGATED, VAR_ALLOWED_ACCOUNTS,
+    VAR_TOPIC_ARN,
+};
 use changegate::grant::{GrantOutcome, Grantor};
 use changegate::ids::IdError;
 use changegate::notify::Notifier;
 use changegate::refusal::Refusal;
+use changegate::revoke::{RevokeOutcome, Revoker};
 use changegate::window::TimeError;
 use changegate_tests::*;
 use chrono::Utc;
@@ -35,20 +38,47 @@ impl Scene {
     async fn new(delegated: bool) -> Self {
         let world = World::new().await;
         let ssm_events = world.capture("ssm-events", change_request_pattern()).await;
-        let cg_events = world.capture("changegate-events", changegate_pattern()).await;
+        let cg_events = world
+            .capture("changegate-events", changegate_pattern())
+            .await;
         let sns = aws_sdk_sns::Client::new(&world.sdk);
-        let topic = sns.create_topic().name("changegate").send().await.unwrap().topic_arn().unwrap().to_owned();
-        let notifier = Notifier::new(NotifyConfig::from_source(&move |k: &str| (k == VAR_TOPIC_ARN).then(|| topic.clone())).unwrap(), &world.sdk);
+        let topic = sns
+            .create_topic()
+            .name("changegate")
+            .send()
+            .await
+            .unwrap()
+            .topic_arn()
+            .unwrap()
+            .to_owned();
+        let notifier = Notifier::new(
+            NotifyConfig::from_source(&move |k: &str| (k == VAR_TOPIC_ARN).then(|| topic.clone()))
+                .unwrap(),
+            &world.sdk,
+        );
         let grantor = Grantor::new(grant_config(delegated), &world.sdk);
-        Self { world, grantor, notifier, ssm_events, cg_events }
+        Self {
+            world,
+            grantor,
+            notifier,
+            ssm_events,
+            cg_events,
+        }
     }
 
     /// Every queued Change Manager event through grant; outcomes by change request id.
     async fn deliver(&self) -> HashMap<String, Vec<GrantOutcome>> {
         let mut by_id: HashMap<String, Vec<GrantOutcome>> = HashMap::new();
         for body in self.world.drain(&self.ssm_events).await {
-            let id = body["detail"]["change-request-id"].as_str().unwrap_or_default().to_owned();
-            let outcome = self.grantor.handle(as_event(&body), Utc::now()).await.expect("no fault");
+            let id = body["detail"]["change-request-id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let outcome = self
+                .grantor
+                .handle(as_event(&body), Utc::now())
+                .await
+                .expect("no fault");
             by_id.entry(id).or_default().push(outcome);
         }
         by_id
@@ -63,40 +93,19 @@ impl Scene {
         events
     }
 
-    async fn file_raw(&self, creds: &Creds, params: HashMap<String, Vec<String>>) -> String {
-        self.file_scheduled(creds, params, None).await
-    }
-
-    /// Files a change request, optionally scheduled to run later (it then
-    /// waits, approved, in `Scheduled`, and can still be cancelled).
-    async fn file_scheduled(&self, creds: &Creds, params: HashMap<String, Vec<String>>, at: Option<chrono::DateTime<Utc>>) -> String {
-        let ssm = aws_sdk_ssm::Client::new(&self.world.aws.sdk_as(creds).await);
-        let runbook = aws_sdk_ssm::types::Runbook::builder()
-            .document_name("changegate-access-runbook")
-            .set_parameters(Some(params))
-            .build()
-            .unwrap();
-        let scheduled = at.map(|t| aws_sdk_ssm::primitives::DateTime::from_secs(t.timestamp()));
-        let out = ssm
-            .start_change_request_execution()
-            .document_name("changegate-access")
-            .runbooks(runbook)
-            .set_scheduled_time(scheduled)
-            .send()
-            .await
-            .unwrap();
-        out.automation_execution_id().unwrap().to_owned()
+    async fn file_raw(&self, creds: &Creds, params: Params) -> String {
+        self.world.file_request(creds, params).await
     }
 }
 
-fn base() -> HashMap<String, Vec<String>> {
-    [("IAMUserName", "alice".to_owned()), ("AWSAccountId", PROD_ACCOUNT.to_owned()), ("StartTime", at(0, "Z")), ("EndTime", at(3600, "Z"))]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), vec![v]))
-        .collect()
+fn base() -> Params {
+    request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(3600, "Z"))
 }
 
-fn set(k: &str, v: &str) -> Box<dyn Fn(&mut HashMap<String, Vec<String>>)> {
+/// A change to a request's parameters.
+type Edit = Box<dyn Fn(&mut Params)>;
+
+fn set(k: &str, v: &str) -> Edit {
     let (k, v) = (k.to_owned(), v.to_owned());
     Box::new(move |p| {
         p.insert(k.clone(), vec![v.clone()]);
@@ -104,10 +113,13 @@ fn set(k: &str, v: &str) -> Box<dyn Fn(&mut HashMap<String, Vec<String>>)> {
 }
 
 /// The refusal a case must get: exactly, or (where the reason quotes a time
-/// computed while the test runs) its code and a fixed part of its wording.
+/// computed while the test runs) its code and a fixed part of its wording; or
+/// SSM itself refuses to file it (the runbook's parameter definitions), so no
+/// execution exists for changegate to see.
 enum Want {
     Exact(Refusal),
     Like(&'static str, &'static str),
+    SsmRefuses,
 }
 
 impl Want {
@@ -115,6 +127,7 @@ impl Want {
         match self {
             Want::Exact(r) => r.code(),
             Want::Like(code, _) => code,
+            Want::SsmRefuses => "-",
         }
     }
 }
@@ -128,7 +141,9 @@ fn user_err(why: IdError) -> Want {
 }
 
 fn account_err() -> Want {
-    exact(Refusal::InvalidAccountId { why: IdError::NotTwelveDigits })
+    exact(Refusal::InvalidAccountId {
+        why: IdError::NotTwelveDigits,
+    })
 }
 
 fn time_err(name: &'static str, why: TimeError) -> Want {
@@ -136,71 +151,232 @@ fn time_err(name: &'static str, why: TimeError) -> Want {
 }
 
 #[tokio::test]
-async fn given_hostile_requests_when_granting_then_each_is_refused_with_its_exact_reason_and_nothing_is_attached() {
+async fn given_hostile_requests_when_granting_then_each_is_refused_with_its_exact_reason_and_nothing_is_attached()
+ {
     // Given alice (eligible), bob the approver, and a long list of requests that must not grant
     let s = Scene::new(false).await;
-    let (_, alice) = s.world.eligible_user("alice", &format!("{PROD_ACCOUNT} 999988887777")).await;
+    let (_, alice) = s
+        .world
+        .eligible_user("alice", &format!("{PROD_ACCOUNT} 999988887777"))
+        .await;
     let (_, bob) = s.world.user("bob").await;
     let long_ago = at(-7200, "Z");
     let now_plus = |secs| at(secs, "Z");
     let far = at(60 * 86400, "Z");
     let far_end = at(60 * 86400 + 3600, "Z");
     let start_now = at(0, "Z");
-    let cases: Vec<(&str, Box<dyn Fn(&mut HashMap<String, Vec<String>>)>, Want)> = vec![
+    let cases: Vec<(&str, Edit, Want)> = vec![
         // JSON and ARN injection through the user name
-        ("quote", set("IAMUserName", "alice\""), user_err(IdError::BadCharacter('"'))),
-        ("json break-out", set("IAMUserName", "alice\",\"Resource\":\"*"), user_err(IdError::BadCharacter('"'))),
-        ("wildcard user", set("IAMUserName", "*"), user_err(IdError::BadCharacter('*'))),
-        ("brace", set("IAMUserName", "alice}"), user_err(IdError::BadCharacter('}'))),
-        ("arn in user", set("IAMUserName", "alice:role/Admin"), user_err(IdError::BadCharacter(':'))),
-        ("space", set("IAMUserName", "alice bob"), user_err(IdError::BadCharacter(' '))),
-        ("newline", set("IAMUserName", "alice\n"), user_err(IdError::BadCharacter('\n'))),
-        ("nul", set("IAMUserName", "alice\u{0}"), user_err(IdError::BadCharacter('\u{0}'))),
-        ("cyrillic a", set("IAMUserName", "\u{430}lice"), user_err(IdError::BadCharacter('\u{430}'))),
-        ("zero-width space", set("IAMUserName", "alice\u{200b}"), user_err(IdError::BadCharacter('\u{200b}'))),
-        ("fullwidth a", set("IAMUserName", "\u{ff41}lice"), user_err(IdError::BadCharacter('\u{ff41}'))),
-        ("overlong user", set("IAMUserName", &"a".repeat(65)), user_err(IdError::TooLong { len: 65, max: 64 })),
-        ("empty user", set("IAMUserName", ""), user_err(IdError::Empty)),
-        ("someone else", set("IAMUserName", "bob"), exact(Refusal::NotTheRequester { user: "bob".into(), requester: "alice".into() })),
+        (
+            "quote",
+            set("IAMUserName", "alice\""),
+            user_err(IdError::BadCharacter('"')),
+        ),
+        (
+            "json break-out",
+            set("IAMUserName", "alice\",\"Resource\":\"*"),
+            user_err(IdError::BadCharacter('"')),
+        ),
+        (
+            "wildcard user",
+            set("IAMUserName", "*"),
+            user_err(IdError::BadCharacter('*')),
+        ),
+        (
+            "brace",
+            set("IAMUserName", "alice}"),
+            user_err(IdError::BadCharacter('}')),
+        ),
+        (
+            "arn in user",
+            set("IAMUserName", "alice:role/Admin"),
+            user_err(IdError::BadCharacter(':')),
+        ),
+        (
+            "space",
+            set("IAMUserName", "alice bob"),
+            user_err(IdError::BadCharacter(' ')),
+        ),
+        (
+            "newline",
+            set("IAMUserName", "alice\n"),
+            user_err(IdError::BadCharacter('\n')),
+        ),
+        (
+            "nul",
+            set("IAMUserName", "alice\u{0}"),
+            user_err(IdError::BadCharacter('\u{0}')),
+        ),
+        (
+            "cyrillic a",
+            set("IAMUserName", "\u{430}lice"),
+            user_err(IdError::BadCharacter('\u{430}')),
+        ),
+        (
+            "zero-width space",
+            set("IAMUserName", "alice\u{200b}"),
+            user_err(IdError::BadCharacter('\u{200b}')),
+        ),
+        (
+            "fullwidth a",
+            set("IAMUserName", "\u{ff41}lice"),
+            user_err(IdError::BadCharacter('\u{ff41}')),
+        ),
+        (
+            "overlong user",
+            set("IAMUserName", &"a".repeat(65)),
+            user_err(IdError::TooLong { len: 65, max: 64 }),
+        ),
+        (
+            "empty user",
+            set("IAMUserName", ""),
+            user_err(IdError::Empty),
+        ),
+        (
+            "someone else",
+            set("IAMUserName", "bob"),
+            exact(Refusal::NotTheRequester {
+                user: "bob".into(),
+                requester: "alice".into(),
+            }),
+        ),
         // The account
         ("wildcard account", set("AWSAccountId", "*"), account_err()),
-        ("11 digits", set("AWSAccountId", "11112222333"), account_err()),
-        ("13 digits", set("AWSAccountId", "1111222233334"), account_err()),
-        ("quoted account", set("AWSAccountId", "111122223333\""), account_err()),
-        ("role arn as account", set("AWSAccountId", "arn:aws:iam::111122223333:role/Admin"), account_err()),
-        ("padded account", set("AWSAccountId", " 111122223333"), account_err()),
-        ("fullwidth digits", set("AWSAccountId", "\u{ff11}\u{ff11}\u{ff11}\u{ff11}\u{ff12}\u{ff12}\u{ff12}\u{ff12}\u{ff13}\u{ff13}\u{ff13}\u{ff13}"), account_err()),
+        (
+            "11 digits",
+            set("AWSAccountId", "11112222333"),
+            account_err(),
+        ),
+        (
+            "13 digits",
+            set("AWSAccountId", "1111222233334"),
+            account_err(),
+        ),
+        (
+            "quoted account",
+            set("AWSAccountId", "111122223333\""),
+            account_err(),
+        ),
+        (
+            "role arn as account",
+            set("AWSAccountId", "arn:aws:iam::111122223333:role/Admin"),
+            account_err(),
+        ),
+        (
+            "padded account",
+            set("AWSAccountId", " 111122223333"),
+            account_err(),
+        ),
+        (
+            "fullwidth digits",
+            set(
+                "AWSAccountId",
+                "\u{ff11}\u{ff11}\u{ff11}\u{ff11}\u{ff12}\u{ff12}\u{ff12}\u{ff12}\u{ff13}\u{ff13}\u{ff13}\u{ff13}",
+            ),
+            account_err(),
+        ),
         (
             "not allowlisted",
             set("AWSAccountId", "444455556666"),
-            exact(Refusal::AccountNotAllowed { account: "444455556666".into(), allowed: format!("{PROD_ACCOUNT}, 999988887777") }),
+            exact(Refusal::AccountNotAllowed {
+                account: "444455556666".into(),
+                allowed: format!("{PROD_ACCOUNT}, 999988887777"),
+            }),
         ),
         // Impossible and edge dates
-        ("feb 30", set("StartTime", "2026-02-30T09:00:00Z"), time_err("StartTime", TimeError::NoSuchDate { year: 2026, month: 2, day: 30 })),
-        ("hour 24", set("EndTime", "2026-12-01T24:00:00Z"), time_err("EndTime", TimeError::HourOutOfRange(24))),
-        ("leap second", set("EndTime", "2026-12-31T23:59:60Z"), time_err("EndTime", TimeError::SecondOutOfRange(60))),
-        ("offset +14:01", set("StartTime", "2026-12-01T09:00:00+14:01"), time_err("StartTime", TimeError::OffsetOutOfRange("+14:01".into()))),
-        ("offset -12:30", set("StartTime", "2026-12-01T09:00:00-12:30"), time_err("StartTime", TimeError::OffsetOutOfRange("-12:30".into()))),
-        ("no zone", set("StartTime", "2026-12-01T09:00:00"), time_err("StartTime", TimeError::MissingOffset)),
-        ("fraction", set("EndTime", "2026-12-01T09:00:00.5Z"), time_err("EndTime", TimeError::FractionalSeconds)),
-        ("space separator", set("StartTime", "2026-12-01 09:00:00Z"), time_err("StartTime", TimeError::BadFormat)),
-        ("unix seconds", set("StartTime", "1764579600"), time_err("StartTime", TimeError::BadFormat)),
-        ("json in time", set("EndTime", "2026-12-01T09:00:00Z\",\"Resource\":\"*"), time_err("EndTime", TimeError::BadFormat)),
-        ("nul in time", set("EndTime", "2026-12-01T09:00:00\u{0}Z"), time_err("EndTime", TimeError::BadFormat)),
-        ("overlong time", set("StartTime", &"9".repeat(10_000)), time_err("StartTime", TimeError::BadFormat)),
+        (
+            "feb 30",
+            set("StartTime", "2026-02-30T09:00:00Z"),
+            time_err(
+                "StartTime",
+                TimeError::NoSuchDate {
+                    year: 2026,
+                    month: 2,
+                    day: 30,
+                },
+            ),
+        ),
+        (
+            "hour 24",
+            set("EndTime", "2026-12-01T24:00:00Z"),
+            time_err("EndTime", TimeError::HourOutOfRange(24)),
+        ),
+        (
+            "leap second",
+            set("EndTime", "2026-12-31T23:59:60Z"),
+            time_err("EndTime", TimeError::SecondOutOfRange(60)),
+        ),
+        (
+            "offset +14:01",
+            set("StartTime", "2026-12-01T09:00:00+14:01"),
+            time_err("StartTime", TimeError::OffsetOutOfRange("+14:01".into())),
+        ),
+        (
+            "offset -12:30",
+            set("StartTime", "2026-12-01T09:00:00-12:30"),
+            time_err("StartTime", TimeError::OffsetOutOfRange("-12:30".into())),
+        ),
+        (
+            "no zone",
+            set("StartTime", "2026-12-01T09:00:00"),
+            time_err("StartTime", TimeError::MissingOffset),
+        ),
+        (
+            "fraction",
+            set("EndTime", "2026-12-01T09:00:00.5Z"),
+            time_err("EndTime", TimeError::FractionalSeconds),
+        ),
+        (
+            "space separator",
+            set("StartTime", "2026-12-01 09:00:00Z"),
+            time_err("StartTime", TimeError::BadFormat),
+        ),
+        (
+            "unix seconds",
+            set("StartTime", "1764579600"),
+            time_err("StartTime", TimeError::BadFormat),
+        ),
+        (
+            "json in time",
+            set("EndTime", "2026-12-01T09:00:00Z\",\"Resource\":\"*"),
+            time_err("EndTime", TimeError::BadFormat),
+        ),
+        (
+            "nul in time",
+            set("EndTime", "2026-12-01T09:00:00\u{0}Z"),
+            time_err("EndTime", TimeError::BadFormat),
+        ),
+        (
+            "overlong time",
+            set("StartTime", &"9".repeat(10_000)),
+            time_err("StartTime", TimeError::BadFormat),
+        ),
         (
             "year 0000 end",
             set("EndTime", "0000-01-01T00:00:00Z"),
-            Want::Like("end-not-after-start", "(0000-01-01 00:00:00 UTC) is not after StartTime"),
+            Want::Like(
+                "end-not-after-start",
+                "(0000-01-01 00:00:00 UTC) is not after StartTime",
+            ),
         ),
-        ("end equals start", set("EndTime", &start_now), Want::Like("end-not-after-start", "The window must end after it starts.")),
+        (
+            "end equals start",
+            set("EndTime", &start_now),
+            Want::Like(
+                "end-not-after-start",
+                "The window must end after it starts.",
+            ),
+        ),
         (
             "year 9999",
             Box::new(|p| {
                 p.insert("StartTime".into(), vec!["9999-12-31T22:00:00Z".into()]);
                 p.insert("EndTime".into(), vec!["9999-12-31T23:00:00Z".into()]);
             }),
-            exact(Refusal::StartTooFarAhead { start: "9999-12-31 22:00:00 UTC".into(), max_days: 30 }),
+            exact(Refusal::StartTooFarAhead {
+                start: "9999-12-31 22:00:00 UTC".into(),
+                max_days: 30,
+            }),
         ),
         (
             "far future",
@@ -210,7 +386,14 @@ async fn given_hostile_requests_when_granting_then_each_is_refused_with_its_exac
             }),
             Want::Like("start-too-far-ahead", "more than 30 days from now"),
         ),
-        ("too long", set("EndTime", &now_plus(9 * 3600)), Want::Like("window-too-long", "minutes long; the most allowed is 480 minutes")),
+        (
+            "too long",
+            set("EndTime", &now_plus(9 * 3600)),
+            Want::Like(
+                "window-too-long",
+                "minutes long; the most allowed is 480 minutes",
+            ),
+        ),
         (
             "already over",
             Box::new(move |p| {
@@ -219,46 +402,72 @@ async fn given_hostile_requests_when_granting_then_each_is_refused_with_its_exac
             }),
             Want::Like("window-ended", "before access could be granted"),
         ),
-        // The shape of the parameters
-        ("extra parameter", set("AutomationAssumeRole", "arn:aws:iam::123456789012:role/Admin"), exact(Refusal::UnknownParameter { name: "AutomationAssumeRole".into() })),
-        ("injected name", set("IAMUserName\"", "alice"), exact(Refusal::UnknownParameter { name: "IAMUserName\"".into() })),
+        // The shape of the parameters: SSM checks them against the runbook before
+        // anything runs (changegate's own checks for them are unit tests)
+        (
+            "extra parameter",
+            set(
+                "AutomationAssumeRole",
+                "arn:aws:iam::123456789012:role/Admin",
+            ),
+            Want::SsmRefuses,
+        ),
+        (
+            "injected name",
+            set("IAMUserName\"", "alice"),
+            Want::SsmRefuses,
+        ),
         (
             "missing end",
             Box::new(|p| {
                 p.remove("EndTime");
             }),
-            exact(Refusal::MissingParameter { name: "EndTime" }),
+            Want::SsmRefuses,
         ),
         (
             "empty list",
             Box::new(|p| {
                 p.insert("StartTime".into(), vec![]);
             }),
-            exact(Refusal::MissingParameter { name: "StartTime" }),
+            Want::SsmRefuses,
         ),
         (
             "two accounts",
             Box::new(|p| {
-                p.insert("AWSAccountId".into(), vec![PROD_ACCOUNT.into(), "999988887777".into()]);
+                p.insert(
+                    "AWSAccountId".into(),
+                    vec![PROD_ACCOUNT.into(), "999988887777".into()],
+                );
             }),
-            exact(Refusal::MultipleValues { name: "AWSAccountId", count: 2 }),
+            Want::SsmRefuses,
         ),
         (
             "two users",
             Box::new(|p| {
                 p.insert("IAMUserName".into(), vec!["alice".into(), "bob".into()]);
             }),
-            exact(Refusal::MultipleValues { name: "IAMUserName", count: 2 }),
+            Want::SsmRefuses,
         ),
     ];
     assert!(cases.len() >= 40, "{} cases", cases.len());
     let mut ids = Vec::new();
-    for (name, edit, _) in &cases {
+    let mut reaching = Vec::new();
+    for (name, edit, want) in &cases {
         let mut params = base();
         edit(&mut params);
-        let id = s.file_raw(&alice, params).await;
+        let filed = s.world.try_file(&alice, params, None).await;
+        if matches!(want, Want::SsmRefuses) {
+            let err = filed.expect_err(name);
+            assert!(
+                err.contains("InvalidAutomationExecutionParametersException"),
+                "{name}: {err}"
+            );
+            continue;
+        }
+        let id = filed.unwrap_or_else(|e| panic!("{name}: {e}"));
         s.world.signal(&bob, &id, true).await;
         ids.push((id, *name));
+        reaching.push(want);
     }
 
     // When grant sees every event, and notify every refusal
@@ -266,53 +475,98 @@ async fn given_hostile_requests_when_granting_then_each_is_refused_with_its_exac
     let events = s.announce().await;
 
     // Then each request is refused with exactly its reason
-    for ((id, name), (_, _, want)) in ids.iter().zip(&cases) {
-        let refusals: Vec<&GrantOutcome> = outcomes[id].iter().filter(|o| matches!(o, GrantOutcome::Refused { .. })).collect();
+    for ((id, name), want) in ids.iter().zip(reaching) {
+        let refusals: Vec<&GrantOutcome> = outcomes[id]
+            .iter()
+            .filter(|o| matches!(o, GrantOutcome::Refused { .. }))
+            .collect();
         assert!(!refusals.is_empty(), "{name}: {:?}", outcomes[id]);
         for r in refusals {
-            let GrantOutcome::Refused { reason_code, reason, .. } = r else { unreachable!() };
+            let GrantOutcome::Refused {
+                reason_code,
+                reason,
+                ..
+            } = r
+            else {
+                unreachable!()
+            };
             assert_eq!(reason_code, want.code(), "{name}");
             match want {
                 Want::Exact(r) => assert_eq!(reason, &r.to_string(), "{name}"),
                 Want::Like(_, part) => assert!(reason.contains(part), "{name}: {reason}"),
+                Want::SsmRefuses => unreachable!("{name} was not filed"),
             }
         }
         // And the requester's message carries the reason
-        let refused = events.iter().find(|e| e["detail"]["change-request-id"] == id.as_str()).unwrap_or_else(|| panic!("{name}: no event"));
+        let refused = events
+            .iter()
+            .find(|e| e["detail"]["change-request-id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{name}: no event"));
         let reason = refused["detail"]["reason"].as_str().unwrap();
         let published = s.world.aws.sns_published();
         let msg = published
             .iter()
-            .find(|p| p["Message"].as_str().is_some_and(|m| m.contains(id.as_str())))
+            .find(|p| {
+                p["Message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(id.as_str()))
+            })
             .unwrap_or_else(|| panic!("{name}: nothing published"));
         let body: Value = serde_json::from_str(msg["Message"].as_str().unwrap()).unwrap();
-        assert!(body["email"].as_str().unwrap().contains(reason), "{name}: {}", body["email"]);
-        assert_eq!(msg["MessageAttributes"]["user"]["StringValue"], "[\"alice\"]", "{name}");
+        assert!(
+            body["email"].as_str().unwrap().contains(reason),
+            "{name}: {}",
+            body["email"]
+        );
+        assert_eq!(
+            msg["MessageAttributes"]["user"]["StringValue"], "[\"alice\"]",
+            "{name}"
+        );
     }
 
     // And nobody holds any policy
     for user in ["alice", "bob"] {
-        assert!(s.world.policies(user).await.is_empty(), "{user} has a policy");
+        assert!(
+            s.world.policies(user).await.is_empty(),
+            "{user} has a policy"
+        );
     }
-    assert!(events.iter().all(|e| e["detail-type"] == "Access Refused"), "{events:?}");
+    assert!(
+        events.iter().all(|e| e["detail-type"] == "Access Refused"),
+        "{events:?}"
+    );
 }
 
 /// Files one request as `filer` for `params`, has `approver` approve it, and
 /// runs grant on its events. Returns the id, grant's outcomes and changegate's events.
-async fn run_one(s: &Scene, filer: &Creds, approver: &Creds, params: HashMap<String, Vec<String>>) -> (String, Vec<GrantOutcome>, Vec<Value>) {
+async fn run_one(
+    s: &Scene,
+    filer: &Creds,
+    approver: &Creds,
+    params: Params,
+) -> (String, Vec<GrantOutcome>, Vec<Value>) {
     let id = s.file_raw(filer, params).await;
     s.world.signal(approver, &id, true).await;
     let mut outcomes = s.deliver().await;
-    (id.clone(), outcomes.remove(&id).unwrap_or_default(), s.announce().await)
+    (
+        id.clone(),
+        outcomes.remove(&id).unwrap_or_default(),
+        s.announce().await,
+    )
 }
 
 fn refused_with(outcomes: &[GrantOutcome], code: &str) -> bool {
-    outcomes.iter().any(|o| matches!(o, GrantOutcome::Refused { reason_code, .. } if reason_code == code))
-        && !outcomes.iter().any(|o| matches!(o, GrantOutcome::Granted { .. }))
+    outcomes
+        .iter()
+        .any(|o| matches!(o, GrantOutcome::Refused { reason_code, .. } if reason_code == code))
+        && !outcomes
+            .iter()
+            .any(|o| matches!(o, GrantOutcome::Granted { .. }))
 }
 
 #[tokio::test]
-async fn given_the_requester_approved_their_own_request_when_granting_then_refused_as_self_approved() {
+async fn given_the_requester_approved_their_own_request_when_granting_then_refused_as_self_approved()
+ {
     // Given alice files a request and approves it herself
     let s = Scene::new(false).await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
@@ -323,12 +577,19 @@ async fn given_the_requester_approved_their_own_request_when_granting_then_refus
     // Then it is refused, alice is told why, and she holds nothing
     assert!(refused_with(&outcomes, "self-approved"), "{outcomes:?}");
     let reason = events[0]["detail"]["reason"].as_str().unwrap();
-    assert_eq!(reason, Refusal::SelfApproved { requester: "alice".into() }.to_string());
+    assert_eq!(
+        reason,
+        Refusal::SelfApproved {
+            requester: "alice".into()
+        }
+        .to_string()
+    );
     assert!(s.world.policies("alice").await.is_empty());
 }
 
 #[tokio::test]
-async fn given_delegation_when_a_lead_asks_for_a_colleague_then_only_an_allowing_deployment_grants_and_names_both() {
+async fn given_delegation_when_a_lead_asks_for_a_colleague_then_only_an_allowing_deployment_grants_and_names_both()
+ {
     // Given lead files for carol (eligible) and bob approves
     for delegated in [false, true] {
         let s = Scene::new(delegated).await;
@@ -342,13 +603,31 @@ async fn given_delegation_when_a_lead_asks_for_a_colleague_then_only_an_allowing
 
         if delegated {
             // Then carol gets the grant, and the message names both and reaches both
-            assert_eq!(s.world.policies("carol").await, vec![format!("changegate-{id}")]);
+            assert_eq!(
+                s.world.policies("carol").await,
+                vec![format!("changegate-{id}")]
+            );
             assert!(s.world.policies("lead").await.is_empty());
             assert_eq!(events[0]["detail"]["requester"], "lead");
             let published = s.world.aws.sns_published();
-            let granted = published.iter().find(|p| p["Subject"].as_str().is_some_and(|t| t.contains("Access granted"))).unwrap();
-            assert_eq!(granted["MessageAttributes"]["user"]["StringValue"], "[\"carol\",\"lead\"]");
-            assert!(granted["Message"].as_str().unwrap().contains("Requested by:   lead"));
+            let granted = published
+                .iter()
+                .find(|p| {
+                    p["Subject"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("Access granted"))
+                })
+                .unwrap();
+            assert_eq!(
+                granted["MessageAttributes"]["user"]["StringValue"],
+                "[\"carol\",\"lead\"]"
+            );
+            assert!(
+                granted["Message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Requested by:   lead")
+            );
         } else {
             assert!(refused_with(&outcomes, "not-the-requester"), "{outcomes:?}");
             assert!(s.world.policies("carol").await.is_empty());
@@ -357,12 +636,16 @@ async fn given_delegation_when_a_lead_asks_for_a_colleague_then_only_an_allowing
 }
 
 #[tokio::test]
-async fn given_eligibility_tags_when_granting_then_untagged_users_and_other_accounts_are_refused_and_the_tag_picks_the_role() {
+async fn given_eligibility_tags_when_granting_then_untagged_users_and_other_accounts_are_refused_and_the_tag_picks_the_role()
+ {
     let s = Scene::new(false).await;
     let (_, bob) = s.world.user("bob").await;
     let (_, dave) = s.world.user("dave").await; // no tag at all
     let (_, erin) = s.world.eligible_user("erin", "999988887777").await; // another account only
-    let (_, fay) = s.world.eligible_user("fay", &format!("{PROD_ACCOUNT}/ReadOnlyProd")).await;
+    let (_, fay) = s
+        .world
+        .eligible_user("fay", &format!("{PROD_ACCOUNT}/ReadOnlyProd"))
+        .await;
     let for_user = |u: &str| {
         let mut p = base();
         p.insert("IAMUserName".into(), vec![u.to_owned()]);
@@ -376,12 +659,29 @@ async fn given_eligibility_tags_when_granting_then_untagged_users_and_other_acco
     assert!(refused_with(&dave_out, "not-eligible"), "{dave_out:?}");
     assert_eq!(
         dave_events[0]["detail"]["reason"],
-        Refusal::NotEligible { user: "dave".into(), account: PROD_ACCOUNT.into(), eligible: "none".into() }.to_string()
+        Refusal::NotEligible {
+            user: "dave".into(),
+            account: PROD_ACCOUNT.into(),
+            eligible: "none".into()
+        }
+        .to_string()
     );
     assert!(refused_with(&erin_out, "not-eligible"), "{erin_out:?}");
     assert!(s.world.policies("dave").await.is_empty() && s.world.policies("erin").await.is_empty());
-    let doc = s.world.iam.get_user_policy().user_name("fay").policy_name(format!("changegate-{fay_id}")).send().await.unwrap();
-    assert!(doc.policy_document().contains("ReadOnlyProd"), "{}", doc.policy_document());
+    let doc = s
+        .world
+        .iam
+        .get_user_policy()
+        .user_name("fay")
+        .policy_name(format!("changegate-{fay_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        doc.policy_document().contains("ReadOnlyProd"),
+        "{}",
+        doc.policy_document()
+    );
 }
 
 #[tokio::test]
@@ -391,9 +691,19 @@ async fn given_a_full_inline_policy_budget_when_granting_then_refused_naming_the
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
     let (first, _, _) = run_one(&s, &alice, &bob, base()).await;
-    let resources: Vec<String> = (0..48).map(|i| format!("arn:aws:s3:::team-bucket-{i:02}")).collect();
+    let resources: Vec<String> = (0..48)
+        .map(|i| format!("arn:aws:s3:::team-bucket-{i:02}"))
+        .collect();
     let big = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": resources}]});
-    s.world.iam.put_user_policy().user_name("alice").policy_name("team-tools").policy_document(big.to_string()).send().await.unwrap();
+    s.world
+        .iam
+        .put_user_policy()
+        .user_name("alice")
+        .policy_name("team-tools")
+        .policy_document(big.to_string())
+        .send()
+        .await
+        .unwrap();
 
     // When she asks for a second window
     let (_, outcomes, events) = run_one(&s, &alice, &bob, base()).await;
@@ -401,38 +711,73 @@ async fn given_a_full_inline_policy_budget_when_granting_then_refused_naming_the
     // Then it is refused, the reason lists her active grant, and nothing was added
     assert!(refused_with(&outcomes, "policy-budget"), "{outcomes:?}");
     let reason = events[0]["detail"]["reason"].as_str().unwrap();
-    assert!(reason.contains(&format!("Grants still active: {first} ({PROD_ACCOUNT}/CM-Prd-role until")), "{reason}");
+    assert!(
+        reason.contains(&format!(
+            "Grants still active: {first} ({PROD_ACCOUNT}/CM-Prd-role until"
+        )),
+        "{reason}"
+    );
     let mut have = s.world.policies("alice").await;
     have.sort();
-    assert_eq!(have, vec![format!("changegate-{first}"), "team-tools".to_owned()]);
+    assert_eq!(
+        have,
+        vec![format!("changegate-{first}"), "team-tools".to_owned()]
+    );
 }
 
 #[tokio::test]
-async fn given_a_granted_request_that_ends_early_when_revoke_sees_the_status_then_the_grant_goes_at_once() {
+async fn given_a_granted_request_that_ends_early_when_revoke_sees_the_status_then_the_grant_goes_at_once()
+ {
     // Given one granted request per status that ends a change request early
     let s = Scene::new(false).await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
-    let revoker = Revoker::new(RevokeConfig::from_source(&|_: &str| None).unwrap(), &s.world.sdk);
-    let statuses = ["Cancelled", "Rejected", "Closed", "Failed", "TimedOut", "CompletedWithFailure", "ChangeCalendarOverrideRejected"];
+    let revoker = Revoker::new(
+        RevokeConfig::from_source(&|_: &str| None).unwrap(),
+        &s.world.sdk,
+    );
+    let statuses = [
+        "Cancelled",
+        "Rejected",
+        "Closed",
+        "Failed",
+        "TimedOut",
+        "CompletedWithFailure",
+        "ChangeCalendarOverrideRejected",
+    ];
     for status in statuses {
         // (A cancellable request is one still waiting for its scheduled time.)
         let later = (status == "Cancelled").then(|| Utc::now() + chrono::TimeDelta::hours(1));
-        let id = s.file_scheduled(&alice, base(), later).await;
+        let id = s.world.try_file(&alice, base(), later).await.expect("file");
         s.world.signal(&bob, &id, true).await;
         let bodies = s.world.drain(&s.ssm_events).await;
         for b in &bodies {
             s.grantor.handle(as_event(b), Utc::now()).await.unwrap();
         }
-        assert!(s.world.policies("alice").await.contains(&format!("changegate-{id}")), "{status}: not granted");
+        assert!(
+            s.world
+                .policies("alice")
+                .await
+                .contains(&format!("changegate-{id}")),
+            "{status}: not granted"
+        );
         s.world.drain(&s.cg_events).await;
 
         // When Change Manager reports the status (cancellation through the real call)
         let mut ended = bodies.last().cloned().unwrap();
         if status == "Cancelled" {
             let ssm = aws_sdk_ssm::Client::new(&s.world.aws.sdk_as(&alice).await);
-            ssm.stop_automation_execution().automation_execution_id(&id).send().await.unwrap();
-            ended = s.world.drain(&s.ssm_events).await.pop().expect("Cancelled event");
+            ssm.stop_automation_execution()
+                .automation_execution_id(&id)
+                .send()
+                .await
+                .unwrap();
+            ended = s
+                .world
+                .drain(&s.ssm_events)
+                .await
+                .pop()
+                .expect("Cancelled event");
             assert_eq!(ended["detail"]["ops-item-status"], "Cancelled");
         } else {
             ended["detail"]["ops-item-status"] = status.into();
@@ -440,15 +785,30 @@ async fn given_a_granted_request_that_ends_early_when_revoke_sees_the_status_the
         let outcome = revoker.handle(ended, Utc::now(), None).await.unwrap();
 
         // Then the grant is gone before its window ends, and alice is told why
-        assert!(matches!(&outcome, RevokeOutcome::EndedEarly { cause, .. } if cause == status), "{status}: {outcome:?}");
-        assert!(!s.world.policies("alice").await.contains(&format!("changegate-{id}")), "{status}: still granted");
+        assert!(
+            matches!(&outcome, RevokeOutcome::EndedEarly { cause, .. } if cause == status),
+            "{status}: {outcome:?}"
+        );
+        assert!(
+            !s.world
+                .policies("alice")
+                .await
+                .contains(&format!("changegate-{id}")),
+            "{status}: still granted"
+        );
         let events = s.announce().await;
         assert_eq!(events.len(), 1, "{status}: {events:?}");
         assert_eq!(events[0]["detail-type"], "Access Revoked");
         assert_eq!(events[0]["detail"]["cause"], status);
         let published = s.world.aws.sns_published();
         let last = published.last().unwrap();
-        assert!(last["Message"].as_str().unwrap().contains(&format!("the change request is {status}")), "{status}");
+        assert!(
+            last["Message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("the change request is {status}")),
+            "{status}"
+        );
     }
 }
 
@@ -458,13 +818,24 @@ async fn given_a_status_that_does_not_end_access_when_revoke_sees_it_then_the_gr
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
     let (id, _, _) = run_one(&s, &alice, &bob, base()).await;
-    let revoker = Revoker::new(RevokeConfig::from_source(&|_: &str| None).unwrap(), &s.world.sdk);
-    let mut event: Value = serde_json::from_str(include_str!("../../events/change-request-approved.json")).unwrap();
-    event["detail"]["change-request-id"] = id.clone().into();
+    let revoker = Revoker::new(
+        RevokeConfig::from_source(&|_: &str| None).unwrap(),
+        &s.world.sdk,
+    );
+    let mut event = change_request_event(&id, "Approved");
     for status in ["CompletedWithSuccess", "Resolved", "Approved"] {
         event["detail"]["ops-item-status"] = status.into();
-        let outcome = revoker.handle(event.clone(), Utc::now(), None).await.unwrap();
-        assert!(matches!(outcome, RevokeOutcome::Ignored { .. }), "{status}: {outcome:?}");
+        let outcome = revoker
+            .handle(event.clone(), Utc::now(), None)
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, RevokeOutcome::Ignored { .. }),
+            "{status}: {outcome:?}"
+        );
     }
-    assert_eq!(s.world.policies("alice").await, vec![format!("changegate-{id}")]);
+    assert_eq!(
+        s.world.policies("alice").await,
+        vec![format!("changegate-{id}")]
+    );
 }

@@ -28,16 +28,28 @@ impl Scene {
     async fn new() -> Self {
         let world = World::new().await;
         let ssm_events = world.capture("ssm-events", change_request_pattern()).await;
-        let cg_events = world.capture("changegate-events", changegate_pattern()).await;
+        let cg_events = world
+            .capture("changegate-events", changegate_pattern())
+            .await;
         let grantor = Grantor::new(config("480"), &world.sdk);
-        Self { world, grantor, ssm_events, cg_events }
+        Self {
+            world,
+            grantor,
+            ssm_events,
+            cg_events,
+        }
     }
 
     /// Hands every queued Change Manager event to grant, in order.
     async fn deliver(&self) -> Vec<GrantOutcome> {
         let mut outcomes = Vec::new();
         for body in self.world.drain(&self.ssm_events).await {
-            outcomes.push(self.grantor.handle(as_event(&body), Utc::now()).await.expect("no fault"));
+            outcomes.push(
+                self.grantor
+                    .handle(as_event(&body), Utc::now())
+                    .await
+                    .expect("no fault"),
+            );
         }
         outcomes
     }
@@ -47,40 +59,71 @@ impl Scene {
     }
 }
 
-fn request<'a>(user: &'a str, account: &'a str, start: &'a str, end: &'a str) -> [(&'a str, &'a str); 4] {
-    [("IAMUserName", user), ("AWSAccountId", account), ("StartTime", start), ("EndTime", end)]
-}
-
 #[tokio::test]
-async fn given_an_approved_request_when_granting_then_one_windowed_policy_is_attached_and_announced() {
+async fn given_an_approved_request_when_granting_then_one_windowed_policy_is_attached_and_announced()
+ {
     // Given alice files a request written in +09:00 and bob approves it
     let s = Scene::new().await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
     let (start, end) = (at(-60, "+09:00"), at(3600, "+09:00"));
-    let id = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &start, &end)).await;
+    let id = s
+        .world
+        .file_request(&alice, request("alice", PROD_ACCOUNT, &start, &end))
+        .await;
     s.world.signal(&bob, &id, true).await;
 
     // When every status event Change Manager emitted reaches grant
     let outcomes = s.deliver().await;
 
     // Then exactly one delivery granted, the others changed nothing
-    let granted = outcomes.iter().filter(|o| matches!(o, GrantOutcome::Granted { .. })).count();
+    let granted = outcomes
+        .iter()
+        .filter(|o| matches!(o, GrantOutcome::Granted { .. }))
+        .count();
     assert_eq!(granted, 1, "{outcomes:?}");
-    assert!(outcomes.iter().all(|o| !matches!(o, GrantOutcome::Refused { .. })), "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| !matches!(o, GrantOutcome::Refused { .. })),
+        "{outcomes:?}"
+    );
 
     // And the policy is the windowed AssumeRole on the production role, in UTC
     let name = format!("changegate-{id}");
     assert_eq!(s.world.policies("alice").await, vec![name.clone()]);
-    let doc = s.world.iam.get_user_policy().user_name("alice").policy_name(&name).send().await.unwrap();
+    let doc = s
+        .world
+        .iam
+        .get_user_policy()
+        .user_name("alice")
+        .policy_name(&name)
+        .send()
+        .await
+        .unwrap();
     let doc: Value = serde_json::from_str(&percent_decode(doc.policy_document())).unwrap();
     let stmt = &doc["Statement"][0];
     assert_eq!(doc["Statement"].as_array().unwrap().len(), 1);
     assert_eq!(stmt["Action"], "sts:AssumeRole");
-    assert_eq!(stmt["Resource"], format!("arn:aws:iam::{PROD_ACCOUNT}:role/CM-Prd-role"));
-    let utc = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc).format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    assert_eq!(stmt["Condition"]["DateGreaterThan"]["aws:CurrentTime"], utc(&start));
-    assert_eq!(stmt["Condition"]["DateLessThan"]["aws:CurrentTime"], utc(&end));
+    assert_eq!(
+        stmt["Resource"],
+        format!("arn:aws:iam::{PROD_ACCOUNT}:role/CM-Prd-role")
+    );
+    let utc = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .with_timezone(&Utc)
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    assert_eq!(
+        stmt["Condition"]["DateGreaterThan"]["aws:CurrentTime"],
+        utc(&start)
+    );
+    assert_eq!(
+        stmt["Condition"]["DateLessThan"]["aws:CurrentTime"],
+        utc(&end)
+    );
 
     // And exactly one Access Granted event went out, with the requester's offset
     let events = s.changegate_events().await;
@@ -96,13 +139,27 @@ async fn given_a_granted_request_when_its_events_are_redelivered_then_nothing_ch
     let s = Scene::new().await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
-    let id = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z"))).await;
+    let id = s
+        .world
+        .file_request(
+            &alice,
+            request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
+        )
+        .await;
     s.world.signal(&bob, &id, true).await;
     let bodies = s.world.drain(&s.ssm_events).await;
     for b in &bodies {
         s.grantor.handle(as_event(b), Utc::now()).await.unwrap();
     }
-    let before = s.world.iam.get_user_policy().user_name("alice").policy_name(format!("changegate-{id}")).send().await.unwrap();
+    let before = s
+        .world
+        .iam
+        .get_user_policy()
+        .user_name("alice")
+        .policy_name(format!("changegate-{id}"))
+        .send()
+        .await
+        .unwrap();
     s.changegate_events().await;
 
     // When all of them arrive again
@@ -112,34 +169,77 @@ async fn given_a_granted_request_when_its_events_are_redelivered_then_nothing_ch
     }
 
     // Then the policy is untouched and nothing new is announced
-    let after = s.world.iam.get_user_policy().user_name("alice").policy_name(format!("changegate-{id}")).send().await.unwrap();
+    let after = s
+        .world
+        .iam
+        .get_user_policy()
+        .user_name("alice")
+        .policy_name(format!("changegate-{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(before.policy_document(), after.policy_document());
-    assert!(again.iter().all(|o| matches!(o, GrantOutcome::AlreadyDecided { .. } | GrantOutcome::Ignored { .. })), "{again:?}");
+    assert!(
+        again.iter().all(|o| matches!(
+            o,
+            GrantOutcome::AlreadyDecided { .. } | GrantOutcome::Ignored { .. }
+        )),
+        "{again:?}"
+    );
     assert!(s.changegate_events().await.is_empty());
 }
 
 #[tokio::test]
-async fn given_a_grant_attached_but_never_announced_when_an_event_is_redelivered_then_it_is_announced_once() {
+async fn given_a_grant_attached_but_never_announced_when_an_event_is_redelivered_then_it_is_announced_once()
+ {
     // Given an approved request whose policy is on alice, as if grant had
     // stopped between PutUserPolicy and PutEvents
     let s = Scene::new().await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
-    let id = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z"))).await;
+    let id = s
+        .world
+        .file_request(
+            &alice,
+            request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
+        )
+        .await;
     s.world.signal(&bob, &id, true).await;
     let bodies = s.world.drain(&s.ssm_events).await;
-    let approved = bodies.iter().find(|b| b["detail"]["ops-item-status"] == "Approved").unwrap();
+    let approved = bodies
+        .iter()
+        .find(|b| b["detail"]["ops-item-status"] == "Approved")
+        .unwrap();
     let check = changegate::grant::check_request(
         &changegate::ids::ChangeRequestId::parse(&id).unwrap(),
         &serde_json::from_value(approved["detail"].clone()).unwrap(),
-        changegate::aws::Ssm::new(aws_sdk_ssm::Client::new(&s.world.sdk)).change_request(&id).await.unwrap().as_ref(),
+        changegate::aws::Ssm::new(aws_sdk_ssm::Client::new(&s.world.sdk))
+            .change_request(&id)
+            .await
+            .unwrap()
+            .as_ref(),
         &config("480"),
         Utc::now(),
     )
     .unwrap();
-    let record = changegate::aws::UserRecord { tag: Some(PROD_ACCOUNT.into()), inline_policies: vec![] };
-    let Ok(changegate::grant::Verdict::Grant(grant)) = changegate::grant::decide(&check, &record, &config("480")) else { panic!() };
-    s.world.iam.put_user_policy().user_name("alice").policy_name(grant.policy_name()).policy_document(grant.document_json()).send().await.unwrap();
+    let record = changegate::aws::UserRecord {
+        tag: Some(PROD_ACCOUNT.into()),
+        inline_policies: vec![],
+    };
+    let Ok(changegate::grant::Verdict::Grant(grant)) =
+        changegate::grant::decide(&check, &record, &config("480"))
+    else {
+        panic!()
+    };
+    s.world
+        .iam
+        .put_user_policy()
+        .user_name("alice")
+        .policy_name(grant.policy_name())
+        .policy_document(grant.document_json())
+        .send()
+        .await
+        .unwrap();
 
     // When the events are delivered (again)
     let mut outcomes = Vec::new();
@@ -148,8 +248,20 @@ async fn given_a_grant_attached_but_never_announced_when_an_event_is_redelivered
     }
 
     // Then the grant is announced exactly once, and the policy is unchanged
-    assert_eq!(outcomes.iter().filter(|o| matches!(o, GrantOutcome::AlreadyGranted { .. })).count(), 1, "{outcomes:?}");
-    assert!(!outcomes.iter().any(|o| matches!(o, GrantOutcome::Granted { .. })), "{outcomes:?}");
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, GrantOutcome::AlreadyGranted { .. }))
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        !outcomes
+            .iter()
+            .any(|o| matches!(o, GrantOutcome::Granted { .. })),
+        "{outcomes:?}"
+    );
     let events = s.changegate_events().await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["detail-type"], "Access Granted");
@@ -161,29 +273,65 @@ async fn given_a_refused_request_when_every_status_event_arrives_then_the_reques
     let s = Scene::new().await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
-    let id = s.world.file_request(&alice, &request("alice", "444455556666", &at(0, "Z"), &at(600, "Z"))).await;
+    let id = s
+        .world
+        .file_request(
+            &alice,
+            request("alice", "444455556666", &at(0, "Z"), &at(600, "Z")),
+        )
+        .await;
     s.world.signal(&bob, &id, true).await;
 
     let outcomes = s.deliver().await;
 
-    assert_eq!(outcomes.iter().filter(|o| matches!(o, GrantOutcome::Refused { .. })).count(), 1, "{outcomes:?}");
-    assert_eq!(outcomes.iter().filter(|o| matches!(o, GrantOutcome::AlreadyDecided { .. })).count(), 2, "{outcomes:?}");
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, GrantOutcome::Refused { .. }))
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, GrantOutcome::AlreadyDecided { .. }))
+            .count(),
+        2,
+        "{outcomes:?}"
+    );
     assert_eq!(s.changegate_events().await.len(), 1);
 }
 
 #[tokio::test]
-async fn given_two_approved_requests_of_one_user_when_granting_then_both_policies_live_side_by_side() {
+async fn given_two_approved_requests_of_one_user_when_granting_then_both_policies_live_side_by_side()
+ {
     let s = Scene::new().await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
-    let first = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z"))).await;
-    let second = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &at(3600, "Z"), &at(7200, "Z"))).await;
+    let first = s
+        .world
+        .file_request(
+            &alice,
+            request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
+        )
+        .await;
+    let second = s
+        .world
+        .file_request(
+            &alice,
+            request("alice", PROD_ACCOUNT, &at(3600, "Z"), &at(7200, "Z")),
+        )
+        .await;
     s.world.signal(&bob, &first, true).await;
     s.world.signal(&bob, &second, true).await;
 
     s.deliver().await;
 
-    let mut want = vec![format!("changegate-{first}"), format!("changegate-{second}")];
+    let mut want = vec![
+        format!("changegate-{first}"),
+        format!("changegate-{second}"),
+    ];
     want.sort();
     let mut got = s.world.policies("alice").await;
     got.sort();
@@ -192,7 +340,7 @@ async fn given_two_approved_requests_of_one_user_when_granting_then_both_policie
 
 /// Runs one request through approval and grant; returns grant's outcomes and
 /// changegate's events.
-async fn refused_case(s: &Scene, filer: &Creds, params: &[(&str, &str)]) -> (Vec<GrantOutcome>, Vec<Value>) {
+async fn refused_case(s: &Scene, filer: &Creds, params: Params) -> (Vec<GrantOutcome>, Vec<Value>) {
     let (_, bob) = s.world.user("bob").await;
     let id = s.world.file_request(filer, params).await;
     s.world.signal(&bob, &id, true).await;
@@ -200,43 +348,87 @@ async fn refused_case(s: &Scene, filer: &Creds, params: &[(&str, &str)]) -> (Vec
 }
 
 #[tokio::test]
-async fn given_requests_that_break_a_rule_when_granting_then_each_is_refused_with_its_reason_and_iam_is_untouched() {
-    let cases: Vec<(Vec<(&str, String)>, &str, &str)> = vec![
-        (vec![("AWSAccountId", "444455556666".into())], "account-not-allowed", "Account 444455556666 is not one changegate may grant access to"),
-        (vec![("IAMUserName", "carol".into())], "not-the-requester", "asks for access for carol, but it was filed by alice"),
-        (vec![("EndTime", at(9 * 3600, "Z"))], "window-too-long", "the most allowed is 480 minutes"),
-        (vec![("StartTime", at(-7200, "Z")), ("EndTime", at(-3600, "Z"))], "window-ended", "The window ended at"),
-        (vec![("StartTime", "2026-12-01T18:00:00".into())], "invalid-time", "StartTime has no time zone"),
-        (vec![("StartTime", at(600, "Z")), ("EndTime", at(60, "Z"))], "end-not-after-start", "is not after StartTime"),
+async fn given_requests_that_break_a_rule_when_granting_then_each_is_refused_with_its_reason_and_iam_is_untouched()
+ {
+    // (parameters to change, reason code, part of the reason)
+    type Case<'a> = (Vec<(&'a str, String)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec![("AWSAccountId", "444455556666".into())],
+            "account-not-allowed",
+            "Account 444455556666 is not one changegate may grant access to",
+        ),
+        (
+            vec![("IAMUserName", "carol".into())],
+            "not-the-requester",
+            "asks for access for carol, but it was filed by alice",
+        ),
+        (
+            vec![("EndTime", at(9 * 3600, "Z"))],
+            "window-too-long",
+            "the most allowed is 480 minutes",
+        ),
+        (
+            vec![("StartTime", at(-7200, "Z")), ("EndTime", at(-3600, "Z"))],
+            "window-ended",
+            "The window ended at",
+        ),
+        (
+            vec![("StartTime", "2026-12-01T18:00:00".into())],
+            "invalid-time",
+            "StartTime has no time zone",
+        ),
+        (
+            vec![("StartTime", at(600, "Z")), ("EndTime", at(60, "Z"))],
+            "end-not-after-start",
+            "is not after StartTime",
+        ),
     ];
     for (overrides, code, reason) in cases {
         // Given alice files a request that breaks one rule, and it is approved
         let s = Scene::new().await;
         let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
         s.world.user("carol").await;
-        let mut params: Vec<(&str, String)> = vec![
-            ("IAMUserName", "alice".into()),
-            ("AWSAccountId", PROD_ACCOUNT.into()),
-            ("StartTime", at(0, "Z")),
-            ("EndTime", at(3600, "Z")),
-        ];
-        for (k, v) in &overrides {
-            params.iter_mut().filter(|(n, _)| n == k).for_each(|p| p.1 = v.clone());
+        let mut params = request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(3600, "Z"));
+        for (k, v) in overrides.iter().cloned() {
+            params.insert(k.to_owned(), vec![v]);
         }
-        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
         // When grant sees its events
-        let (outcomes, events) = refused_case(&s, &alice, &params).await;
+        let (outcomes, events) = refused_case(&s, &alice, params).await;
 
         // Then it is refused with that reason, announced to alice, and no one got a policy
-        assert!(outcomes.iter().any(|o| matches!(o, GrantOutcome::Refused { reason_code, .. } if reason_code == code)), "{code}: {outcomes:?}");
-        assert!(!outcomes.iter().any(|o| matches!(o, GrantOutcome::Granted { .. })), "{code}");
-        let refusal = events.iter().find(|e| e["detail-type"] == "Access Refused").unwrap_or_else(|| panic!("{code}: {events:?}"));
+        assert!(
+            outcomes.iter().any(
+                |o| matches!(o, GrantOutcome::Refused { reason_code, .. } if reason_code == code)
+            ),
+            "{code}: {outcomes:?}"
+        );
+        assert!(
+            !outcomes
+                .iter()
+                .any(|o| matches!(o, GrantOutcome::Granted { .. })),
+            "{code}"
+        );
+        let refusal = events
+            .iter()
+            .find(|e| e["detail-type"] == "Access Refused")
+            .unwrap_or_else(|| panic!("{code}: {events:?}"));
         assert_eq!(refusal["detail"]["reason-code"], code);
         assert_eq!(refusal["detail"]["user"], "alice");
-        assert!(refusal["detail"]["reason"].as_str().unwrap().contains(reason), "{code}: {}", refusal["detail"]["reason"]);
+        assert!(
+            refusal["detail"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains(reason),
+            "{code}: {}",
+            refusal["detail"]["reason"]
+        );
         for user in ["alice", "bob", "carol"] {
-            assert!(s.world.policies(user).await.is_empty(), "{code}: {user} has a policy");
+            assert!(
+                s.world.policies(user).await.is_empty(),
+                "{code}: {user} has a policy"
+            );
         }
     }
 }
@@ -246,19 +438,43 @@ async fn given_an_event_claiming_approval_when_ssm_says_pending_then_refused_as_
     // Given a request that nobody approved, and a forged "Approved" event for it
     let s = Scene::new().await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
-    let id = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z"))).await;
-    let mut pending = s.world.drain(&s.ssm_events).await.pop().expect("PendingApproval event");
+    let id = s
+        .world
+        .file_request(
+            &alice,
+            request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
+        )
+        .await;
+    let mut pending = s
+        .world
+        .drain(&s.ssm_events)
+        .await
+        .pop()
+        .expect("PendingApproval event");
     assert_eq!(pending["detail"]["ops-item-status"], "PendingApproval");
     pending["detail"]["ops-item-status"] = "Approved".into();
 
     // When grant receives it
-    let outcome = s.grantor.handle(as_event(&pending), Utc::now()).await.unwrap();
+    let outcome = s
+        .grantor
+        .handle(as_event(&pending), Utc::now())
+        .await
+        .unwrap();
 
     // Then SSM's word wins: refused, nothing attached
-    assert!(matches!(&outcome, GrantOutcome::Refused { reason_code, .. } if reason_code == "not-approved"), "{outcome:?}");
+    assert!(
+        matches!(&outcome, GrantOutcome::Refused { reason_code, .. } if reason_code == "not-approved"),
+        "{outcome:?}"
+    );
     assert!(s.world.policies("alice").await.is_empty());
     let events = s.changegate_events().await;
-    assert!(events[0]["detail"]["reason"].as_str().unwrap().contains("PendingApproval"), "{events:?}");
+    assert!(
+        events[0]["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("PendingApproval"),
+        "{events:?}"
+    );
     let _ = id;
 }
 
@@ -266,21 +482,57 @@ async fn given_an_event_claiming_approval_when_ssm_says_pending_then_refused_as_
 async fn given_an_event_for_a_change_request_ssm_does_not_know_when_granting_then_refused() {
     let s = Scene::new().await;
     s.world.user("alice").await;
-    let mut event: Value = serde_json::from_str(include_str!("../../events/change-request-approved.json")).unwrap();
-    event["detail"]["ops-item-created-by"] = format!("arn:aws:iam::{HOME_ACCOUNT}:user/alice").into();
-    let outcome = s.grantor.handle(as_event(&event), Utc::now()).await.unwrap();
-    assert!(matches!(&outcome, GrantOutcome::Refused { reason_code, .. } if reason_code == "change-request-not-found"), "{outcome:?}");
+    let mut event = change_request_event("6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64", "Approved");
+    event["detail"]["ops-item-created-by"] =
+        format!("arn:aws:iam::{HOME_ACCOUNT}:user/alice").into();
+    let outcome = s
+        .grantor
+        .handle(as_event(&event), Utc::now())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcome, GrantOutcome::Refused { reason_code, .. } if reason_code == "change-request-not-found"),
+        "{outcome:?}"
+    );
     assert!(s.world.policies("alice").await.is_empty());
 }
 
 #[tokio::test]
-async fn given_the_requester_was_deleted_before_approval_when_granting_then_refused_as_no_such_user() {
+async fn given_the_requester_was_deleted_before_approval_when_granting_then_refused_as_no_such_user()
+ {
     let s = Scene::new().await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
-    let id = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z"))).await;
-    s.world.iam.delete_access_key().user_name("alice").access_key_id(&alice.access_key).send().await.unwrap();
-    s.world.iam.delete_user().user_name("alice").send().await.unwrap();
+    let id = s
+        .world
+        .file_request(
+            &alice,
+            request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
+        )
+        .await;
+    s.world
+        .iam
+        .remove_user_from_group()
+        .group_name(APPROVERS_GROUP)
+        .user_name("alice")
+        .send()
+        .await
+        .unwrap();
+    s.world
+        .iam
+        .delete_access_key()
+        .user_name("alice")
+        .access_key_id(&alice.access_key)
+        .send()
+        .await
+        .unwrap();
+    s.world
+        .iam
+        .delete_user()
+        .user_name("alice")
+        .send()
+        .await
+        .unwrap();
     s.world.signal(&bob, &id, true).await;
 
     let outcomes = s.deliver().await;
@@ -293,17 +545,35 @@ async fn given_pending_or_rejected_statuses_when_granting_then_ignored_without_c
     let s = Scene::new().await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
-    let id = s.world.file_request(&alice, &request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z"))).await;
+    let id = s
+        .world
+        .file_request(
+            &alice,
+            request("alice", PROD_ACCOUNT, &at(0, "Z"), &at(600, "Z")),
+        )
+        .await;
     s.world.signal(&bob, &id, false).await;
 
     let outcomes = s.deliver().await;
 
-    assert_eq!(outcomes.len(), 2, "PendingApproval and Rejected: {outcomes:?}");
-    assert!(outcomes.iter().all(|o| matches!(o, GrantOutcome::Ignored { .. })), "{outcomes:?}");
+    assert_eq!(
+        outcomes.len(),
+        2,
+        "PendingApproval and Rejected: {outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, GrantOutcome::Ignored { .. })),
+        "{outcomes:?}"
+    );
     assert!(s.world.policies("alice").await.is_empty());
     assert!(s.changegate_events().await.is_empty());
 }
 
 fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8().expect("UTF-8 policy").into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .expect("UTF-8 policy")
+        .into_owned()
 }

@@ -1,57 +1,73 @@
 //! revoke and notify against the local AWS.
 
 use changegate::aws::Fault;
-use changegate::config::{NotifyConfig, RevokeConfig, VAR_TOPIC_ARN};
+use changegate::config::{NotifyConfig, VAR_TOPIC_ARN};
 use changegate::events::ChangegateEvent;
-use changegate::ids::{AccountId, ChangeRequestId, IamUserName, RoleName};
-use changegate::notify::{NotifyOutcome, Notifier};
-use changegate::policy::Grant;
-use changegate::revoke::{RevokeOutcome, Revoker};
-use changegate::window::{Window, parse_time};
+use changegate::notify::{Notifier, NotifyOutcome};
+use changegate::revoke::RevokeOutcome;
 use changegate_tests::*;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-fn grant(id: &str, user: &str, start: &str, end: &str) -> Grant {
-    Grant {
-        change_request: ChangeRequestId::parse(id).unwrap(),
-        user: IamUserName::parse(user).unwrap(),
-        account: AccountId::parse(PROD_ACCOUNT).unwrap(),
-        role: RoleName::parse("CM-Prd-role").unwrap(),
-        window: Window::new(parse_time(start).unwrap(), parse_time(end).unwrap()).unwrap(),
-    }
-}
-
-async fn attach(world: &World, g: &Grant) {
-    world.iam.put_user_policy().user_name(g.user.as_str()).policy_name(g.policy_name()).policy_document(g.document_json()).send().await.unwrap();
-}
-
-fn revoker(world: &World) -> Revoker {
-    Revoker::new(RevokeConfig::from_source(&|_: &str| None).unwrap(), &world.sdk)
-}
-
 #[tokio::test]
-async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_grants_are_removed_and_announced() {
+async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_grants_are_removed_and_announced()
+ {
     // Given alice holds an ended grant and an active one, bob an ended grant written
     // in +09:00, and carol a hand-made policy and a look-alike that is not a grant
     let world = World::new().await;
-    let events = world.capture("changegate-events", changegate_pattern()).await;
+    let events = world
+        .capture("changegate-events", changegate_pattern())
+        .await;
     for u in ["alice", "bob", "carol"] {
         world.user(u).await;
     }
-    let ended = grant("a0000000-0000-0000-0000-000000000001", "alice", &at(-7200, "Z"), &at(-60, "Z"));
-    let active = grant("a0000000-0000-0000-0000-000000000002", "alice", &at(-60, "Z"), &at(3600, "Z"));
-    let bobs = grant("b0000000-0000-0000-0000-000000000003", "bob", &at(-7200, "+09:00"), &at(-1, "+09:00"));
+    let ended = grant_of(
+        "a0000000-0000-0000-0000-000000000001",
+        "alice",
+        &at(-7200, "Z"),
+        &at(-60, "Z"),
+    );
+    let active = grant_of(
+        "a0000000-0000-0000-0000-000000000002",
+        "alice",
+        &at(-60, "Z"),
+        &at(3600, "Z"),
+    );
+    let bobs = grant_of(
+        "b0000000-0000-0000-0000-000000000003",
+        "bob",
+        &at(-7200, "+09:00"),
+        &at(-1, "+09:00"),
+    );
     for g in [&ended, &active, &bobs] {
-        attach(&world, g).await;
+        world.attach(g).await;
     }
     let foreign = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#;
-    world.iam.put_user_policy().user_name("carol").policy_name("DO-NOT-DELETE-CM-Policy").policy_document(foreign).send().await.unwrap();
-    world.iam.put_user_policy().user_name("carol").policy_name("changegate-handmade").policy_document(foreign).send().await.unwrap();
+    world
+        .iam
+        .put_user_policy()
+        .user_name("carol")
+        .policy_name("DO-NOT-DELETE-CM-Policy")
+        .policy_document(foreign)
+        .send()
+        .await
+        .unwrap();
+    world
+        .iam
+        .put_user_policy()
+        .user_name("carol")
+        .policy_name("changegate-handmade")
+        .policy_document(foreign)
+        .send()
+        .await
+        .unwrap();
 
     // When the sweep runs
-    let scheduled: Value = serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
-    let RevokeOutcome::Swept(report) = revoker(&world).handle(scheduled, Utc::now(), None).await.expect("sweep") else {
+    let RevokeOutcome::Swept(report) = revoker(&world.sdk)
+        .handle(scheduled_event(), Utc::now(), None)
+        .await
+        .expect("sweep")
+    else {
         panic!("a scheduled event must sweep")
     };
 
@@ -60,7 +76,13 @@ async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_g
     assert!(world.policies("bob").await.is_empty());
     let mut carol = world.policies("carol").await;
     carol.sort();
-    assert_eq!(carol, vec!["DO-NOT-DELETE-CM-Policy".to_owned(), "changegate-handmade".to_owned()]);
+    assert_eq!(
+        carol,
+        vec![
+            "DO-NOT-DELETE-CM-Policy".to_owned(),
+            "changegate-handmade".to_owned()
+        ]
+    );
     assert_eq!(report.revoked.len(), 2, "{report:?}");
     assert_eq!(report.active_grants, 1);
     assert_eq!(report.users_scanned, 3);
@@ -69,65 +91,134 @@ async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_g
     let got = world.drain(&events).await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got.iter().all(|e| e["detail-type"] == "Access Revoked"));
-    let bob_event = got.iter().find(|e| e["detail"]["user"] == "bob").expect("bob's revocation");
+    let bob_event = got
+        .iter()
+        .find(|e| e["detail"]["user"] == "bob")
+        .expect("bob's revocation");
     assert_eq!(bob_event["detail"]["window"]["end-offset"], "+09:00");
 
     // And a second sweep finds nothing more to do
-    let again = revoker(&world).sweep(Utc::now(), None).await.unwrap();
-    assert!(again.revoked.is_empty() && again.already_gone.is_empty(), "{again:?}");
+    let again = revoker(&world.sdk).sweep(Utc::now(), None).await.unwrap();
+    assert!(
+        again.revoked.is_empty() && again.already_gone.is_empty(),
+        "{again:?}"
+    );
     assert!(world.drain(&events).await.is_empty());
 }
 
 #[tokio::test]
-async fn given_more_users_than_one_page_when_sweeping_then_every_page_is_read_and_grants_on_later_pages_go_too() {
+async fn given_more_users_than_one_page_when_sweeping_then_every_page_is_read_and_grants_on_later_pages_go_too()
+ {
     // Given 1,050 users (two pages of 1,000) with an expired grant on the last one
     let world = World::new().await;
     for i in 0..1050 {
-        world.iam.create_user().user_name(format!("user{i:04}")).send().await.unwrap();
+        world
+            .iam
+            .create_user()
+            .user_name(format!("user{i:04}"))
+            .send()
+            .await
+            .unwrap();
     }
-    let ended = grant("a0000000-0000-0000-0000-000000000001", "user1049", &at(-7200, "Z"), &at(-60, "Z"));
-    attach(&world, &ended).await;
+    let ended = grant_of(
+        "a0000000-0000-0000-0000-000000000001",
+        "user1049",
+        &at(-7200, "Z"),
+        &at(-60, "Z"),
+    );
+    world.attach(&ended).await;
 
-    let report = revoker(&world).sweep(Utc::now(), None).await.unwrap();
+    let report = revoker(&world.sdk).sweep(Utc::now(), None).await.unwrap();
 
-    assert_eq!((report.pages_read, report.users_scanned), (2, 1050), "{report:?}");
+    assert_eq!(
+        (report.pages_read, report.users_scanned),
+        (2, 1050),
+        "{report:?}"
+    );
     assert_eq!(report.revoked, vec![ended.policy_name()]);
     assert!(world.policies("user1049").await.is_empty());
 }
 
 #[tokio::test]
-async fn given_the_deadline_is_near_when_sweeping_then_nothing_is_started_and_the_invocation_fails_naming_what_is_left() {
+async fn given_the_deadline_is_near_when_sweeping_then_nothing_is_started_and_the_invocation_fails_naming_what_is_left()
+ {
     let world = World::new().await;
     world.user("alice").await;
-    let ended = grant("a0000000-0000-0000-0000-000000000001", "alice", &at(-7200, "Z"), &at(-60, "Z"));
-    attach(&world, &ended).await;
+    let ended = grant_of(
+        "a0000000-0000-0000-0000-000000000001",
+        "alice",
+        &at(-7200, "Z"),
+        &at(-60, "Z"),
+    );
+    world.attach(&ended).await;
 
     let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(3);
-    let err = revoker(&world).sweep(Utc::now(), Some(soon)).await.expect_err("no time for a revocation");
+    let err = revoker(&world.sdk)
+        .sweep(Utc::now(), Some(soon))
+        .await
+        .expect_err("no time for a revocation");
 
-    let Fault::Sweep(failures) = &err else { panic!("{err}") };
-    assert!(failures[0].contains("deadline") && failures[0].contains(&ended.policy_name()), "{failures:?}");
+    let Fault::Sweep(failures) = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        failures[0].contains("deadline") && failures[0].contains(&ended.policy_name()),
+        "{failures:?}"
+    );
     assert_eq!(world.policies("alice").await, vec![ended.policy_name()]);
 }
 
 #[tokio::test]
 async fn given_the_local_aws_is_down_when_sweeping_then_the_invocation_fails_with_a_fault() {
     let world = World::new().await;
-    let sweeper = revoker(&world);
+    let sweeper = revoker(&world.sdk);
     drop(world.aws);
-    let err = sweeper.sweep(Utc::now(), None).await.expect_err("no AWS, no sweep");
-    assert!(matches!(err, Fault::Aws { operation: "iam:GetAccountAuthorizationDetails", .. }), "{err}");
+    let err = sweeper
+        .sweep(Utc::now(), None)
+        .await
+        .expect_err("no AWS, no sweep");
+    assert!(
+        matches!(
+            err,
+            Fault::Aws {
+                operation: "iam:GetAccountAuthorizationDetails",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 async fn notifier_with_subscriptions(world: &World) -> (Notifier, String, String) {
     let sns = aws_sdk_sns::Client::new(&world.sdk);
-    let topic = sns.create_topic().name("changegate-notifications").send().await.unwrap().topic_arn().unwrap().to_owned();
+    let topic = sns
+        .create_topic()
+        .name("changegate-notifications")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_owned();
     let subscribe = |name: &'static str, filter: Option<Value>| {
         let (sns, topic) = (sns.clone(), topic.clone());
         async move {
-            let url = world.sqs.create_queue().queue_name(name).send().await.unwrap().queue_url().unwrap().to_owned();
+            let url = world
+                .sqs
+                .create_queue()
+                .queue_name(name)
+                .send()
+                .await
+                .unwrap()
+                .queue_url()
+                .unwrap()
+                .to_owned();
             let arn = world.queue_arn(&url).await;
-            let mut sub = sns.subscribe().topic_arn(topic).protocol("sqs").endpoint(arn);
+            let mut sub = sns
+                .subscribe()
+                .topic_arn(topic)
+                .protocol("sqs")
+                .endpoint(arn);
             if let Some(f) = filter {
                 sub = sub.attributes("FilterPolicy", f.to_string());
             }
@@ -138,25 +229,41 @@ async fn notifier_with_subscriptions(world: &World) -> (Notifier, String, String
     let everything = subscribe("security-team", None).await;
     let alices = subscribe("alice-only", Some(json!({"user": ["alice"]}))).await;
     let arn = topic.clone();
-    let config = NotifyConfig::from_source(&move |k: &str| (k == VAR_TOPIC_ARN).then(|| arn.clone())).unwrap();
+    let config =
+        NotifyConfig::from_source(&move |k: &str| (k == VAR_TOPIC_ARN).then(|| arn.clone()))
+            .unwrap();
     (Notifier::new(config, &world.sdk), everything, alices)
 }
 
 #[tokio::test]
-async fn given_changegate_and_change_manager_events_when_notifying_then_each_person_gets_their_own_messages() {
+async fn given_changegate_and_change_manager_events_when_notifying_then_each_person_gets_their_own_messages()
+ {
     // Given a topic with a security-team subscription and one filtered to alice
     let world = World::new().await;
     let (notifier, everything, alices) = notifier_with_subscriptions(&world).await;
 
     // When alice's grant and bob's pending request are notified
-    let alice = grant("a0000000-0000-0000-0000-000000000001", "alice", "2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00");
-    let granted = ChangegateEvent::granted(&alice, "alice", &[format!("arn:aws:iam::{HOME_ACCOUNT}:user/bob")]);
+    let alice = grant_of(
+        "a0000000-0000-0000-0000-000000000001",
+        "alice",
+        "2026-12-01T18:00:00+09:00",
+        "2026-12-01T19:00:00+09:00",
+    );
+    let granted = ChangegateEvent::granted(
+        &alice,
+        "alice",
+        &[format!("arn:aws:iam::{HOME_ACCOUNT}:user/bob")],
+    );
     let body = json!({"detail-type": granted.detail_type(), "source": "changegate", "detail": serde_json::from_str::<Value>(&granted.detail_json()).unwrap()});
     let out = notifier.handle(as_event(&body)).await.unwrap();
-    assert!(matches!(&out, NotifyOutcome::Published { kind, .. } if kind == "access-granted"), "{out:?}");
-    let mut pending: Value = serde_json::from_str(include_str!("../../events/change-request-approved.json")).unwrap();
-    pending["detail"]["ops-item-status"] = "PendingApproval".into();
-    pending["detail"]["ops-item-created-by"] = format!("arn:aws:iam::{HOME_ACCOUNT}:user/bob").into();
+    assert!(
+        matches!(&out, NotifyOutcome::Published { kind, .. } if kind == "access-granted"),
+        "{out:?}"
+    );
+    let mut pending =
+        change_request_event("6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64", "PendingApproval");
+    pending["detail"]["ops-item-created-by"] =
+        format!("arn:aws:iam::{HOME_ACCOUNT}:user/bob").into();
     notifier.handle(as_event(&pending)).await.unwrap();
 
     // Then the security team sees both, alice only hers, with subject and attributes
@@ -164,14 +271,30 @@ async fn given_changegate_and_change_manager_events_when_notifying_then_each_per
     assert_eq!(all.len(), 2, "{all:?}");
     let mine = world.drain(&alices).await;
     assert_eq!(mine.len(), 1, "{mine:?}");
-    assert_eq!(mine[0]["Subject"], "[changegate] Access granted: alice to 111122223333/CM-Prd-role");
-    assert_eq!(mine[0]["MessageAttributes"]["kind"]["Value"], "access-granted");
+    assert_eq!(
+        mine[0]["Subject"],
+        "[changegate] Access granted: alice to 111122223333/CM-Prd-role"
+    );
+    assert_eq!(
+        mine[0]["MessageAttributes"]["kind"]["Value"],
+        "access-granted"
+    );
     let text = mine[0]["Message"].as_str().unwrap();
-    assert!(text.contains("2026-12-01 09:00:00 UTC (2026-12-01 18:00:00 +09:00)"), "{text}");
+    assert!(
+        text.contains("2026-12-01 09:00:00 UTC (2026-12-01 18:00:00 +09:00)"),
+        "{text}"
+    );
 
     // And the Slack (https) variant of what was published is a custom-notification card
     let published = world.aws.sns_published();
-    let raw = published.iter().find(|p| p["Subject"].as_str().is_some_and(|s| s.contains("Access granted"))).expect("published");
+    let raw = published
+        .iter()
+        .find(|p| {
+            p["Subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("Access granted"))
+        })
+        .expect("published");
     let structure: Value = serde_json::from_str(raw["Message"].as_str().unwrap()).unwrap();
     let card: Value = serde_json::from_str(structure["https"].as_str().unwrap()).unwrap();
     assert_eq!(card["source"], "custom");
@@ -183,13 +306,18 @@ async fn given_changegate_and_change_manager_events_when_notifying_then_each_per
 async fn given_statuses_that_need_no_message_when_notifying_then_nothing_is_published() {
     let world = World::new().await;
     let (notifier, everything, _) = notifier_with_subscriptions(&world).await;
-    let mut ev: Value = serde_json::from_str(include_str!("../../events/change-request-approved.json")).unwrap();
+    let mut ev = change_request_event("6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64", "Approved");
     for status in ["RunbookInProgress", "CompletedWithSuccess", "NoSuchStatus"] {
         ev["detail"]["ops-item-status"] = status.into();
         let out = notifier.handle(as_event(&ev)).await.unwrap();
-        assert!(matches!(out, NotifyOutcome::Skipped { .. }), "{status}: {out:?}");
+        assert!(
+            matches!(out, NotifyOutcome::Skipped { .. }),
+            "{status}: {out:?}"
+        );
     }
-    let scheduled: Value = serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
-    assert!(matches!(notifier.handle(as_event(&scheduled)).await.unwrap(), NotifyOutcome::Skipped { .. }));
+    assert!(matches!(
+        notifier.handle(as_event(&scheduled_event())).await.unwrap(),
+        NotifyOutcome::Skipped { .. }
+    ));
     assert!(world.drain(&everything).await.is_empty());
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use chrono::Utc;
+
 use changegate_tests::*;
 use serde_json::Value;
 
@@ -22,10 +24,16 @@ impl Run {
 
 /// Runs `function` once per event (one process, like a warm Lambda environment).
 fn invoke(function: &str, events: &[Value], env: &[(String, String)]) -> Run {
-    let dir = std::env::temp_dir().join(format!("changegate-{function}-{}-{}", std::process::id(), rand_suffix()));
+    let dir = std::env::temp_dir().join(format!(
+        "changegate-{function}-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let mut cmd = Command::new(python());
-    cmd.arg(workspace_root().join("tests/localaws/lambda_runtime.py")).arg("--binary").arg(built_binary(function));
+    cmd.arg(workspace_root().join("tests/localaws/lambda_runtime.py"))
+        .arg("--binary")
+        .arg(built_binary(function));
     for (i, e) in events.iter().enumerate() {
         let path: PathBuf = dir.join(format!("event-{i}.json"));
         std::fs::write(&path, e.to_string()).unwrap();
@@ -41,62 +49,132 @@ fn invoke(function: &str, events: &[Value], env: &[(String, String)]) -> Run {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v.get("request_id").is_some())
         .collect();
-    Run { invocations, output }
+    Run {
+        invocations,
+        output,
+    }
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
 }
 
 fn outcomes(run: &Run) -> Vec<String> {
-    run.invocations.iter().map(|i| i["response"]["outcome"].as_str().unwrap_or("error").to_owned()).collect()
+    run.invocations
+        .iter()
+        .map(|i| {
+            i["response"]["outcome"]
+                .as_str()
+                .unwrap_or("error")
+                .to_owned()
+        })
+        .collect()
 }
 
 #[tokio::test]
-async fn given_the_built_functions_when_a_request_is_filed_approved_and_its_window_ends_then_access_is_granted_notified_and_revoked() {
+async fn given_the_built_functions_when_a_request_is_filed_approved_and_its_window_ends_then_access_is_granted_notified_and_revoked()
+ {
     // Given the local AWS, alice and bob, the topic, and EventBridge rules feeding queues
     let world = World::new().await;
     let (_, alice) = world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = world.user("bob").await;
     let ssm_q = world.capture("ssm-events", change_request_pattern()).await;
-    let cg_q = world.capture("changegate-events", changegate_pattern()).await;
+    let cg_q = world
+        .capture("changegate-events", changegate_pattern())
+        .await;
     let sns = aws_sdk_sns::Client::new(&world.sdk);
-    let topic = sns.create_topic().name("changegate-notifications").send().await.unwrap().topic_arn().unwrap().to_owned();
+    let topic = sns
+        .create_topic()
+        .name("changegate-notifications")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_owned();
     let mut env = world.aws.function_env();
     env.push(("CHANGEGATE_ALLOWED_ACCOUNTS".into(), PROD_ACCOUNT.into()));
     env.push(("CHANGEGATE_TOPIC_ARN".into(), topic));
 
-    // When alice asks for a 15-second window written in +09:00 and bob approves
-    let end = chrono::Utc::now() + chrono::TimeDelta::seconds(15);
-    let params = [("IAMUserName", "alice"), ("AWSAccountId", PROD_ACCOUNT), ("StartTime", &at(-1, "+09:00")), ("EndTime", &at(15, "+09:00"))];
-    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_ref())).collect();
-    let id = world.file_request(&alice, &params).await;
+    // When alice asks for a 3-second window written in +09:00 and bob approves
+    // (the binaries read the real clock: this is the suite's one real wait)
+    let end = at(3, "+09:00");
+    let id = world
+        .file_request(
+            &alice,
+            request("alice", PROD_ACCOUNT, &at(-1, "+09:00"), &end),
+        )
+        .await;
     world.signal(&bob, &id, true).await;
     let ssm_events = world.drain(&ssm_q).await;
 
     // Then grant (every status event, one warm process) grants exactly once
     let grant = invoke("grant", &ssm_events, &env);
-    assert!(grant.output.status.success(), "grant failed: {}", grant.stderr());
+    assert!(
+        grant.output.status.success(),
+        "grant failed: {}",
+        grant.stderr()
+    );
     let got = outcomes(&grant);
     assert_eq!(got.iter().filter(|o| *o == "granted").count(), 1, "{got:?}");
-    assert_eq!(world.policies("alice").await, vec![format!("changegate-{id}")]);
+    assert_eq!(
+        world.policies("alice").await,
+        vec![format!("changegate-{id}")]
+    );
 
     // And notify tells people about the request and the grant
     let mut to_notify = ssm_events.clone();
     to_notify.extend(world.drain(&cg_q).await);
     let notify = invoke("notify", &to_notify, &env);
-    assert!(notify.output.status.success(), "notify failed: {}", notify.stderr());
-    let kinds: Vec<String> = notify.invocations.iter().filter_map(|i| i["response"]["kind"].as_str().map(str::to_owned)).collect();
-    assert_eq!(kinds, ["request-pending-approval", "request-approved", "access-granted"], "{:?}", notify.invocations);
+    assert!(
+        notify.output.status.success(),
+        "notify failed: {}",
+        notify.stderr()
+    );
+    let kinds: Vec<String> = notify
+        .invocations
+        .iter()
+        .filter_map(|i| i["response"]["kind"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "request-pending-approval",
+            "request-approved",
+            "access-granted"
+        ],
+        "{:?}",
+        notify.invocations
+    );
 
     // And once the window has ended, the scheduled sweep removes and announces it
-    let scheduled: Value = serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
-    let early = invoke("revoke", std::slice::from_ref(&scheduled), &env);
-    assert!(early.invocations[0]["response"]["revoked"].as_array().is_some_and(Vec::is_empty), "{:?}", early.invocations);
-    wait(Duration::from_millis((end - chrono::Utc::now()).num_milliseconds().max(0) as u64 + 1500)).await;
-    let revoke = invoke("revoke", &[scheduled], &env);
-    assert!(revoke.output.status.success(), "revoke failed: {}", revoke.stderr());
-    assert_eq!(revoke.invocations[0]["response"]["revoked"], serde_json::json!([format!("changegate-{id}")]));
+    let early = invoke("revoke", &[scheduled_event()], &env);
+    assert!(
+        early.invocations[0]["response"]["revoked"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "{:?}",
+        early.invocations
+    );
+    let left = (after(&end, 1) - Utc::now()).to_std().unwrap_or_default();
+    assert!(
+        left <= Duration::from_secs(4),
+        "the window ends within seconds: {left:?}"
+    );
+    tokio::time::sleep(left).await;
+    let revoke = invoke("revoke", &[scheduled_event()], &env);
+    assert!(
+        revoke.output.status.success(),
+        "revoke failed: {}",
+        revoke.stderr()
+    );
+    assert_eq!(
+        revoke.invocations[0]["response"]["revoked"],
+        serde_json::json!([format!("changegate-{id}")])
+    );
     assert!(world.policies("alice").await.is_empty());
     let revoked = world.drain(&cg_q).await;
     assert_eq!(revoked.len(), 1);
@@ -105,18 +183,32 @@ async fn given_the_built_functions_when_a_request_is_filed_approved_and_its_wind
 
 #[test]
 fn given_no_allowlist_when_grant_starts_then_it_stops_naming_the_missing_variable() {
-    let env = vec![("AWS_REGION".to_owned(), REGION.to_owned()), ("CHANGEGATE_ALLOWED_ACCOUNTS".to_owned(), String::new())];
-    let scheduled: Value = serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
-    let run = invoke("grant", &[scheduled], &env);
+    let env = vec![
+        ("AWS_REGION".to_owned(), REGION.to_owned()),
+        ("CHANGEGATE_ALLOWED_ACCOUNTS".to_owned(), String::new()),
+    ];
+    let run = invoke("grant", &[scheduled_event()], &env);
     assert!(!run.output.status.success());
-    assert!(run.stderr().contains("CHANGEGATE_ALLOWED_ACCOUNTS is not set"), "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("CHANGEGATE_ALLOWED_ACCOUNTS is not set"),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]
 fn given_a_malformed_topic_arn_when_notify_starts_then_it_stops_naming_the_variable() {
-    let env = vec![("AWS_REGION".to_owned(), REGION.to_owned()), ("CHANGEGATE_TOPIC_ARN".to_owned(), "changegate".to_owned())];
-    let scheduled: Value = serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
-    let run = invoke("notify", &[scheduled], &env);
+    let env = vec![
+        ("AWS_REGION".to_owned(), REGION.to_owned()),
+        ("CHANGEGATE_TOPIC_ARN".to_owned(), "changegate".to_owned()),
+    ];
+    let run = invoke("notify", &[scheduled_event()], &env);
     assert!(!run.output.status.success());
-    assert!(run.stderr().contains("CHANGEGATE_TOPIC_ARN=\"changegate\" is not valid"), "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("CHANGEGATE_TOPIC_ARN=\"changegate\" is not valid"),
+        "{}",
+        run.stderr()
+    );
 }

@@ -1,0 +1,796 @@
+"""The local-AWS plumbing that the demo, the benchmark and the tests share.
+
+    import localaws
+    with localaws.Server() as aws:                   # server.py on a free port
+        world = localaws.provision(aws.url)          # what template.yaml deploys
+        env = world.function_env("grant")            # the template's environment, locally
+        results = localaws.invoke("grant", events, env)
+        for function, events in world.pending().items(): ...   # what the rules caught
+
+One copy of each thing the tools used to carry their own of:
+
+* ``Server``: starts ``server.py`` (its ``READY <url>`` line), stops it, hands
+  out boto3 clients pointed at it, toggles IAM enforcement, resets it, and
+  reads what SNS published.
+* ``drain``: every message in an SQS queue, read and deleted.
+* ``provision``: the local world as ``template.yaml`` describes it: the
+  decision table, the event bus, the SSM documents (runbooks, change
+  template), the topics and schedule groups, and, for each EventBridge rule
+  that targets a function, the same rule with an SQS queue as its target, so
+  that what the rule catches can be handed to that function.
+* ``World.function_env``: the environment a function gets in the template,
+  with its references resolved to the local names, plus what points the SDK
+  at the local AWS.
+* ``binary`` / ``invoke``: the built function binaries (honouring
+  ``CARGO_TARGET_DIR`` and cargo's own configuration) run through the local
+  Lambda Runtime API (lambda_runtime.py).
+
+Local names: the bus is ``changegate``, the table ``changegate-decisions``, the
+stack ``changegate``, the notification topic ``changegate-notifications``.
+See README.md beside this file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import select
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+import lambda_runtime  # noqa: E402  (beside this file)
+
+REGION = "us-east-1"
+PARTITION = "aws"
+HOME_ACCOUNT = "123456789012"  # moto's default account: changegate and the people
+PROD_ACCOUNT = "111122223333"  # the production account requests ask for
+STACK_NAME = "changegate"
+EVENT_BUS = "changegate"
+DECISIONS_TABLE = "changegate-decisions"
+TOPIC_NAME = "changegate-notifications"
+CHANGE_TEMPLATE = "changegate-access"
+ACCESS_RUNBOOK = "changegate-access-runbook"
+REQUEST_RUNBOOK = "changegate-access-request"
+ROLE_NAME = "CM-Prd-role"
+ELIGIBILITY_TAG = "changegate:eligible"
+FUNCTIONS = ("grant", "revoke", "notify")
+TEMPLATE = ROOT / "template.yaml"
+DUMMY_CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+SERVER_READY_S = 60.0  # moto's imports take a few seconds on a cold cache
+
+# Resources with a fixed local name, whatever the template calls them.
+LOCAL_NAMES_BY_TYPE = {
+    "AWS::Events::EventBus": EVENT_BUS,
+    "AWS::DynamoDB::Table": DECISIONS_TABLE,
+}
+LOCAL_NAMES_BY_ID = {"NotificationTopic": TOPIC_NAME}
+
+# The template's parameters, as the local world sets them (over their
+# defaults): production is PROD_ACCOUNT, bob approves.
+APPROVER = f"arn:aws:iam::{HOME_ACCOUNT}:user/bob"
+LOCAL_PARAMETERS = {"AllowedAccountIds": PROD_ACCOUNT, "ApproverArns": APPROVER}
+
+
+class LocalAwsError(RuntimeError):
+    """The local AWS or the world in it could not be set up."""
+
+
+# ---------------------------------------------------------------------------
+# The server
+# ---------------------------------------------------------------------------
+
+
+def client(url: str, service: str, creds: Mapping[str, str] | None = None, **config: Any) -> Any:
+    """A boto3 client for the local AWS: one attempt, short timeouts (a local
+    call that fails should fail the test, not be retried into a pass)."""
+    settings = {"retries": {"total_max_attempts": 1}, "connect_timeout": 5, "read_timeout": 30, **config}
+    return boto3.client(
+        service, endpoint_url=url, region_name=REGION, config=Config(**settings), **dict(creds or DUMMY_CREDS)
+    )
+
+
+def spawn_ready(args: list[str], *, stderr: Any = None, timeout: float = SERVER_READY_S) -> tuple[subprocess.Popen[bytes], str]:
+    """Starts one of the local-AWS scripts and reads its ``READY <url>`` line."""
+    proc = subprocess.Popen(
+        [sys.executable, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr
+    )
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline().decode().strip() if ready else ""
+    if not line.startswith("READY "):
+        stop(proc)
+        raise LocalAwsError(f"{args[0]} did not start within {timeout:g} s: {line!r}")
+    return proc, line.split(" ", 1)[1]
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """SIGTERM, a grace period, then SIGKILL; always reaped."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(grace)
+    if proc.stdout:
+        proc.stdout.close()
+
+
+class Server:
+    """``server.py`` as a child process on a free loopback port; ``close()``
+    (or leaving the ``with``) stops and reaps it. Its log goes to ``log_path``
+    (default: inherited stderr)."""
+
+    def __init__(self, log_path: Path | None = None, *, verbose: bool = False):
+        self.log = None
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            self.log = open(log_path, "wb")  # noqa: SIM115  (closed in close())
+        args = [str(HERE / "server.py"), "--host", "127.0.0.1", "--port", "0"] + (["--verbose"] if verbose else [])
+        try:
+            self.proc, self.url = spawn_ready(args, stderr=self.log)
+        except Exception:
+            if self.log:
+                self.log.close()
+            raise
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        stop(self.proc)
+        if self.log:
+            self.log.close()
+
+    def client(self, service: str, creds: Mapping[str, str] | None = None, **config: Any) -> Any:
+        return client(self.url, service, creds, **config)
+
+    # -- moto's and server.py's own endpoints ---------------------------------
+    def _post(self, path: str, body: str = "") -> bytes:
+        req = urllib.request.Request(
+            self.url + path, data=body.encode(), method="POST", headers={"Content-Type": "text/plain"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read()
+
+    def get_json(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            return json.loads(r.read())
+
+    def reset(self) -> None:
+        """Forgets everything (``/moto-api/reset``)."""
+        self._post("/moto-api/reset")
+
+    @contextlib.contextmanager
+    def iam_enforced(self) -> Iterator[None]:
+        """moto checks IAM policies only while auth is on: ``reset-auth`` with
+        the number of requests to let through unchecked (0 = none, inf = all).
+        Global: every request is checked meanwhile, the functions' too."""
+        self._post("/moto-api/reset-auth", "0")
+        try:
+            yield
+        finally:
+            self._post("/moto-api/reset-auth", "inf")
+
+    def sns_published(self) -> list[dict[str, Any]]:
+        """Every SNS Publish moto recorded (``GET /_localaws/sns/published``)."""
+        return self.get_json("/_localaws/sns/published")
+
+    def lambda_invocations(self, drain: bool = True) -> list[dict[str, Any]]:
+        """The Lambda invocations runbooks asked for (``aws:invokeLambdaFunction``
+        steps), oldest first; ``drain`` forgets them once read."""
+        return self.get_json("/_localaws/lambda/invocations" + ("?drain=1" if drain else ""))
+
+
+def drain(sqs: Any, queue_url: str, limit: int = 500) -> list[dict[str, Any]]:
+    """Every message now in the queue, bodies parsed as JSON, read and deleted
+    (at most ``limit``)."""
+    bodies: list[dict[str, Any]] = []
+    while len(bodies) < limit:
+        msgs = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not msgs:
+            break
+        for m in msgs:
+            bodies.append(json.loads(m["Body"]))
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)],
+        )
+    return bodies
+
+
+def as_lambda_event(body: Mapping[str, Any], account: str = HOME_ACCOUNT) -> dict[str, Any]:
+    """An event as an SQS target of a rule received it, in the shape Lambda
+    gets it from EventBridge: moto's default target template drops
+    ``account`` (AWS always sends the bus's account) and ``version``."""
+    event = dict(body)
+    event.setdefault("account", account)
+    event.setdefault("version", "0")
+    return event
+
+
+def queue(sqs: Any, name: str) -> tuple[str, str]:
+    """Creates (or finds) an SQS queue; returns its URL and ARN."""
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+# ---------------------------------------------------------------------------
+# The function binaries
+# ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def target_dir() -> Path:
+    """Where cargo puts what it builds: ``cargo metadata`` knows every way
+    that can be configured (``CARGO_TARGET_DIR``, ``.cargo/config.toml``);
+    without cargo, ``$CARGO_TARGET_DIR`` or ``target/``."""
+    try:
+        out = subprocess.run(
+            ["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+        ).stdout
+        return Path(json.loads(out)["target_directory"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+        env = os.environ.get("CARGO_TARGET_DIR")
+        return Path(env).resolve() if env else ROOT / "target"
+
+
+def bin_dir(profile: str = "debug") -> Path:
+    return target_dir() / profile
+
+
+def binary(name: str, profile: str = "debug", directory: Path | None = None) -> Path:
+    """The built binary of one function (``grant``, ``revoke``, ``notify``)."""
+    return (directory or bin_dir(profile)) / name
+
+
+def missing_binaries(directory: Path | None = None, names: tuple[str, ...] = FUNCTIONS) -> list[str]:
+    d = directory or bin_dir()
+    return [n for n in names if not os.access(d / n, os.X_OK)]
+
+
+def invoke(
+    function: str,
+    events: list[Any],
+    env: Mapping[str, str | None],
+    *,
+    directory: Path | None = None,
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """Runs the built ``function`` for ``events`` through the local Runtime
+    API (one cold start); raises ``lambda_runtime.LambdaRunError`` on init
+    error, crash or timeout. ``kwargs`` go to ``lambda_runtime.run``."""
+    kwargs.setdefault("function_name", f"{STACK_NAME}-{function}")
+    return lambda_runtime.invoke(str(binary(function, directory=directory)), events, env, **kwargs)
+
+
+def run(function: str, events: list[Any], env: Mapping[str, str | None], *, directory: Path | None = None,
+        **kwargs: Any) -> lambda_runtime.Run:
+    """``invoke`` without raising: the whole ``lambda_runtime.Run``."""
+    kwargs.setdefault("function_name", f"{STACK_NAME}-{function}")
+    return lambda_runtime.run(str(binary(function, directory=directory)), events, env, **kwargs)
+
+
+def base_env(url: str) -> dict[str, str | None]:
+    """What points a function's SDK at the local AWS, and removes whatever
+    of the caller's own AWS set-up would leak into it."""
+    env: dict[str, str | None] = {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,  # Lambda sets both
+        "AWS_ACCESS_KEY_ID": DUMMY_CREDS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": DUMMY_CREDS["aws_secret_access_key"],
+    }
+    for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE",
+                "AWS_SHARED_CREDENTIALS_FILE"):
+        env[var] = None
+    for var in os.environ:
+        if var.startswith("AWS_ENDPOINT_URL_"):
+            env[var] = None
+    return env
+
+
+# ---------------------------------------------------------------------------
+# template.yaml
+# ---------------------------------------------------------------------------
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags: ``!Ref x`` becomes
+    ``{"Ref": "x"}``, ``!GetAtt a.b`` ``{"Fn::GetAtt": ["a", "b"]}``,
+    ``!Condition c`` ``{"Condition": "c"}``, any other ``!Name v``
+    ``{"Fn::Name": v}``."""
+
+
+def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "Condition":
+        return {"Condition": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=_CfnLoader)  # noqa: S506  (a SafeLoader subclass)
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def function_short_name(logical_id: str) -> str:
+    """``GrantFunction`` -> ``grant``: the binary's name."""
+    return _kebab(logical_id.removesuffix("Function"))
+
+
+class UnresolvedReference(LocalAwsError):
+    pass
+
+
+class Stack:
+    """template.yaml with its references resolved to the local world's names:
+    ``!Ref``, ``!GetAtt``, ``!Sub``, ``!Join``, ``!If`` and the condition
+    functions, ``!Select``, ``!Split``."""
+
+    def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, str] | None = None):
+        self.template = template
+        self.resources: dict[str, Any] = dict(template.get("Resources") or {})
+        self.parameters: dict[str, Any] = {}
+        for name, spec in (template.get("Parameters") or {}).items():
+            given = (parameters or {}).get(name, LOCAL_PARAMETERS.get(name, spec.get("Default")))
+            if given is None:
+                continue  # a required parameter nobody set: an error only where it is used
+            value = str(given) if not isinstance(given, list) else ",".join(given)
+            self.parameters[name] = value.split(",") if "List" in str(spec.get("Type", "")) else value
+        self.pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": HOME_ACCOUNT,
+            "AWS::Partition": PARTITION,
+            "AWS::StackName": STACK_NAME,
+            "AWS::StackId": f"arn:{PARTITION}:cloudformation:{REGION}:{HOME_ACCOUNT}:stack/{STACK_NAME}/local",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": None,
+        }
+        self._names: dict[str, str] = {}
+
+    # -- names and ARNs --------------------------------------------------------
+    def type_of(self, logical_id: str) -> str:
+        return str(self.resources[logical_id].get("Type", ""))
+
+    def name(self, logical_id: str) -> str:
+        """The local physical name of a resource."""
+        if logical_id in self._names:
+            return self._names[logical_id]
+        kind = self.type_of(logical_id)
+        props = self.resources[logical_id].get("Properties") or {}
+        if logical_id in LOCAL_NAMES_BY_ID:
+            name = LOCAL_NAMES_BY_ID[logical_id]
+        elif kind in LOCAL_NAMES_BY_TYPE:
+            name = LOCAL_NAMES_BY_TYPE[kind]
+        elif kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            name = props.get("FunctionName") or f"{STACK_NAME}-{function_short_name(logical_id)}"
+        else:
+            key = next((k for k in ("Name", "TopicName", "QueueName", "TableName", "RoleName", "ScheduleGroupName")
+                        if k in props), None)
+            name = props[key] if key else f"{STACK_NAME}-{_kebab(logical_id)}"
+        self._names[logical_id] = name = str(self.resolve(name))
+        return name
+
+    def arn(self, logical_id: str) -> str:
+        kind, name = self.type_of(logical_id), self.name(logical_id)
+        where = f"{REGION}:{HOME_ACCOUNT}"
+        return {
+            "AWS::Serverless::Function": f"arn:{PARTITION}:lambda:{where}:function:{name}",
+            "AWS::Lambda::Function": f"arn:{PARTITION}:lambda:{where}:function:{name}",
+            "AWS::SNS::Topic": f"arn:{PARTITION}:sns:{where}:{name}",
+            "AWS::SQS::Queue": f"arn:{PARTITION}:sqs:{where}:{name}",
+            "AWS::Events::EventBus": f"arn:{PARTITION}:events:{where}:event-bus/{name}",
+            "AWS::Events::Rule": f"arn:{PARTITION}:events:{where}:rule/{name}",
+            "AWS::DynamoDB::Table": f"arn:{PARTITION}:dynamodb:{where}:table/{name}",
+            "AWS::SSM::Document": f"arn:{PARTITION}:ssm:{where}:document/{name}",
+            "AWS::Scheduler::ScheduleGroup": f"arn:{PARTITION}:scheduler:{where}:schedule-group/{name}",
+            "AWS::IAM::Role": f"arn:{PARTITION}:iam::{HOME_ACCOUNT}:role/{name}",
+            "AWS::Logs::LogGroup": f"arn:{PARTITION}:logs:{where}:log-group:{name}",
+        }.get(kind, f"arn:{PARTITION}:local:{where}:{_kebab(logical_id)}/{name}")
+
+    def ref(self, target: str) -> Any:
+        if target in self.pseudo:
+            return self.pseudo[target]
+        if target in self.parameters:
+            return self.parameters[target]
+        if target in (self.template.get("Parameters") or {}):
+            raise UnresolvedReference(f"template parameter {target} has no default; pass it to provision(parameters=...)")
+        if target not in self.resources:
+            raise UnresolvedReference(f"!Ref {target}: no such parameter or resource")
+        kind = self.type_of(target)
+        if kind == "AWS::SNS::Topic":
+            return self.arn(target)
+        if kind == "AWS::SQS::Queue":
+            return f"http://sqs.{REGION}.localhost.localstack.cloud/{HOME_ACCOUNT}/{self.name(target)}"
+        return self.name(target)
+
+    def get_att(self, target: str, attribute: str) -> Any:
+        if target not in self.resources:
+            # SAM's generated resources, e.g. GrantFunctionChangeRequestStatus (a rule).
+            return f"arn:{PARTITION}:events:{REGION}:{HOME_ACCOUNT}:rule/{target}"
+        if attribute == "Arn":
+            return self.arn(target)
+        if attribute in ("Name", "TopicName", "QueueName", "TableName", "RoleId"):
+            return self.name(target)
+        if attribute == "QueueUrl":
+            return self.ref(target)
+        raise UnresolvedReference(f"!GetAtt {target}.{attribute}: not known locally")
+
+    # -- intrinsic functions ---------------------------------------------------
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve((self.template.get("Conditions") or {})[name]))
+
+    def resolve(self, value: Any) -> Any:
+        """``value`` with every intrinsic function evaluated."""
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value if not (isinstance(v, dict) and v == {"Ref": "AWS::NoValue"})]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Condition" and isinstance(arg, str):
+                return self.condition(arg)
+            if key == "Fn::GetAtt":
+                target, attribute = arg if isinstance(arg, list) else str(arg).split(".", 1)
+                return self.get_att(target, attribute)
+            if key == "Fn::Sub":
+                return self._sub(arg)
+            if key == "Fn::Join":
+                sep, items = arg
+                return str(sep).join(str(x) for x in self.resolve(items))
+            if key == "Fn::If":
+                cond, yes, no = arg
+                return self.resolve(yes if self.condition(cond) else no)
+            if key == "Fn::Equals":
+                a, b = self.resolve(arg)
+                return str(a) == str(b)
+            if key == "Fn::Not":
+                return not self.resolve(arg[0])
+            if key == "Fn::And":
+                return all(self.resolve(arg))
+            if key == "Fn::Or":
+                return any(self.resolve(arg))
+            if key == "Fn::Select":
+                index, items = self.resolve(arg)
+                return items[int(index)]
+            if key == "Fn::Split":
+                sep, text = self.resolve(arg)
+                return str(text).split(sep)
+            if key == "Fn::ToJsonString":
+                return json.dumps(self.resolve(arg), separators=(",", ":"))
+            if key.startswith("Fn::"):
+                raise UnresolvedReference(f"{key} is not supported locally")
+        return {k: self.resolve(v) for k, v in value.items()}
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+
+        def one(m: re.Match[str]) -> str:
+            expr = m.group(1)
+            if expr.startswith("!"):
+                return "${" + expr[1:] + "}"
+            if expr in variables:
+                return str(variables[expr])
+            if "." in expr and expr.split(".", 1)[0] in self.resources:
+                return str(self.get_att(*expr.split(".", 1)))
+            value = self.ref(expr)
+            return ",".join(value) if isinstance(value, list) else str(value)
+
+        return re.sub(r"\$\{([^}]+)\}", one, text)
+
+    # -- what the local world mirrors -----------------------------------------
+    def of_type(self, *kinds: str) -> list[str]:
+        return [k for k, r in self.resources.items() if r.get("Type") in kinds and self._included(k)]
+
+    def _included(self, logical_id: str) -> bool:
+        cond = self.resources[logical_id].get("Condition")
+        return cond is None or self.condition(cond)
+
+    def functions(self) -> dict[str, str]:
+        """Logical id -> binary name of every function."""
+        return {k: function_short_name(k) for k in self.of_type("AWS::Serverless::Function", "AWS::Lambda::Function")}
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        """The function's environment variables (Globals first), resolved."""
+        globals_env = ((self.template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+        own = (self.resources[logical_id].get("Properties") or {}).get("Environment") or {}
+        merged = {**(globals_env.get("Variables") or {}), **(own.get("Variables") or {})}
+        return {k: str(self.resolve(v)) for k, v in merged.items()}
+
+
+@dataclass
+class Rule:
+    """An EventBridge rule of the template that targets a function, mirrored
+    locally with an SQS queue as its target."""
+
+    name: str  # SAM's generated name: <Function><Event>, or the rule's logical id
+    function: str  # the binary: grant, revoke, notify
+    bus: str
+    pattern: dict[str, Any] | None  # None: a schedule
+    schedule: str | None = None
+    queue_url: str | None = None
+
+    @property
+    def arn(self) -> str:
+        return f"arn:{PARTITION}:events:{REGION}:{HOME_ACCOUNT}:rule/{self.name}"
+
+
+def template_rules(stack: Stack) -> list[Rule]:
+    """Every EventBridge rule (pattern or schedule) that targets a function:
+    SAM ``EventBridgeRule``/``Schedule``/``CloudWatchEvent`` events on the
+    functions, and ``AWS::Events::Rule`` resources with a function target."""
+    functions = stack.functions()
+    rules: list[Rule] = []
+    for logical, short in functions.items():
+        events = (stack.resources[logical].get("Properties") or {}).get("Events") or {}
+        for event_name, spec in events.items():
+            kind, props = spec.get("Type"), stack.resolve(spec.get("Properties") or {})
+            bus = str(props.get("EventBusName") or "default")
+            if kind in ("EventBridgeRule", "CloudWatchEvent"):
+                rules.append(Rule(f"{logical}{event_name}", short, bus, props.get("Pattern")))
+            elif kind in ("Schedule", "ScheduleV2"):
+                rules.append(Rule(f"{logical}{event_name}", short, bus, None,
+                                  schedule=props.get("Schedule") or props.get("ScheduleExpression")))
+    for logical in stack.of_type("AWS::Events::Rule"):
+        props = stack.resources[logical].get("Properties") or {}
+        for target in props.get("Targets") or []:
+            arn = target.get("Arn")
+            fn = (arn.get("Fn::GetAtt") or [None])[0] if isinstance(arn, dict) else None
+            if fn in functions:
+                p = stack.resolve(props)
+                rules.append(Rule(str(p.get("Name") or logical), functions[fn], str(p.get("EventBusName") or "default"),
+                                  p.get("EventPattern"), schedule=p.get("ScheduleExpression")))
+    return rules
+
+
+@dataclass
+class Document:
+    name: str
+    document_type: str
+    content: dict[str, Any]
+    created: bool = False
+    skipped: str | None = None  # why it could not be created locally
+
+
+def template_documents(stack: Stack) -> list[Document]:
+    """The template's SSM documents, their content resolved. A document whose
+    content refers to what cannot be resolved locally is kept with ``skipped``."""
+    docs = []
+    for logical in stack.of_type("AWS::SSM::Document"):
+        props = stack.resources[logical].get("Properties") or {}
+        name = stack.name(logical)
+        kind = str(props.get("DocumentType") or "Command")
+        try:
+            content = stack.resolve(props.get("Content") or {})
+        except LocalAwsError as e:
+            docs.append(Document(name, kind, {}, skipped=str(e)))
+            continue
+        if isinstance(content, str):
+            content = yaml.safe_load(content)
+        docs.append(Document(name, kind, content))
+    return docs
+
+
+# ---------------------------------------------------------------------------
+# Provisioning
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """What ``provision`` made in the local AWS, by local name."""
+
+    url: str
+    stack: Stack
+    bus: str = EVENT_BUS
+    table: str = DECISIONS_TABLE
+    topics: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
+    documents: list[Document] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+    schedule_groups: list[str] = field(default_factory=list)
+
+    @property
+    def topic_arn(self) -> str:
+        return self.topics.get("NotificationTopic") or next(iter(self.topics.values()))
+
+    def client(self, service: str, creds: Mapping[str, str] | None = None, **config: Any) -> Any:
+        return client(self.url, service, creds, **config)
+
+    def function_env(self, function: str, **overrides: str | None) -> dict[str, str | None]:
+        """The environment ``function`` (grant, revoke, notify) has in the
+        template, resolved to the local names, plus ``base_env`` and
+        ``RUST_LOG=info``; ``overrides`` last (None removes a variable)."""
+        logical = next((k for k, v in self.stack.functions().items() if v == function), None)
+        if logical is None:
+            raise LocalAwsError(f"template.yaml has no function {function!r}")
+        env: dict[str, str | None] = {**base_env(self.url), "RUST_LOG": "info"}
+        env.update(self.stack.function_environment(logical))
+        # The local world always has the decision table; a template that
+        # does not name it yet still gets functions that find it.
+        env.setdefault("CHANGEGATE_DECISIONS_TABLE", self.table)
+        env.update(overrides)
+        return env
+
+    def function_named(self, name_or_arn: str) -> str | None:
+        """The binary (grant, revoke, notify) a runbook's ``FunctionName``
+        (name or ARN, as the template resolves it) means; None if none."""
+        name = str(name_or_arn).split(":function:")[-1].split(":")[0]
+        for logical, short in self.stack.functions().items():
+            if name in (self.stack.name(logical), short):
+                return short
+        return None
+
+    def rule(self, name: str) -> Rule:
+        return next(r for r in self.rules if r.name == name)
+
+    def pending(self) -> dict[str, list[dict[str, Any]]]:
+        """What the mirrored rules caught since the last call, per function,
+        as Lambda would receive it (``as_lambda_event``). An event two rules
+        of one function match is there twice, as AWS would invoke it twice."""
+        sqs = self.client("sqs")
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in self.rules:
+            if r.queue_url:
+                events = [as_lambda_event(b) for b in drain(sqs, r.queue_url)]
+                if events:
+                    out.setdefault(r.function, []).extend(events)
+        return out
+
+    def scheduled_event(self, time: str, rule: str | None = None) -> dict[str, Any]:
+        """What a schedule rule delivers, as AWS shapes it (the sweep's by default)."""
+        schedules = [r for r in self.rules if r.schedule]
+        arn = self.rule(rule).arn if rule else (schedules[0].arn if schedules else f"arn:{PARTITION}:events:"
+                                                f"{REGION}:{HOME_ACCOUNT}:rule/{STACK_NAME}-sweep")
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": HOME_ACCOUNT,
+            "time": time,
+            "region": REGION,
+            "resources": [arn],
+            "detail": {},
+        }
+
+
+def provision(
+    url: str,
+    *,
+    template: Path | Mapping[str, Any] = TEMPLATE,
+    parameters: Mapping[str, str] | None = None,
+    capture: bool = True,
+) -> World:
+    """Creates in the local AWS at ``url`` what template.yaml deploys and
+    changegate's functions talk to: the decision table (key
+    ``change_request_id`` S), the event bus ``changegate``, the SNS topics,
+    the schedule groups, the SSM documents (parameters substituted; a type
+    moto refuses is recorded in ``Document.skipped``), and, with ``capture``,
+    each rule that targets a function with an SQS queue of the rule's name
+    as its target (``World.pending()`` reads them)."""
+    tpl = load_template(template) if isinstance(template, Path) else template
+    stack = Stack(tpl, parameters)
+    world = World(url, stack)
+
+    ddb = world.client("dynamodb")
+    tables = stack.of_type("AWS::DynamoDB::Table")
+    spec = (stack.resources[tables[0]].get("Properties") or {}) if tables else {}
+    ddb.create_table(
+        TableName=DECISIONS_TABLE,
+        KeySchema=spec.get("KeySchema") or [{"AttributeName": "change_request_id", "KeyType": "HASH"}],
+        AttributeDefinitions=spec.get("AttributeDefinitions")
+        or [{"AttributeName": "change_request_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+    events = world.client("events")
+    events.create_event_bus(Name=EVENT_BUS)
+
+    sns = world.client("sns")
+    for logical in stack.of_type("AWS::SNS::Topic"):
+        world.topics[logical] = sns.create_topic(Name=stack.name(logical))["TopicArn"]
+    if not world.topics:
+        world.topics["NotificationTopic"] = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
+
+    scheduler = world.client("scheduler")
+    for logical in stack.of_type("AWS::Scheduler::ScheduleGroup"):
+        scheduler.create_schedule_group(Name=stack.name(logical))
+        world.schedule_groups.append(stack.name(logical))
+
+    ssm = world.client("ssm")
+    world.documents = template_documents(stack)
+    for doc in world.documents:
+        if doc.skipped:
+            continue
+        try:
+            ssm.create_document(Name=doc.name, DocumentType=doc.document_type, DocumentFormat="JSON",
+                                Content=json.dumps(doc.content))
+            doc.created = True
+        except ClientError as e:
+            doc.skipped = f"{e.response['Error']['Code']}: {e.response['Error'].get('Message', '')}"
+
+    world.rules = template_rules(stack)
+    if capture:
+        sqs = world.client("sqs")
+        for r in world.rules:
+            if r.pattern is None:
+                continue  # moto does not fire schedules: tests hand revoke the event
+            r.queue_url, arn = queue(sqs, r.name)
+            events.put_rule(Name=r.name, EventBusName=r.bus, EventPattern=json.dumps(r.pattern))
+            events.put_targets(Rule=r.name, EventBusName=r.bus, Targets=[{"Id": "capture", "Arn": arn}])
+    return world
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python localaws.py``: starts a server, provisions the world, prints
+    what it made and the functions' environments, and serves until Ctrl-C."""
+    import argparse
+    import signal
+
+    ap = argparse.ArgumentParser(description="a local AWS with changegate's world in it")
+    ap.add_argument("--print-only", action="store_true", help="provision, print, stop")
+    args = ap.parse_args(argv)
+    with Server() as aws:
+        world = provision(aws.url)
+        print(json.dumps({
+            "url": aws.url,
+            "bus": world.bus,
+            "table": world.table,
+            "topics": world.topics,
+            "documents": {d.name: d.skipped or "created" for d in world.documents},
+            "rules": {r.name: {"function": r.function, "bus": r.bus, "pattern": r.pattern, "schedule": r.schedule}
+                      for r in world.rules},
+            "env": {f: {k: v for k, v in world.function_env(f).items() if v is not None and k.startswith("CHANGEGATE_")}
+                    for f in world.stack.functions().values()},
+        }, indent=2), flush=True)
+        if not args.print_only:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""localaws.py: the template read as the local world, the functions' environment, the binaries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+import localaws
+
+# A template in the shape changegate's uses: a bus, a table, a request runbook
+# whose content refers to parameters and resources, a function whose rule is on
+# the stack's bus and whose environment names the table.
+MINI = """
+Parameters:
+  Approvers: {Type: CommaDelimitedList}
+  MinApprovals: {Type: Number, Default: 1}
+  Sources: {Type: String, Default: automation}
+Conditions:
+  AutomationOn: !Not [!Equals [!Ref Sources, change-manager]]
+Resources:
+  Bus: {Type: AWS::Events::EventBus, Properties: {Name: !Sub '${AWS::StackName}-bus'}}
+  Decisions:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      KeySchema: [{AttributeName: change_request_id, KeyType: HASH}]
+      AttributeDefinitions: [{AttributeName: change_request_id, AttributeType: S}]
+  RequestRunbook:
+    Type: AWS::SSM::Document
+    Condition: AutomationOn
+    Properties:
+      Name: changegate-access-request
+      DocumentType: Automation
+      Content:
+        schemaVersion: '0.3'
+        parameters: {IAMUserName: {type: String}}
+        mainSteps:
+          - name: Approve
+            action: aws:approve
+            inputs:
+              Approvers: !Ref Approvers
+              MinRequiredApprovals: !Ref MinApprovals
+          - name: Grant
+            action: aws:invokeLambdaFunction
+            inputs:
+              FunctionName: !GetAtt GrantFunction.Arn
+              Payload: !Sub '{"changegate-request": {"execution-id": "{{automation:EXECUTION_ID}}"}}'
+  GrantFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          CHANGEGATE_DECISIONS_TABLE: !Ref Decisions
+          CHANGEGATE_EVENT_BUS: !Ref Bus
+          CHANGEGATE_SOURCES: !Ref Sources
+          CHANGEGATE_APPROVERS: !Join [',', !Ref Approvers]
+          CHANGEGATE_BUS_ARN: !GetAtt Bus.Arn
+      Events:
+        Own:
+          Type: EventBridgeRule
+          Properties:
+            EventBusName: !Ref Bus
+            Pattern: {source: [changegate]}
+        Sweep:
+          Type: Schedule
+          Properties: {Schedule: rate(1 minute)}
+"""
+BOB = "arn:aws:iam::123456789012:user/bob"
+
+
+def mini() -> dict:
+    return yaml.load(MINI, Loader=localaws._CfnLoader)  # noqa: S506  (a SafeLoader subclass)
+
+
+def test_given_short_tags_when_the_template_is_read_then_they_become_intrinsic_functions() -> None:
+    tpl = mini()
+
+    assert tpl["Resources"]["Bus"]["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-bus"}
+    assert tpl["Resources"]["RequestRunbook"]["Properties"]["Content"]["mainSteps"][1]["inputs"]["FunctionName"] == {
+        "Fn::GetAtt": ["GrantFunction", "Arn"]}
+    assert tpl["Conditions"]["AutomationOn"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "Sources"}, "change-manager"]}]}
+
+
+def test_given_parameters_when_a_function_environment_is_resolved_then_it_names_the_local_bus_and_table() -> None:
+    stack = localaws.Stack(mini(), {"Approvers": BOB})
+
+    env = stack.function_environment("GrantFunction")
+
+    assert env == {
+        "CHANGEGATE_DECISIONS_TABLE": "changegate-decisions",
+        "CHANGEGATE_EVENT_BUS": "changegate",
+        "CHANGEGATE_SOURCES": "automation",
+        "CHANGEGATE_APPROVERS": BOB,
+        "CHANGEGATE_BUS_ARN": "arn:aws:events:us-east-1:123456789012:event-bus/changegate",
+    }
+
+
+def test_given_a_required_parameter_unset_when_it_is_used_then_the_error_names_it() -> None:
+    stack = localaws.Stack(mini())
+
+    with pytest.raises(localaws.UnresolvedReference, match="Approvers"):
+        stack.function_environment("GrantFunction")
+
+
+def test_given_a_false_condition_when_listing_documents_then_the_conditional_one_is_left_out() -> None:
+    on = localaws.template_documents(localaws.Stack(mini(), {"Approvers": BOB}))
+    off = localaws.template_documents(localaws.Stack(mini(), {"Approvers": BOB, "Sources": "change-manager"}))
+
+    assert [d.name for d in on] == ["changegate-access-request"] and off == []
+    steps = on[0].content["mainSteps"]
+    assert steps[0]["inputs"] == {"Approvers": [BOB], "MinRequiredApprovals": "1"}
+    assert steps[1]["inputs"]["FunctionName"] == "arn:aws:lambda:us-east-1:123456789012:function:changegate-grant"
+    assert json.loads(steps[1]["inputs"]["Payload"]) == {
+        "changegate-request": {"execution-id": "{{automation:EXECUTION_ID}}"}}
+
+
+def test_given_the_mini_template_when_provisioned_then_the_table_bus_runbook_and_rule_queue_exist(
+    aws: localaws.Server,
+) -> None:
+    world = localaws.provision(aws.url, template=mini(), parameters={"Approvers": BOB})
+
+    table = aws.client("dynamodb").describe_table(TableName="changegate-decisions")["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "change_request_id", "KeyType": "HASH"}]
+    assert "changegate" in [b["Name"] for b in aws.client("events").list_event_buses()["EventBuses"]]
+    assert [(d.name, d.created) for d in world.documents] == [("changegate-access-request", True)]
+    assert [(r.name, r.function, r.bus, r.schedule) for r in world.rules] == [
+        ("GrantFunctionOwn", "grant", "changegate", None), ("GrantFunctionSweep", "grant", "default", "rate(1 minute)")]
+
+    aws.client("events").put_events(Entries=[{"Source": "changegate", "DetailType": "Access Granted",
+                                              "Detail": "{}", "EventBusName": "changegate"}])
+
+    [event] = world.pending()["grant"]
+    assert (event["source"], event["account"], event["version"]) == ("changegate", localaws.HOME_ACCOUNT, "0")
+    assert world.pending() == {}
+
+
+def test_given_template_yaml_when_provisioned_then_every_function_is_built_and_every_document_accounted_for(
+    aws: localaws.Server,
+) -> None:
+    world = localaws.provision(aws.url)
+
+    assert set(world.stack.functions().values()) == set(localaws.FUNCTIONS)
+    assert world.documents and all(d.created or d.skipped for d in world.documents)
+    assert localaws.ACCESS_RUNBOOK in [d.name for d in world.documents if d.created]
+    assert {r.function for r in world.rules} == set(localaws.FUNCTIONS)
+    assert world.function_env("notify")["CHANGEGATE_TOPIC_ARN"] == world.topic_arn
+
+
+def test_given_a_stray_aws_profile_when_building_a_function_environment_then_it_is_removed(
+    aws: localaws.Server, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "prod")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", "https://iam.amazonaws.com")
+
+    env = localaws.base_env(aws.url)
+
+    assert env["AWS_ENDPOINT_URL"] == aws.url
+    assert env["AWS_PROFILE"] is None and env["AWS_ENDPOINT_URL_IAM"] is None
+
+
+def test_given_cargo_target_dir_when_finding_binaries_then_they_are_looked_for_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CARGO_TARGET_DIR", str(tmp_path))
+    localaws.target_dir.cache_clear()
+    try:
+        assert localaws.binary("grant") == tmp_path / "debug" / "grant"
+        assert localaws.missing_binaries() == list(localaws.FUNCTIONS)
+        (tmp_path / "debug").mkdir()
+        for name in localaws.FUNCTIONS:
+            (tmp_path / "debug" / name).write_text("#!/bin/sh\n")
+            (tmp_path / "debug" / name).chmod(0o755)
+        assert localaws.missing_binaries() == []
+    finally:
+        monkeypatch.undo()
+        localaws.target_dir.cache_clear()
