@@ -75,3 +75,41 @@ sources_must_fail() {
 sources_must_fail "an unconditional change template" '/^  ChangeTemplate:$/,/^    Condition: UseChangeManager$/{/^    Condition: UseChangeManager$/d}'
 sources_must_fail "an unconditional Change Manager rule" '/^  GrantChangeRequestStatusRule:$/,/^    Condition: UseChangeManager$/{/^    Condition: UseChangeManager$/d}'
 sources_must_fail "a change template that allows auto-approval" 's/^        autoApprovable: false$/        autoApprovable: true/'
+
+# The production-account stack: plain CloudFormation (no transform), so
+# cfn-lint checks its IAM actions as written.
+production=templates/production-account.yaml
+"$cfn_lint" "$production"
+echo "cfn-lint: $production has no findings"
+"$checkov" -f "$production" --framework cloudformation --compact --quiet --skip-download
+echo "checkov: $production has no findings"
+
+must_fail_production() {
+  local name=$1 expr=$2
+  sed "$expr" "$production" >"$tmp/broken-production.yaml"
+  if cmp -s "$production" "$tmp/broken-production.yaml"; then
+    echo "lint.sh: the '$name' breakage no longer applies to $production; update lint.sh" >&2
+    exit 1
+  fi
+  if "$cfn_lint" "$tmp/broken-production.yaml" >/dev/null 2>&1; then
+    echo "lint.sh: cfn-lint accepted a deliberately broken $production ($name)" >&2
+    exit 1
+  fi
+  echo "cfn-lint: rejects a production-account template with $name"
+}
+must_fail_production "a misspelt IAM action" 's/iam:PutRolePolicy/iam:PutRolPolicy/'
+must_fail_production "a session longer than IAM allows" 's/MaxSessionDuration: 3600/MaxSessionDuration: 86400/'
+must_fail_production "an unknown condition" 's/CreateTarget$/CreateTargett/'
+
+# checkov must still see a wildcard write to IAM in this template.
+sed 's|Resource: !Sub .arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${TargetRoleName}.$|Resource: "*"|' \
+  "$production" >"$tmp/wide-production.yaml"
+if cmp -s "$production" "$tmp/wide-production.yaml"; then
+  echo "lint.sh: the wildcard breakage no longer applies to $production; update lint.sh" >&2
+  exit 1
+fi
+if "$checkov" -f "$tmp/wide-production.yaml" --framework cloudformation --compact --quiet --skip-download >/dev/null 2>&1; then
+  echo "lint.sh: checkov passed a production-account template writing IAM on every role" >&2
+  exit 1
+fi
+echo "checkov: reports a production-account template writing IAM on every role"
