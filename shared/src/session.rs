@@ -433,8 +433,7 @@ impl SessionCut {
     /// One order for everything, so equal documents are equal strings; cuts
     /// of one person at the same time (identical Denies) become one.
     fn normalise(&mut self) {
-        self.cuts
-            .sort_by(|a, b| (a.person(), a.at, a.from).cmp(&(b.person(), b.at, b.from)));
+        self.cuts.sort_by_key(|c| (c.person(), c.at, c.from));
         let mut out: Vec<Cut> = Vec::with_capacity(self.cuts.len());
         for cut in std::mem::take(&mut self.cuts) {
             match out.last_mut() {
