@@ -425,13 +425,21 @@ impl Revoker {
         let mut failures = Vec::new();
         // A revocation is at most five calls (read, delete, schedule, record, announce).
         let needed = sdk::OPERATION_TIMEOUT * 5 + Duration::from_secs(1);
-        let work = ended
+        let work: Vec<(&Grant, bool)> = ended
             .iter()
             .map(|g| (g, true))
-            .chain(active.iter().map(|g| (g, false)));
-        for (done, (grant, window_ended)) in work.enumerate() {
+            .chain(active.iter().map(|g| (g, false)))
+            .collect();
+        for (done, &(grant, window_ended)) in work.iter().enumerate() {
             if deadline.is_some_and(|d| SystemTime::now() + needed > d) {
-                failures.push(format!("{} grant(s) not reached before the invocation's deadline (the next sweep continues)", ended.len() + active.len() - done));
+                let rest: Vec<String> = work[done..]
+                    .iter()
+                    .map(|(g, _)| format!("{} on {}", g.policy_name(), g.user))
+                    .collect();
+                failures.push(format!(
+                    "not reached before the invocation's deadline (the next sweep continues): {}",
+                    rest.join(", ")
+                ));
                 break;
             }
             let name = grant.policy_name();

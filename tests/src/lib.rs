@@ -161,13 +161,17 @@ impl LocalAws {
             .await
     }
 
-    /// The environment a function binary gets to reach this local AWS.
+    /// The environment a function binary gets to reach this local AWS, with
+    /// the world's bus, table and source (Change Manager).
     pub fn function_env(&self) -> Vec<(String, String)> {
         [
             ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
             ("AWS_REGION", REGION),
             ("AWS_ACCESS_KEY_ID", "test"),
             ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("CHANGEGATE_EVENT_BUS", EVENT_BUS),
+            ("CHANGEGATE_DECISIONS_TABLE", DECISIONS_TABLE),
+            ("CHANGEGATE_SOURCES", "change-manager"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -295,6 +299,30 @@ pub const CHANGE_TEMPLATE: &str = "changegate-access";
 pub const ACCESS_RUNBOOK: &str = "changegate-access-runbook";
 /// The IAM group whose members may approve (every user a test makes).
 pub const APPROVERS_GROUP: &str = "changegate-approvers";
+/// changegate's own event bus and decision table, as the local world names them.
+pub const EVENT_BUS: &str = "changegate";
+pub const DECISIONS_TABLE: &str = "changegate-decisions";
+
+/// Where the functions run: moto's default account, from a Lambda function ARN.
+pub fn home() -> changegate::ids::Home {
+    changegate::ids::Home::from_function_arn(&format!(
+        "arn:aws:lambda:{REGION}:{HOME_ACCOUNT}:function:grant"
+    ))
+    .expect("home")
+}
+
+/// The environment grant and revoke read, for this local world (Change
+/// Manager only: the integration tests file change requests).
+pub fn grant_env(k: &str) -> Option<String> {
+    use changegate::config::*;
+    match k {
+        VAR_ALLOWED_ACCOUNTS => Some(PROD_ACCOUNT.to_owned()),
+        VAR_EVENT_BUS => Some(EVENT_BUS.to_owned()),
+        VAR_DECISIONS_TABLE => Some(DECISIONS_TABLE.to_owned()),
+        VAR_SOURCES => Some("change-manager".to_owned()),
+        _ => None,
+    }
+}
 
 /// The change template the tests file against: one approval level, anyone in
 /// [`APPROVERS_GROUP`] approves.
@@ -354,6 +382,33 @@ impl World {
             sdk,
             aws,
         };
+        aws_sdk_dynamodb::Client::new(&world.sdk)
+            .create_table()
+            .table_name(DECISIONS_TABLE)
+            .key_schema(
+                aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                    .attribute_name("change_request_id")
+                    .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                    .build()
+                    .expect("key"),
+            )
+            .attribute_definitions(
+                aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                    .attribute_name("change_request_id")
+                    .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                    .build()
+                    .expect("attribute"),
+            )
+            .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+            .send()
+            .await
+            .expect("decisions table");
+        aws_sdk_eventbridge::Client::new(&world.sdk)
+            .create_event_bus()
+            .name(EVENT_BUS)
+            .send()
+            .await
+            .expect("event bus");
         world
             .iam
             .create_group()
@@ -439,8 +494,19 @@ impl World {
         made
     }
 
-    /// An SQS queue receiving every event on the default bus that matches `pattern`.
+    /// An SQS queue receiving every event on the default bus that matches
+    /// `pattern`; changegate's own events are captured on its bus.
     pub async fn capture(&self, name: &str, pattern: Value) -> String {
+        let bus = if pattern == changegate_pattern() {
+            EVENT_BUS
+        } else {
+            "default"
+        };
+        self.capture_on(bus, name, pattern).await
+    }
+
+    /// An SQS queue receiving every event on `bus` that matches `pattern`.
+    pub async fn capture_on(&self, bus: &str, name: &str, pattern: Value) -> String {
         let events = aws_sdk_eventbridge::Client::new(&self.sdk);
         let url = self
             .sqs
@@ -456,6 +522,7 @@ impl World {
         events
             .put_rule()
             .name(name)
+            .event_bus_name(bus)
             .event_pattern(pattern.to_string())
             .send()
             .await
@@ -463,6 +530,7 @@ impl World {
         events
             .put_targets()
             .rule(name)
+            .event_bus_name(bus)
             .targets(
                 aws_sdk_eventbridge::types::Target::builder()
                     .id("q")
@@ -596,7 +664,7 @@ impl World {
         self.signal(approver, &id, true).await;
         for body in self.drain(ssm_events).await {
             grantor
-                .handle(as_event(&body), Utc::now())
+                .handle(body, &home(), Utc::now())
                 .await
                 .expect("grant");
         }
@@ -689,22 +757,21 @@ pub fn grant_of(id: &str, user: &str, start: &str, end: &str) -> changegate::pol
             parse_time(end).expect("end"),
         )
         .expect("window"),
+        named_sessions: true,
     }
 }
 
 /// revoke with the default configuration.
 pub fn revoker(sdk: &SdkConfig) -> changegate::revoke::Revoker {
     changegate::revoke::Revoker::new(
-        changegate::config::RevokeConfig::from_source(&|_: &str| None).expect("revoke config"),
+        changegate::config::RevokeConfig::from_source(&grant_env).expect("revoke config"),
         sdk,
     )
 }
 
 /// grant allowing [`PROD_ACCOUNT`] only.
 pub fn grantor(sdk: &SdkConfig) -> changegate::grant::Grantor {
-    let config = changegate::config::GrantConfig::from_source(&|k: &str| {
-        (k == changegate::config::VAR_ALLOWED_ACCOUNTS).then(|| PROD_ACCOUNT.to_owned())
-    });
+    let config = changegate::config::GrantConfig::from_source(&grant_env);
     changegate::grant::Grantor::new(config.expect("grant config"), sdk)
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use changegate::grant::Grantor;
 use changegate::revoke::Revoker;
-use changegate::status::ends_access;
+use changegate::status::Status;
 use changegate_tests::*;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -80,12 +80,12 @@ impl Run {
             return;
         }
         self.grantor
-            .handle(as_event(event), now)
+            .handle(event.clone(), &home(), now)
             .await
             .expect("grant");
         if event["detail"]["ops-item-status"]
             .as_str()
-            .is_some_and(ends_access)
+            .is_some_and(|s| Status::parse(s).ends_access())
         {
             self.revoker
                 .handle(event.clone(), now, None)

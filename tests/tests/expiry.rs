@@ -22,7 +22,7 @@ fn setting(k: &str) -> Option<String> {
         VAR_EXPIRY_GROUP => Some("changegate".to_owned()),
         VAR_EXPIRY_TARGET => Some(TARGET.to_owned()),
         VAR_EXPIRY_ROLE => Some(ROLE.to_owned()),
-        _ => None,
+        k => grant_env(k),
     }
 }
 
@@ -92,7 +92,13 @@ async fn given_a_grant_when_it_is_attached_then_a_one_time_schedule_at_its_end_i
         .await
         .expect("schedule");
     let expression = schedule.schedule_expression().unwrap();
-    assert_eq!(expression, format!("at({})", end.trim_end_matches('Z')));
+    // (rounded up to the whole minute: EventBridge Scheduler fires anywhere inside it)
+    let at_minute = changegate::aws::expiry_at(after(&end, 0));
+    assert!(at_minute >= after(&end, 0) && at_minute < after(&end, 60));
+    assert_eq!(
+        expression,
+        format!("at({})", at_minute.format("%Y-%m-%dT%H:%M:%S"))
+    );
     assert_eq!(schedule.schedule_expression_timezone(), Some("UTC"));
     assert_eq!(
         schedule.action_after_completion().map(|a| a.as_str()),
@@ -125,13 +131,18 @@ async fn given_a_grant_when_it_is_attached_then_a_one_time_schedule_at_its_end_i
         .unwrap();
 
     // Then it is gone, and the revocation carries its lag from the window's end
-    let RevokeOutcome::Expired {
-        revocation_lag_ms, ..
+    let RevokeOutcome::Revoked {
+        revocation_lag_ms,
+        cause,
+        ..
     } = outcome
     else {
         panic!("{outcome:?}")
     };
-    assert_eq!(revocation_lag_ms, 1500);
+    assert_eq!(
+        (revocation_lag_ms, cause.as_str()),
+        (Some(1500), "window-ended")
+    );
     assert!(s.world.policies("alice").await.is_empty());
     let events = s.world.drain(&s.cg_events).await;
     assert_eq!(events.len(), 1, "{events:?}");
@@ -177,7 +188,7 @@ async fn given_a_scheduled_grant_when_its_change_request_is_cancelled_then_the_s
     let outcome = s.revoker.handle(cancelled, Utc::now(), None).await.unwrap();
 
     assert!(
-        matches!(outcome, RevokeOutcome::EndedEarly { .. }),
+        matches!(&outcome, RevokeOutcome::Revoked { cause, .. } if cause == "Cancelled"),
         "{outcome:?}"
     );
     assert!(s.world.policies("alice").await.is_empty());

@@ -107,7 +107,7 @@ async fn given_thirty_percent_of_calls_fault_when_requests_are_granted_and_expir
     for e in &events {
         let mut last: Option<Fault> = None;
         for _ in 0..ATTEMPTS {
-            match grantor.handle(as_event(e), Utc::now()).await {
+            match grantor.handle(e.clone(), &home(), Utc::now()).await {
                 Ok(_) => {
                     last = None;
                     break;

@@ -12,7 +12,7 @@ fn config(max_minutes: &str) -> GrantConfig {
     let lookup = move |k: &str| match k {
         VAR_ALLOWED_ACCOUNTS => Some(PROD_ACCOUNT.to_owned()),
         VAR_MAX_DURATION => Some(max.clone()),
-        _ => None,
+        k => grant_env(k),
     };
     GrantConfig::from_source(&lookup).expect("config")
 }
@@ -46,7 +46,7 @@ impl Scene {
         for body in self.world.drain(&self.ssm_events).await {
             outcomes.push(
                 self.grantor
-                    .handle(as_event(&body), Utc::now())
+                    .handle(body.clone(), &home(), Utc::now())
                     .await
                     .expect("no fault"),
             );
@@ -149,7 +149,10 @@ async fn given_a_granted_request_when_its_events_are_redelivered_then_nothing_ch
     s.world.signal(&bob, &id, true).await;
     let bodies = s.world.drain(&s.ssm_events).await;
     for b in &bodies {
-        s.grantor.handle(as_event(b), Utc::now()).await.unwrap();
+        s.grantor
+            .handle(b.clone(), &home(), Utc::now())
+            .await
+            .unwrap();
     }
     let before = s
         .world
@@ -165,7 +168,12 @@ async fn given_a_granted_request_when_its_events_are_redelivered_then_nothing_ch
     // When all of them arrive again
     let mut again = Vec::new();
     for b in &bodies {
-        again.push(s.grantor.handle(as_event(b), Utc::now()).await.unwrap());
+        again.push(
+            s.grantor
+                .handle(b.clone(), &home(), Utc::now())
+                .await
+                .unwrap(),
+        );
     }
 
     // Then the policy is untouched and nothing new is announced
@@ -206,31 +214,32 @@ async fn given_a_grant_attached_but_never_announced_when_an_event_is_redelivered
         .await;
     s.world.signal(&bob, &id, true).await;
     let bodies = s.world.drain(&s.ssm_events).await;
-    let approved = bodies
-        .iter()
-        .find(|b| b["detail"]["ops-item-status"] == "Approved")
+    let cr = changegate::ids::ChangeRequestId::parse(&id).unwrap();
+    let exec = changegate::aws::Ssm::new(aws_sdk_ssm::Client::new(&s.world.sdk))
+        .execution(&id)
+        .await
         .unwrap();
-    let check = changegate::grant::check_request(
-        &changegate::ids::ChangeRequestId::parse(&id).unwrap(),
-        &serde_json::from_value(approved["detail"].clone()).unwrap(),
-        changegate::aws::Ssm::new(aws_sdk_ssm::Client::new(&s.world.sdk))
-            .change_request(&id)
-            .await
-            .unwrap()
-            .as_ref(),
-        &config("480"),
-        Utc::now(),
-    )
-    .unwrap();
-    let record = changegate::aws::UserRecord {
+    let Ok(changegate::check::Checking::Checked(check)) =
+        changegate::check::check_request(&cr, exec.as_ref(), &config("480"), &home(), Utc::now())
+    else {
+        panic!("not checked")
+    };
+    let record = changegate::check::UserRecord {
         tag: Some(PROD_ACCOUNT.into()),
         inline_policies: vec![],
     };
-    let Ok(changegate::grant::Verdict::Grant(grant)) =
-        changegate::grant::decide(&check, &record, &config("480"))
+    let Ok(changegate::check::Verdict::Grant(grant)) =
+        changegate::check::decide(&check, &record, &config("480"))
     else {
         panic!()
     };
+    let records =
+        changegate::aws::Records::new(aws_sdk_dynamodb::Client::new(&s.world.sdk), DECISIONS_TABLE);
+    let claim = changegate::record::DecisionRecord::granting(&check, &grant, Utc::now());
+    assert!(
+        records.create(&claim).await.unwrap(),
+        "the claim is the first decision"
+    );
     s.world
         .iam
         .put_user_policy()
@@ -244,23 +253,36 @@ async fn given_a_grant_attached_but_never_announced_when_an_event_is_redelivered
     // When the events are delivered (again)
     let mut outcomes = Vec::new();
     for b in &bodies {
-        outcomes.push(s.grantor.handle(as_event(b), Utc::now()).await.unwrap());
+        outcomes.push(
+            s.grantor
+                .handle(b.clone(), &home(), Utc::now())
+                .await
+                .unwrap(),
+        );
     }
 
-    // Then the grant is announced exactly once, and the policy is unchanged
+    // Then the claimed grant is finished and announced exactly once, and the policy is unchanged
     assert_eq!(
         outcomes
             .iter()
-            .filter(|o| matches!(o, GrantOutcome::AlreadyGranted { .. }))
+            .filter(|o| matches!(o, GrantOutcome::Granted { .. }))
             .count(),
         1,
         "{outcomes:?}"
     );
     assert!(
-        !outcomes
-            .iter()
-            .any(|o| matches!(o, GrantOutcome::Granted { .. })),
+        outcomes.iter().all(|o| matches!(
+            o,
+            GrantOutcome::Granted { .. }
+                | GrantOutcome::AlreadyDecided { .. }
+                | GrantOutcome::Ignored { .. }
+        )),
         "{outcomes:?}"
+    );
+    let decided = records.get(&cr).await.unwrap().unwrap();
+    assert_eq!(
+        (decided.state, decided.announced),
+        (Some(changegate::record::State::Granted), true)
     );
     let events = s.changegate_events().await;
     assert_eq!(events.len(), 1, "{events:?}");
@@ -434,7 +456,8 @@ async fn given_requests_that_break_a_rule_when_granting_then_each_is_refused_wit
 }
 
 #[tokio::test]
-async fn given_an_event_claiming_approval_when_ssm_says_pending_then_refused_as_not_approved() {
+async fn given_an_event_claiming_approval_when_ssm_says_pending_then_nothing_is_granted_or_decided()
+{
     // Given a request that nobody approved, and a forged "Approved" event for it
     let s = Scene::new().await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
@@ -457,24 +480,18 @@ async fn given_an_event_claiming_approval_when_ssm_says_pending_then_refused_as_
     // When grant receives it
     let outcome = s
         .grantor
-        .handle(as_event(&pending), Utc::now())
+        .handle(pending.clone(), &home(), Utc::now())
         .await
         .unwrap();
 
-    // Then SSM's word wins: refused, nothing attached
+    // Then SSM's word wins: nothing is attached, decided or announced; the
+    // request waits for its real approval
     assert!(
-        matches!(&outcome, GrantOutcome::Refused { reason_code, .. } if reason_code == "not-approved"),
+        matches!(&outcome, GrantOutcome::Waiting { why, .. } if why.contains("PendingApproval")),
         "{outcome:?}"
     );
     assert!(s.world.policies("alice").await.is_empty());
-    let events = s.changegate_events().await;
-    assert!(
-        events[0]["detail"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("PendingApproval"),
-        "{events:?}"
-    );
+    assert!(s.changegate_events().await.is_empty());
     let _ = id;
 }
 
@@ -487,7 +504,7 @@ async fn given_an_event_for_a_change_request_ssm_does_not_know_when_granting_the
         format!("arn:aws:iam::{HOME_ACCOUNT}:user/alice").into();
     let outcome = s
         .grantor
-        .handle(as_event(&event), Utc::now())
+        .handle(event.clone(), &home(), Utc::now())
         .await
         .unwrap();
     assert!(

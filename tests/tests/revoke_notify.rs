@@ -251,8 +251,10 @@ async fn given_changegate_and_change_manager_events_when_notifying_then_each_per
     );
     let granted = ChangegateEvent::granted(
         &alice,
-        "alice",
+        &alice.user,
         &[format!("arn:aws:iam::{HOME_ACCOUNT}:user/bob")],
+        "change-manager",
+        None,
     );
     let body = json!({"detail-type": granted.detail_type(), "source": "changegate", "detail": serde_json::from_str::<Value>(&granted.detail_json()).unwrap()});
     let out = notifier.handle(as_event(&body)).await.unwrap();
