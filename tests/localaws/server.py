@@ -1190,6 +1190,7 @@ def start_change_request_execution(self: SimpleSystemManagerResponse) -> ActionR
                 raise _error(
                     "ValidationException", f"Change template {template.name}: approval level {level.name} has no valid approvers."
                 )
+            level.approvers, level.min_required = entries, minimum  # the event's approvers list every level
         ex.approval_run = levels
         ex.steps = levels.steps
         ex.runbook_values = runbook_values
