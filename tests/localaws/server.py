@@ -793,6 +793,10 @@ def _start_step(ex: Execution, run: Run, step: Step) -> None:
             problem = "aws:approve takes at most 10 approvers"
         elif step.min_required < 1 or (not ex.is_change_request and step.min_required > len(step.approvers)):
             problem = "MinRequiredApprovals must be from 1 to the number of approvers"
+        elif len(str(inputs.get("Message") or "")) > 4096:
+            problem = "aws:approve Message is longer than 4096 characters"
+        elif float(step.spec.get("timeoutSeconds") or 0) > 2592000:
+            problem = "aws:approve timeoutSeconds is more than 2592000 (30 days)"
         topic = inputs.get("NotificationArn")
         if topic and not str(topic).rsplit(":", 1)[-1].startswith("Automation"):
             problem = f"the SNS topic of NotificationArn must be named Automation...: {topic}"
@@ -1196,10 +1200,8 @@ def start_change_request_execution(self: SimpleSystemManagerResponse) -> ActionR
         ex.runbook_values = runbook_values
         _register(ex, tags, token)
         _set_status(ex, PENDING_APPROVAL, requester)
-        _start_step(ex, levels, levels.steps[0])
-        if levels.steps[0].status == WAITING:
-            _arm_approval_timeout(ex, levels, levels.steps[0])
-        if auto_approve:
+        _open_level(ex, levels, levels.steps[0], requester)
+        if auto_approve and ex.status == PENDING_APPROVAL:
             # AutoApprove (allowed by the template): every level passes
             # without reviewers, as the requester; no approver decisions.
             if levels.timer:
@@ -1213,6 +1215,18 @@ def start_change_request_execution(self: SimpleSystemManagerResponse) -> ActionR
             levels.active = False
             _all_approved(ex, requester)
     return ActionResult({"AutomationExecutionId": ex.id})
+
+
+def _open_level(ex: Execution, run: Run, level: Step, by: str) -> None:
+    """A change request's approval level opens (``Waiting``, with its
+    timeout); a level that cannot (bad inputs) fails the request."""
+    _start_step(ex, run, level)
+    if level.status == WAITING:
+        _arm_approval_timeout(ex, run, level)
+        return
+    run.active = False
+    ex.failure = level.failure
+    _set_status(ex, FAILED, by)
 
 
 def _all_approved(ex: Execution, by: str) -> None:
@@ -1336,9 +1350,7 @@ def send_automation_signal(self: SimpleSystemManagerResponse) -> ActionResult:
             ex.modified_by = by
             run.index += 1
             if run.index < len(run.steps):
-                _start_step(ex, run, run.steps[run.index])
-                if run.steps[run.index].status == WAITING:
-                    _arm_approval_timeout(ex, run, run.steps[run.index])
+                _open_level(ex, run, run.steps[run.index], by)
             else:
                 run.active = False
                 _all_approved(ex, by)

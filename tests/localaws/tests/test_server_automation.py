@@ -567,3 +567,13 @@ def test_client_token_is_a_uuid_and_a_retry_must_repeat_the_request(world: World
         run, DocumentName="changegate-access-request", Parameters=params, ClientToken="same-token-0000000000000000000000000"
     )
     assert code == "ValidationException"
+
+
+def test_an_approval_message_over_4096_characters_fails_the_step(world: World) -> None:
+    runbook = request_runbook(APPROVERS)
+    runbook["mainSteps"][0]["inputs"]["Message"] = "Reason: {{ Reason }}"
+    world.document("changegate-access-request", runbook)
+    execution = start(world, dict(window(30), Reason=["x" * 4100]))
+    ex = world.execution(execution)
+    assert ex["AutomationExecutionStatus"] == "Failed"
+    assert "4096" in ex["FailureMessage"]
