@@ -2,6 +2,7 @@
 """Local AWS for changegate: moto's server plus what moto 5.2.1 lacks.
 
     python tests/localaws/server.py [--host 127.0.0.1] [--port 0] [--verbose] [--max-inline-steps N]
+        [--max-concurrent-automations N]
 
 Prints exactly one line to stdout, ``READY http://127.0.0.1:<port>``, once the
 socket is bound (port 0 picks a free one), then serves until SIGTERM/SIGINT.
@@ -97,6 +98,11 @@ CHANGE_TEMPLATE_TYPE = "Automation.ChangeTemplate"
 MAX_TAGS_PER_EXECUTION = 5  # "Automations can have a maximum of 5 tags" (AddTagsToResource)
 MAX_SLEEP_SECONDS = 604800  # aws:sleep: "Automation supports a maximum delay of 604800 seconds (7 days)"
 DEFAULT_MAX_INLINE_STEPS = 100  # GetAutomationExecution's inline step limit: not documented by AWS
+# "By default, Automation lets you run up to 100 concurrent automations at a
+# time" (user guide, adaptive concurrency); more wait in a queue.
+DEFAULT_MAX_CONCURRENT_AUTOMATIONS = 100
+MAX_CONCURRENT_AUTOMATIONS = DEFAULT_MAX_CONCURRENT_AUTOMATIONS
+MAX_QUEUED_AUTOMATIONS = 1000  # the queue's size: not confirmed in AWS documentation
 
 # Settable with --max-inline-steps: how many StepExecutions GetAutomationExecution
 # returns before it says StepExecutionsTruncated.
@@ -690,6 +696,8 @@ def _set_status(ex: Execution, status: str, by: str) -> None:
         ex.end = ex.modified
         if ex.timer:
             ex.timer.cancel()
+        if not ex.is_change_request and _alive(ex):
+            threading.Thread(target=_dequeue_later, args=(ex.account, ex.region), daemon=True).start()
     if ex.is_change_request:
         _put_event(ex, "Change Request Status Update", [ex.ops_item_arn, ex.runbook_arn], ex.change_request_detail())
     else:
@@ -709,6 +717,11 @@ def _set_status(ex: Execution, status: str, by: str) -> None:
             },
         )
     log.info("execution %s (%s) -> %s (by %s)", ex.id, ex.document, status, by)
+
+
+def _dequeue_later(account: str, region: str) -> None:
+    with _LOCK:
+        _dequeue(account, region)
 
 
 def _set_step(ex: Execution, step: Step, status: str, failure: str | None = None) -> None:
@@ -1294,10 +1307,36 @@ def start_automation_execution(self: SimpleSystemManagerResponse) -> ActionResul
         )
         ex.run = _new_run(ex, document, values)
         ex.steps = ex.run.steps
+        running = [e for e in _store(account, region).values() if not e.is_change_request and e.status not in FINAL]
+        queued = [e for e in running if e.status == PENDING]
+        if len(queued) >= MAX_QUEUED_AUTOMATIONS:
+            raise _error(
+                "AutomationExecutionLimitExceededException",
+                f"{len(running) - len(queued)} automations run and {len(queued)} wait in the queue.",
+            )
         _register(ex, tags, token)
+        if len(running) - len(queued) >= MAX_CONCURRENT_AUTOMATIONS or queued:
+            # Over the concurrency quota: the execution waits, Pending, until one ends.
+            _set_status(ex, PENDING, caller)
+            return ActionResult({"AutomationExecutionId": ex.id})
         _set_status(ex, IN_PROGRESS, caller)
         _advance(ex, ex.run)
     return ActionResult({"AutomationExecutionId": ex.id})
+
+
+def _dequeue(account: str, region: str) -> None:
+    """A slot is free: the oldest queued (Pending) execution starts."""
+    store = _store(account, region)
+    running = [e for e in store.values() if not e.is_change_request and e.status not in FINAL and e.status != PENDING]
+    if len(running) >= MAX_CONCURRENT_AUTOMATIONS:
+        return
+    queued = sorted(
+        (e for e in store.values() if not e.is_change_request and e.status == PENDING and e.run), key=lambda e: e.created
+    )
+    if queued:
+        ex = queued[0]
+        _set_status(ex, IN_PROGRESS, ex.executed_by)
+        _advance(ex, ex.run)  # type: ignore[arg-type]
 
 
 def get_automation_execution(self: SimpleSystemManagerResponse) -> ActionResult:
@@ -1723,11 +1762,19 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_MAX_INLINE_STEPS,
         help=f"StepExecutions GetAutomationExecution returns before StepExecutionsTruncated (default {DEFAULT_MAX_INLINE_STEPS})",
     )
+    parser.add_argument(
+        "--max-concurrent-automations",
+        type=int,
+        default=DEFAULT_MAX_CONCURRENT_AUTOMATIONS,
+        help="plain Automation executions running at once per account and Region; more wait Pending "
+        f"(default {DEFAULT_MAX_CONCURRENT_AUTOMATIONS}, AWS's default quota)",
+    )
     args = parser.parse_args(argv)
-    if args.max_inline_steps < 1:
-        parser.error("--max-inline-steps must be at least 1")
-    global MAX_INLINE_STEPS
+    if args.max_inline_steps < 1 or args.max_concurrent_automations < 1:
+        parser.error("--max-inline-steps and --max-concurrent-automations must be at least 1")
+    global MAX_INLINE_STEPS, MAX_CONCURRENT_AUTOMATIONS
     MAX_INLINE_STEPS = args.max_inline_steps
+    MAX_CONCURRENT_AUTOMATIONS = args.max_concurrent_automations
 
     logging.basicConfig(
         stream=sys.stderr,
