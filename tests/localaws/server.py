@@ -13,8 +13,9 @@ What this adds to moto, in-process and at the wire level:
 * SSM Automation and Change Manager (JSON 1.1, ``X-Amz-Target:
   AmazonSSM.<Action>``), patched onto moto's ``SimpleSystemManagerResponse``:
   StartAutomationExecution, StartChangeRequestExecution,
-  GetAutomationExecution, DescribeAutomationStepExecutions,
-  SendAutomationSignal, StopAutomationExecution; ``Automation.ChangeTemplate``
+  GetAutomationExecution, DescribeAutomationExecutions,
+  DescribeAutomationStepExecutions, SendAutomationSignal,
+  StopAutomationExecution; ``Automation.ChangeTemplate``
   documents. Runbook steps run for real where they can (aws:approve,
   aws:sleep, aws:executeScript with inline Python, aws:invokeLambdaFunction
   recorded for the test harness), on timers in real time. Each status change
