@@ -113,8 +113,12 @@ build-debug:
 unit:
 	$(CARGO) test -p changegate
 
-# Lint first: it fails in seconds on a format or lint finding.
-test: venv build-debug
+# The tools first, side by side (pip waits on the network and the disk while
+# cargo compiles); then lint, which fails in seconds on a format or lint
+# finding; then the tests, one suite at a time (the Rust fault tests time
+# calls, so they get the machine to themselves).
+test:
+	$(MAKE) --no-print-directory -j3 venv checkov-venv build-debug
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest tests/localaws/tests
 	$(CARGO) test --workspace
@@ -125,7 +129,8 @@ lint: venv checkov-venv
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	tests/template/lint.sh $(VENV) $(CHECKOV_VENV)
 
-demo: venv build-debug
+demo:
+	$(MAKE) --no-print-directory -j2 venv build-debug
 	$(PY) tests/localaws/demo.py $(if $(SOURCE),--source $(SOURCE))
 
 clean:

@@ -2,6 +2,7 @@
 """Local AWS for changegate: moto's server plus what moto 5.2.1 lacks.
 
     python tests/localaws/server.py [--host 127.0.0.1] [--port 0] [--verbose] [--max-inline-steps N]
+        [--max-concurrent-automations N]
 
 Prints exactly one line to stdout, ``READY http://127.0.0.1:<port>``, once the
 socket is bound (port 0 picks a free one), then serves until SIGTERM/SIGINT.
@@ -12,8 +13,9 @@ What this adds to moto, in-process and at the wire level:
 * SSM Automation and Change Manager (JSON 1.1, ``X-Amz-Target:
   AmazonSSM.<Action>``), patched onto moto's ``SimpleSystemManagerResponse``:
   StartAutomationExecution, StartChangeRequestExecution,
-  GetAutomationExecution, DescribeAutomationStepExecutions,
-  SendAutomationSignal, StopAutomationExecution; ``Automation.ChangeTemplate``
+  GetAutomationExecution, DescribeAutomationExecutions,
+  DescribeAutomationStepExecutions, SendAutomationSignal,
+  StopAutomationExecution; ``Automation.ChangeTemplate``
   documents. Runbook steps run for real where they can (aws:approve,
   aws:sleep, aws:executeScript with inline Python, aws:invokeLambdaFunction
   recorded for the test harness), on timers in real time. Each status change
@@ -97,6 +99,11 @@ CHANGE_TEMPLATE_TYPE = "Automation.ChangeTemplate"
 MAX_TAGS_PER_EXECUTION = 5  # "Automations can have a maximum of 5 tags" (AddTagsToResource)
 MAX_SLEEP_SECONDS = 604800  # aws:sleep: "Automation supports a maximum delay of 604800 seconds (7 days)"
 DEFAULT_MAX_INLINE_STEPS = 100  # GetAutomationExecution's inline step limit: not documented by AWS
+# "By default, Automation lets you run up to 100 concurrent automations at a
+# time" (user guide, adaptive concurrency); more wait in a queue.
+DEFAULT_MAX_CONCURRENT_AUTOMATIONS = 100
+MAX_CONCURRENT_AUTOMATIONS = DEFAULT_MAX_CONCURRENT_AUTOMATIONS
+MAX_QUEUED_AUTOMATIONS = 1000  # the queue's size: not confirmed in AWS documentation
 
 # Settable with --max-inline-steps: how many StepExecutions GetAutomationExecution
 # returns before it says StepExecutionsTruncated.
@@ -690,6 +697,8 @@ def _set_status(ex: Execution, status: str, by: str) -> None:
         ex.end = ex.modified
         if ex.timer:
             ex.timer.cancel()
+        if not ex.is_change_request and _alive(ex):
+            threading.Thread(target=_dequeue_later, args=(ex.account, ex.region), daemon=True).start()
     if ex.is_change_request:
         _put_event(ex, "Change Request Status Update", [ex.ops_item_arn, ex.runbook_arn], ex.change_request_detail())
     else:
@@ -709,6 +718,11 @@ def _set_status(ex: Execution, status: str, by: str) -> None:
             },
         )
     log.info("execution %s (%s) -> %s (by %s)", ex.id, ex.document, status, by)
+
+
+def _dequeue_later(account: str, region: str) -> None:
+    with _LOCK:
+        _dequeue(account, region)
 
 
 def _set_step(ex: Execution, step: Step, status: str, failure: str | None = None) -> None:
@@ -793,6 +807,10 @@ def _start_step(ex: Execution, run: Run, step: Step) -> None:
             problem = "aws:approve takes at most 10 approvers"
         elif step.min_required < 1 or (not ex.is_change_request and step.min_required > len(step.approvers)):
             problem = "MinRequiredApprovals must be from 1 to the number of approvers"
+        elif len(str(inputs.get("Message") or "")) > 4096:
+            problem = "aws:approve Message is longer than 4096 characters"
+        elif float(step.spec.get("timeoutSeconds") or 0) > 2592000:
+            problem = "aws:approve timeoutSeconds is more than 2592000 (30 days)"
         topic = inputs.get("NotificationArn")
         if topic and not str(topic).rsplit(":", 1)[-1].startswith("Automation"):
             problem = f"the SNS topic of NotificationArn must be named Automation...: {topic}"
@@ -1190,15 +1208,14 @@ def start_change_request_execution(self: SimpleSystemManagerResponse) -> ActionR
                 raise _error(
                     "ValidationException", f"Change template {template.name}: approval level {level.name} has no valid approvers."
                 )
+            level.approvers, level.min_required = entries, minimum  # the event's approvers list every level
         ex.approval_run = levels
         ex.steps = levels.steps
         ex.runbook_values = runbook_values
         _register(ex, tags, token)
         _set_status(ex, PENDING_APPROVAL, requester)
-        _start_step(ex, levels, levels.steps[0])
-        if levels.steps[0].status == WAITING:
-            _arm_approval_timeout(ex, levels, levels.steps[0])
-        if auto_approve:
+        _open_level(ex, levels, levels.steps[0], requester)
+        if auto_approve and ex.status == PENDING_APPROVAL:
             # AutoApprove (allowed by the template): every level passes
             # without reviewers, as the requester; no approver decisions.
             if levels.timer:
@@ -1212,6 +1229,18 @@ def start_change_request_execution(self: SimpleSystemManagerResponse) -> ActionR
             levels.active = False
             _all_approved(ex, requester)
     return ActionResult({"AutomationExecutionId": ex.id})
+
+
+def _open_level(ex: Execution, run: Run, level: Step, by: str) -> None:
+    """A change request's approval level opens (``Waiting``, with its
+    timeout); a level that cannot (bad inputs) fails the request."""
+    _start_step(ex, run, level)
+    if level.status == WAITING:
+        _arm_approval_timeout(ex, run, level)
+        return
+    run.active = False
+    ex.failure = level.failure
+    _set_status(ex, FAILED, by)
 
 
 def _all_approved(ex: Execution, by: str) -> None:
@@ -1279,10 +1308,36 @@ def start_automation_execution(self: SimpleSystemManagerResponse) -> ActionResul
         )
         ex.run = _new_run(ex, document, values)
         ex.steps = ex.run.steps
+        running = [e for e in _store(account, region).values() if not e.is_change_request and e.status not in FINAL]
+        queued = [e for e in running if e.status == PENDING]
+        if len(queued) >= MAX_QUEUED_AUTOMATIONS:
+            raise _error(
+                "AutomationExecutionLimitExceededException",
+                f"{len(running) - len(queued)} automations run and {len(queued)} wait in the queue.",
+            )
         _register(ex, tags, token)
+        if len(running) - len(queued) >= MAX_CONCURRENT_AUTOMATIONS or queued:
+            # Over the concurrency quota: the execution waits, Pending, until one ends.
+            _set_status(ex, PENDING, caller)
+            return ActionResult({"AutomationExecutionId": ex.id})
         _set_status(ex, IN_PROGRESS, caller)
         _advance(ex, ex.run)
     return ActionResult({"AutomationExecutionId": ex.id})
+
+
+def _dequeue(account: str, region: str) -> None:
+    """A slot is free: the oldest queued (Pending) execution starts."""
+    store = _store(account, region)
+    running = [e for e in store.values() if not e.is_change_request and e.status not in FINAL and e.status != PENDING]
+    if len(running) >= MAX_CONCURRENT_AUTOMATIONS:
+        return
+    queued = sorted(
+        (e for e in store.values() if not e.is_change_request and e.status == PENDING and e.run), key=lambda e: e.created
+    )
+    if queued:
+        ex = queued[0]
+        _set_status(ex, IN_PROGRESS, ex.executed_by)
+        _advance(ex, ex.run)  # type: ignore[arg-type]
 
 
 def get_automation_execution(self: SimpleSystemManagerResponse) -> ActionResult:
@@ -1335,9 +1390,7 @@ def send_automation_signal(self: SimpleSystemManagerResponse) -> ActionResult:
             ex.modified_by = by
             run.index += 1
             if run.index < len(run.steps):
-                _start_step(ex, run, run.steps[run.index])
-                if run.steps[run.index].status == WAITING:
-                    _arm_approval_timeout(ex, run, run.steps[run.index])
+                _open_level(ex, run, run.steps[run.index], by)
             else:
                 run.active = False
                 _all_approved(ex, by)
@@ -1710,11 +1763,19 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_MAX_INLINE_STEPS,
         help=f"StepExecutions GetAutomationExecution returns before StepExecutionsTruncated (default {DEFAULT_MAX_INLINE_STEPS})",
     )
+    parser.add_argument(
+        "--max-concurrent-automations",
+        type=int,
+        default=DEFAULT_MAX_CONCURRENT_AUTOMATIONS,
+        help="plain Automation executions running at once per account and Region; more wait Pending "
+        f"(default {DEFAULT_MAX_CONCURRENT_AUTOMATIONS}, AWS's default quota)",
+    )
     args = parser.parse_args(argv)
-    if args.max_inline_steps < 1:
-        parser.error("--max-inline-steps must be at least 1")
-    global MAX_INLINE_STEPS
+    if args.max_inline_steps < 1 or args.max_concurrent_automations < 1:
+        parser.error("--max-inline-steps and --max-concurrent-automations must be at least 1")
+    global MAX_INLINE_STEPS, MAX_CONCURRENT_AUTOMATIONS
     MAX_INLINE_STEPS = args.max_inline_steps
+    MAX_CONCURRENT_AUTOMATIONS = args.max_concurrent_automations
 
     logging.basicConfig(
         stream=sys.stderr,

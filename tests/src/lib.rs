@@ -775,17 +775,22 @@ pub fn grantor(sdk: &SdkConfig) -> changegate::grant::Grantor {
     changegate::grant::Grantor::new(config.expect("grant config"), sdk)
 }
 
+/// A sample event from `events/` (also for `cargo lambda invoke --data-file`
+/// and `sam local invoke -e`), e.g. `sample_event("changegate-request.json")`.
+pub fn sample_event(name: &str) -> Value {
+    let path = workspace_root().join("events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// `events/scheduled.json`: the one-minute sweep's EventBridge event.
 pub fn scheduled_event() -> Value {
-    serde_json::from_str(include_str!("../../events/scheduled.json"))
-        .expect("events/scheduled.json")
+    sample_event("scheduled.json")
 }
 
 /// `events/change-request-approved.json` for change request `id` in `status`.
 pub fn change_request_event(id: &str, status: &str) -> Value {
-    let mut event: Value =
-        serde_json::from_str(include_str!("../../events/change-request-approved.json"))
-            .expect("events/change-request-approved.json");
+    let mut event = sample_event("change-request-approved.json");
     event["detail"]["change-request-id"] = id.into();
     event["detail"]["ops-item-status"] = status.into();
     event

@@ -4,14 +4,13 @@
 use std::collections::HashMap;
 
 use changegate::config::{
-    GrantConfig, NotifyConfig, RevokeConfig, VAR_ALLOW_DELEGATED, VAR_ALLOWED_ACCOUNTS,
-    VAR_TOPIC_ARN,
+    GrantConfig, NotifyConfig, VAR_ALLOW_DELEGATED, VAR_ALLOWED_ACCOUNTS, VAR_TOPIC_ARN,
 };
 use changegate::grant::{GrantOutcome, Grantor};
 use changegate::ids::IdError;
 use changegate::notify::Notifier;
 use changegate::refusal::Refusal;
-use changegate::revoke::{RevokeOutcome, Revoker};
+use changegate::revoke::RevokeOutcome;
 use changegate::window::TimeError;
 use changegate_tests::*;
 use chrono::Utc;
@@ -91,10 +90,6 @@ impl Scene {
             self.notifier.handle(as_event(e)).await.expect("notify");
         }
         events
-    }
-
-    async fn file_raw(&self, creds: &Creds, params: Params) -> String {
-        self.world.file_request(creds, params).await
     }
 }
 
@@ -545,7 +540,7 @@ async fn run_one(
     approver: &Creds,
     params: Params,
 ) -> (String, Vec<GrantOutcome>, Vec<Value>) {
-    let id = s.file_raw(filer, params).await;
+    let id = s.world.file_request(filer, params).await;
     s.world.signal(approver, &id, true).await;
     let mut outcomes = s.deliver().await;
     (
@@ -732,7 +727,7 @@ async fn given_a_granted_request_when_ending_statuses_are_forged_then_nothing_go
     let s = Scene::new(false).await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
-    let revoker = Revoker::new(RevokeConfig::from_source(&grant_env).unwrap(), &s.world.sdk);
+    let revoker = revoker(&s.world.sdk);
     let later = Utc::now() + chrono::TimeDelta::hours(1);
     let id = s
         .world
@@ -828,7 +823,7 @@ async fn given_a_status_that_does_not_end_access_when_revoke_sees_it_then_the_gr
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
     let (id, _, _) = run_one(&s, &alice, &bob, base()).await;
-    let revoker = Revoker::new(RevokeConfig::from_source(&grant_env).unwrap(), &s.world.sdk);
+    let revoker = revoker(&s.world.sdk);
     let mut event = change_request_event(&id, "Approved");
     for status in ["CompletedWithSuccess", "Resolved", "Approved"] {
         event["detail"]["ops-item-status"] = status.into();

@@ -240,15 +240,7 @@ async fn given_a_grant_attached_but_never_announced_when_an_event_is_redelivered
         records.create(&claim).await.unwrap(),
         "the claim is the first decision"
     );
-    s.world
-        .iam
-        .put_user_policy()
-        .user_name("alice")
-        .policy_name(grant.policy_name())
-        .policy_document(grant.document_json())
-        .send()
-        .await
-        .unwrap();
+    s.world.attach(&grant).await;
 
     // When the events are delivered (again)
     let mut outcomes = Vec::new();

@@ -567,3 +567,31 @@ def test_client_token_is_a_uuid_and_a_retry_must_repeat_the_request(world: World
         run, DocumentName="changegate-access-request", Parameters=params, ClientToken="same-token-0000000000000000000000000"
     )
     assert code == "ValidationException"
+
+
+def test_an_approval_message_over_4096_characters_fails_the_step(world: World) -> None:
+    runbook = request_runbook(APPROVERS)
+    runbook["mainSteps"][0]["inputs"]["Message"] = "Reason: {{ Reason }}"
+    world.document("changegate-access-request", runbook)
+    execution = start(world, dict(window(30), Reason=["x" * 4100]))
+    ex = world.execution(execution)
+    assert ex["AutomationExecutionStatus"] == "Failed"
+    assert "4096" in ex["FailureMessage"]
+
+
+def test_over_the_concurrency_quota_an_execution_waits_pending() -> None:
+    proc = subprocess.Popen([sys.executable, str(SERVER), "--max-concurrent-automations", "1"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip() if proc.stdout else ""
+        assert line.startswith("READY "), line
+        world = World(line.split()[1])
+        world.document("changegate-access-request", request_runbook(APPROVERS))
+        first = start(world, window(60))
+        second = start(world, window(60))
+        assert world.execution(first)["AutomationExecutionStatus"] == "Waiting"
+        assert world.execution(second)["AutomationExecutionStatus"] == "Pending"
+        world.ssm["alice"].stop_automation_execution(AutomationExecutionId=first)
+        wait_for(lambda: world.execution(second)["AutomationExecutionStatus"] == "Waiting")
+    finally:
+        proc.terminate()
+        proc.wait(10)
