@@ -81,6 +81,7 @@ fn main() {
         }],
     };
     let alice = UserRecord {
+        name: None,
         tag: Some("111122223333".into()),
         inline_policies: vec![],
     };

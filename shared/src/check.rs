@@ -9,7 +9,7 @@ use crate::budget;
 use crate::config::GrantConfig;
 use crate::eligibility::Eligibility;
 use crate::execution::{ApprovalStep, Execution, Origin, Source};
-use crate::ids::{ChangeRequestId, Home, Principal, UserArn};
+use crate::ids::{ChangeRequestId, Home, IamUserName, Principal, UserArn};
 use crate::policy::{Grant, policy_name};
 use crate::refusal::Refusal;
 use crate::request::{AccessRequest, parse_parameters};
@@ -19,6 +19,8 @@ use crate::window::human_time;
 /// What IAM holds about the user who would receive access.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserRecord {
+    /// The user's name as IAM stores it (`${aws:username}` in policies).
+    pub name: Option<IamUserName>,
     /// The value of the eligibility tag, if set.
     pub tag: Option<String>,
     /// Every inline policy of the user: name and decoded document.
@@ -340,9 +342,11 @@ pub fn decide(
             account: request.account.to_string(),
             eligible: eligibility.describe(),
         })?;
+    // The name as IAM stores it: what `${aws:username}` and a session cut match.
+    let stored = user.name.clone().filter(|n| n.same_name(&request.user));
     let grant = Grant {
         change_request: checked.id.clone(),
-        user: request.user.clone(),
+        user: stored.unwrap_or_else(|| request.user.clone()),
         account: request.account.clone(),
         role,
         window: request.window.clone(),
@@ -509,6 +513,7 @@ mod tests {
 
     fn eligible(tag: &str) -> UserRecord {
         UserRecord {
+            name: None,
             tag: Some(tag.to_owned()),
             inline_policies: vec![],
         }
@@ -902,6 +907,7 @@ mod tests {
             panic!()
         };
         let attached = UserRecord {
+            name: None,
             tag: None,
             inline_policies: vec![(g.policy_name(), g.document_json())],
         };

@@ -26,6 +26,7 @@ pub const VAR_REQUEST_RUNBOOK: &str = "CHANGEGATE_REQUEST_RUNBOOK";
 pub const VAR_APPROVERS: &str = "CHANGEGATE_APPROVERS";
 pub const VAR_MIN_APPROVALS: &str = "CHANGEGATE_MIN_APPROVALS";
 pub const VAR_REQUIRE_SESSION_NAME: &str = "CHANGEGATE_REQUIRE_SESSION_NAME";
+pub const VAR_SESSION_CUTTER_ROLE: &str = "CHANGEGATE_SESSION_CUTTER_ROLE";
 
 pub const DEFAULT_TARGET_ROLE: &str = "CM-Prd-role";
 pub const DEFAULT_MAX_DURATION_MINUTES: i64 = 480;
@@ -176,6 +177,20 @@ fn number(
     }
 }
 
+/// The cutter role's name in the production accounts, if sessions are cut.
+fn session_cutter(src: &impl Source) -> Result<Option<RoleName>, ConfigError> {
+    match value(src, VAR_SESSION_CUTTER_ROLE) {
+        None => Ok(None),
+        Some(v) => RoleName::parse(&v)
+            .map(Some)
+            .map_err(|_| ConfigError::Invalid {
+                var: VAR_SESSION_CUTTER_ROLE,
+                value: v,
+                expected: "an IAM role name (1-64 characters of letters, digits and + = , . @ _ -)",
+            }),
+    }
+}
+
 /// `true` or `false`, or `default` when unset.
 fn flag(src: &impl Source, var: &'static str, default: bool) -> Result<bool, ConfigError> {
     match value(src, var).as_deref() {
@@ -282,6 +297,8 @@ pub struct GrantConfig {
     pub event_bus: String,
     pub decisions_table: String,
     pub expiry: Option<ExpirySchedules>,
+    /// The role changegate assumes in each production account to cut sessions; `None`: no cut.
+    pub session_cutter: Option<RoleName>,
     /// Change Manager requests, with changegate's own change template and runbook.
     pub change_manager: Option<ChangeManagerSource>,
     /// Plain Automation requests, with changegate's request runbook.
@@ -427,6 +444,7 @@ impl GrantConfig {
             event_bus: event_bus(src)?,
             decisions_table: decisions_table(src)?,
             expiry: expiry_schedules(src)?,
+            session_cutter: session_cutter(src)?,
             change_manager,
             automation,
         })
@@ -448,6 +466,8 @@ pub struct RevokeConfig {
     pub decisions_table: String,
     /// Where grant's expiry schedules live, to delete one when a request ends early.
     pub expiry_group: Option<String>,
+    /// The role changegate assumes in each production account to cut sessions; `None`: no cut.
+    pub session_cutter: Option<RoleName>,
 }
 
 impl RevokeConfig {
@@ -459,6 +479,7 @@ impl RevokeConfig {
             event_bus: event_bus(src)?,
             decisions_table: decisions_table(src)?,
             expiry_group: schedule_group(src)?,
+            session_cutter: session_cutter(src)?,
         })
     }
 }
@@ -597,6 +618,7 @@ mod tests {
             (VAR_ALLOW_DELEGATED, "yes"),
             (VAR_ALLOW_DELEGATED, "TRUE"),
             (VAR_REQUIRE_SESSION_NAME, "no"),
+            (VAR_SESSION_CUTTER_ROLE, "role/cutter"),
             (VAR_MAX_START_AHEAD_DAYS, "-1"),
             (VAR_SOURCES, "email"),
             (VAR_APPROVERS, "bob"),

@@ -143,6 +143,9 @@ pub struct AccessRevoked {
     /// For `window-ended`: milliseconds from the window's end to the removal.
     #[serde(default)]
     pub revocation_lag_ms: Option<i64>,
+    /// What happened to live sessions in production, when sessions are cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<String>,
 }
 
 /// The input of a grant's one-time expiry schedule, handed to revoke.
@@ -174,6 +177,7 @@ impl AccessRevoked {
             cause: cause.as_str().to_owned(),
             revocation_lag_ms: (*cause == Cause::WindowEnded)
                 .then(|| (at - grant.window.end_utc()).num_milliseconds()),
+            sessions: None,
         }
     }
 }

@@ -172,7 +172,12 @@ fn user_of(arn: Option<&str>) -> Option<IamUserName> {
 impl Grantor {
     pub fn new(config: GrantConfig, sdk: &aws_config::SdkConfig) -> Self {
         let group = config.expiry.as_ref().map(|e| e.group.clone());
-        let revocations = Revocations::new(sdk, &config.decisions_table, &config.event_bus, group);
+        let mut revocations =
+            Revocations::new(sdk, &config.decisions_table, &config.event_bus, group);
+        revocations.cuts = config
+            .session_cutter
+            .clone()
+            .map(|role| crate::revoke::SessionCuts::new(sdk, role, "grant"));
         Self {
             config,
             ssm: Ssm::new(aws_sdk_ssm::Client::new(sdk)),
@@ -327,6 +332,11 @@ impl Grantor {
     ) -> Result<GrantOutcome, Fault> {
         let id = &grant.change_request;
         let name = grant.policy_name();
+        // The session cut first, effective from the window's end: whatever
+        // runs or fails later, no session of this grant outlives its window.
+        if let Some(cuts) = &self.revocations.cuts {
+            cuts.at_end(grant, now).await?;
+        }
         // Written ahead: every policy in IAM has a record, even if this invocation dies next.
         info!(change_request_id = %id, user = %grant.user, account = %grant.account, role = %grant.role, policy = %name, outcome = "attaching", "attaching grant");
         if self

@@ -248,6 +248,12 @@ fn revoked(d: &AccessRevoked) -> Notification {
             ("Window", format!("{from} until {until}")),
             ("Removed at", shown(&d.revoked_at)),
             ("Why", Cause::parse(&d.cause).describe()),
+            (
+                "Live sessions",
+                d.sessions.as_deref().map(printable).unwrap_or_else(|| {
+                    "not cut by changegate: they last until they expire".to_owned()
+                }),
+            ),
             ("Change request", d.change_request_id.to_string()),
         ],
         next: vec![

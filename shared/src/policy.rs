@@ -105,8 +105,11 @@ pub fn policy_name(id: &ChangeRequestId) -> String {
     format!("{POLICY_PREFIX}{id}")
 }
 
+/// The partition of the roles grants name (see the README's known limitations).
+pub const PARTITION: &str = "aws";
+
 pub fn role_arn(account: &AccountId, role: &RoleName) -> String {
-    format!("arn:aws:iam::{account}:role/{role}")
+    format!("arn:{PARTITION}:iam::{account}:role/{role}")
 }
 
 impl Grant {

@@ -11,14 +11,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{error, info, warn};
 
-use crate::aws::{Bus, Fault, Iam, Records, Schedules, Ssm, UserPolicy};
+use crate::aws::{Bus, Fault, Iam, Records, Schedules, Sessions, Ssm, UserPolicy};
 use crate::config::RevokeConfig;
 use crate::events::{AccessRevoked, Cause, ChangegateEvent, ExpiryInput, ExpiryTarget, Incoming};
-use crate::ids::{ChangeRequestId, IamUserName};
+use crate::ids::{ChangeRequestId, IamUserName, RoleName};
 use crate::metrics;
-use crate::policy::{Grant, POLICY_PREFIX, policy_name};
+use crate::policy::{Grant, PARTITION, POLICY_PREFIX, policy_name};
 use crate::request::PARAM_USER;
 use crate::sdk;
+use crate::session::SessionCut;
 use crate::text::shown;
 
 /// Sorts the listed policies into grants whose window has ended and the
@@ -122,14 +123,90 @@ fn ignored(id: &str, reason: String) -> RevokeOutcome {
     RevokeOutcome::Ignored { reason }
 }
 
-/// Removing a grant: the policy, its expiry schedule, the record, the log,
-/// the metric and the announcement, in one place.
+/// What a session cut did in the production account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CutOutcome {
+    /// The person's sessions are cut at the window's end (or now).
+    Cut,
+    /// The role's inline-policy budget was full: every session of the role
+    /// issued before now is denied instead (IAM's "revoke active sessions").
+    AllSessionsCut,
+    /// The target role does not exist there: no session of it can be live.
+    NoSuchRole,
+}
+
+/// The session cut (issue 10): a Deny on the target role in the production
+/// account for the person's sessions issued before the cut, effective from
+/// the cut on, so that no session outlives its window. Written when access
+/// is granted (effective at the window's end, whatever runs then), moved to
+/// now by an early end or an operator, and restored at the window's end.
+pub struct SessionCuts {
+    sessions: Sessions,
+}
+
+impl SessionCuts {
+    pub fn new(sdk: &aws_config::SdkConfig, cutter_role: RoleName, function: &str) -> Self {
+        Self {
+            sessions: Sessions::new(sdk, PARTITION, cutter_role, function),
+        }
+    }
+
+    /// The cut at the end of `grant`'s window (idempotent: also restores a lost one).
+    pub async fn at_end(&self, grant: &Grant, now: DateTime<Utc>) -> Result<CutOutcome, Fault> {
+        let (start, end) = (grant.window.start_utc(), grant.window.end_utc());
+        self.update(grant, now, |cut| cut.extend(&grant.user, start, end, now))
+            .await
+    }
+
+    /// The cut moved to now: the request ended early, or an operator ended it.
+    pub async fn now(&self, grant: &Grant, now: DateTime<Utc>) -> Result<CutOutcome, Fault> {
+        self.update(grant, now, |cut| cut.cut_now(&grant.user, now))
+            .await
+    }
+
+    async fn update(
+        &self,
+        grant: &Grant,
+        now: DateTime<Utc>,
+        change: impl FnOnce(&mut SessionCut),
+    ) -> Result<CutOutcome, Fault> {
+        const OP: &str = "iam:PutRolePolicy";
+        let production = self.sessions.open(&grant.account).await?;
+        let Some(role) = production.target_role(&grant.role).await? else {
+            warn!(change_request_id = %grant.change_request, account = %grant.account, role = %grant.role, "no such target role; no session to cut");
+            return Ok(CutOutcome::NoSuchRole);
+        };
+        let mut cut = SessionCut::from_role(role.cut_document()).map_err(Fault::unexpected(OP))?;
+        change(&mut cut);
+        cut.collect(now, role.max_session);
+        let rendered = cut
+            .render(role.others_chars(), now)
+            .map_err(Fault::unexpected(OP))?;
+        production.write(&grant.role, &rendered.written).await?;
+        let Some(fallback) = rendered.fallback else {
+            info!(change_request_id = %grant.change_request, user = %grant.user, account = %grant.account, role = %grant.role, "session cut written");
+            return Ok(CutOutcome::Cut);
+        };
+        metrics::count("revoke", "SessionCutFallbacks", None);
+        error!(
+            change_request_id = %grant.change_request, account = %grant.account, role = %grant.role,
+            all_before = %fallback.all_before, dropped = ?fallback.dropped,
+            "the role's inline policy budget is full: every session of the role issued before now is denied"
+        );
+        Ok(CutOutcome::AllSessionsCut)
+    }
+}
+
+/// Removing a grant: the policy, its expiry schedule, the session cut, the
+/// record, the log, the metric and the announcement, in one place.
 pub struct Revocations {
     pub iam: Iam,
     pub records: Records,
     pub bus: Bus,
     pub schedules: Schedules,
     pub expiry_group: Option<String>,
+    /// `None` when the deployment cuts no sessions (no production-account stack).
+    pub cuts: Option<SessionCuts>,
 }
 
 impl Revocations {
@@ -145,6 +222,7 @@ impl Revocations {
             bus: Bus::new(aws_sdk_eventbridge::Client::new(sdk), bus),
             schedules: Schedules::new(aws_sdk_scheduler::Client::new(sdk)),
             expiry_group,
+            cuts: None,
         }
     }
 
@@ -161,12 +239,22 @@ impl Revocations {
             .iam
             .delete_user_policy(grant.user.as_str(), &name)
             .await?;
+        // Then live sessions: at the window's end the cut written at grant
+        // time applies (restored if lost); any other cause moves it to now. A
+        // production account out of reach fails the invocation (the grant is
+        // already gone), so the cut is retried and alarmed like any revocation.
+        let cut = match (&self.cuts, cause) {
+            (None, _) => None,
+            (Some(cuts), Cause::WindowEnded) => Some(cuts.at_end(grant, now).await?),
+            (Some(cuts), _) => Some(cuts.now(grant, now).await?),
+        };
         if *cause != Cause::WindowEnded {
             if let Some(group) = &self.expiry_group {
                 self.schedules.delete(group, &name).await?;
             }
         }
-        let revoked = AccessRevoked::of(grant, now, cause);
+        let mut revoked = AccessRevoked::of(grant, now, cause);
+        revoked.sessions = cut.map(|c| sessions_note(&c, grant, now));
         self.records
             .revoked(&grant.change_request, cause, now, revoked.revocation_lag_ms)
             .await?;
@@ -252,6 +340,27 @@ impl Revocations {
     }
 }
 
+/// What happened to live sessions, in words for the notification.
+fn sessions_note(cut: &CutOutcome, grant: &Grant, now: DateTime<Utc>) -> String {
+    let at = crate::window::utc_string(now.min(grant.window.end_utc()));
+    match cut {
+        CutOutcome::Cut => format!(
+            "sessions of {} in {}/{} issued before {at} are denied from then on",
+            grant.user, grant.account, grant.role
+        ),
+        CutOutcome::AllSessionsCut => format!(
+            "the role's inline-policy budget was full: every session of {}/{} issued before {} is denied (operators were alerted)",
+            grant.account,
+            grant.role,
+            crate::window::utc_string(now)
+        ),
+        CutOutcome::NoSuchRole => format!(
+            "{}/{} does not exist: no session to cut",
+            grant.account, grant.role
+        ),
+    }
+}
+
 fn outcome(grant: &Grant, cause: &Cause, revoked: Option<AccessRevoked>) -> RevokeOutcome {
     match revoked {
         Some(r) => RevokeOutcome::Revoked {
@@ -276,12 +385,16 @@ pub struct Revoker {
 
 impl Revoker {
     pub fn new(config: RevokeConfig, sdk: &aws_config::SdkConfig) -> Self {
-        let revocations = Revocations::new(
+        let mut revocations = Revocations::new(
             sdk,
             &config.decisions_table,
             &config.event_bus,
             config.expiry_group.clone(),
         );
+        revocations.cuts = config
+            .session_cutter
+            .clone()
+            .map(|role| SessionCuts::new(sdk, role, "revoke"));
         Self {
             config,
             ssm: Ssm::new(aws_sdk_ssm::Client::new(sdk)),

@@ -169,6 +169,7 @@ fn grant_for(cr: &Execution, now: DateTime<Utc>) -> Result<Grant, Refusal> {
         panic!("an approved request waits")
     };
     let alice = UserRecord {
+        name: None,
         tag: Some("111122223333 444455556666".into()),
         inline_policies: vec![],
     };

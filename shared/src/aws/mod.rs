@@ -181,7 +181,11 @@ impl Iam {
                 inline_policies.push((name, doc));
             }
         }
+        let name = found
+            .user()
+            .and_then(|u| crate::ids::IamUserName::parse(u.user_name()).ok());
         Ok(Some(UserRecord {
+            name,
             tag,
             inline_policies,
         }))
