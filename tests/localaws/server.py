@@ -48,11 +48,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlparse
 
+from moto import settings as moto_settings
+from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.events.models import events_backends
+from moto.iam.access_control import IAMPolicy, IAMRequest, PermissionResult
 from moto.iam.exceptions import InvalidInput
 from moto.iam.models import iam_backends
 from moto.iam.responses import IamResponse
@@ -1291,6 +1294,9 @@ def start_automation_execution(self: SimpleSystemManagerResponse) -> ActionResul
             return ActionResult({"AutomationExecutionId": retried})
         document = _document(account, region, name, self._get_param("DocumentVersion"), "Automation")
         values = _validate_parameters(document.content_json.get("parameters"), self._get_param("Parameters"), document.name)
+        role = _resolve(document.content_json.get("assumeRole"), _typed(document.content_json.get("parameters"), values))
+        if isinstance(role, str) and role.startswith("arn:"):
+            _check_pass_role(self, role)
         tags = _check_tags(self._get_param("Tags"))
         caller = _caller_arn(self)
         ex = Execution(
@@ -1323,6 +1329,36 @@ def start_automation_execution(self: SimpleSystemManagerResponse) -> ActionResul
         _set_status(ex, IN_PROGRESS, caller)
         _advance(ex, ex.run)
     return ActionResult({"AutomationExecutionId": ex.id})
+
+
+def _check_pass_role(self: SimpleSystemManagerResponse, role_arn: str) -> None:
+    """A runbook that names a service role (``assumeRole``) runs as that role,
+    so starting it needs ``iam:PassRole`` on the role, with
+    ``iam:PassedToService`` = ``ssm.amazonaws.com``. Checked, like every
+    permission here, only while moto's IAM enforcement is on
+    (``/moto-api/reset-auth``)."""
+    if ActionAuthenticatorMixin.request_count < moto_settings.INITIAL_NO_AUTH_ACTION_COUNT:
+        return
+    request = IAMRequest(
+        account_id=self.current_account,
+        method=self.method,
+        path=urlparse(self.uri).path,
+        data=self.data,
+        body=self.raw_body,
+        headers=self.headers,
+        action="PassRole",
+    )
+    request._action = "iam:PassRole"
+    permitted = False
+    for policy in request._access_key.collect_policies():
+        verdict = IAMPolicy(policy).is_action_permitted(
+            "iam:PassRole", role_arn, incoming_condition_values={"iam:PassedToService": "ssm.amazonaws.com"}
+        )
+        if verdict == PermissionResult.DENIED:
+            request._raise_access_denied()
+        permitted = permitted or verdict == PermissionResult.PERMITTED
+    if not permitted:
+        request._raise_access_denied()
 
 
 def _dequeue(account: str, region: str) -> None:

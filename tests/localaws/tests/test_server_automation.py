@@ -595,3 +595,42 @@ def test_over_the_concurrency_quota_an_execution_waits_pending() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_runbook_with_a_service_role_needs_pass_role(world: World) -> None:
+    """With moto's IAM enforcement on, starting a runbook that names an
+    assumeRole needs iam:PassRole on it (iam:PassedToService ssm.amazonaws.com)."""
+    role = f"arn:aws:iam::{ACCOUNT}:role/changegate-request-runbook"
+    runbook = dict(request_runbook(APPROVERS), assumeRole=role)
+    world.document("changegate-access-request", runbook)
+    iam = client(world.url, "iam")
+    start_only = {"Effect": "Allow", "Action": ["ssm:StartAutomationExecution", "ssm:GetAutomationExecution"], "Resource": "*"}
+    pass_role = {
+        "Effect": "Allow",
+        "Action": "iam:PassRole",
+        "Resource": role,
+        "Condition": {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}},
+    }
+    iam.put_user_policy(
+        UserName="alice",
+        PolicyName="p",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [start_only, pass_role]}),
+    )
+    iam.put_user_policy(
+        UserName="dave", PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [start_only]})
+    )
+    auth = urllib.request.Request(
+        world.url + "/moto-api/reset-auth", data=b"0", method="POST", headers={"Content-Type": "text/plain"}
+    )
+    urllib.request.urlopen(auth).read()
+    try:
+        assert start(world, who="alice")
+        with pytest.raises(botocore.exceptions.ClientError) as denied:
+            start(world, who="dave")
+        assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        assert "iam:PassRole" in str(denied.value)
+    finally:
+        off = urllib.request.Request(
+            world.url + "/moto-api/reset-auth", data=b"inf", method="POST", headers={"Content-Type": "text/plain"}
+        )
+        urllib.request.urlopen(off).read()
