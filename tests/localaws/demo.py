@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """changegate, end to end, on a local AWS: ``make demo``.
 
-    .venv/bin/python tests/localaws/demo.py [--source change-manager|automation] [--window 20]
+    .venv/bin/python tests/localaws/demo.py [--source automation|change-manager] [--window 20]
         [--same-account] [--bin-dir DIR]
 
 Run from the repository root after ``cargo build --workspace --bins`` (the
@@ -21,6 +21,13 @@ replays a just-in-time access request as a timeline:
     can assume the role
  6. revoke leaves the open window alone, then removes the policy once it ends
  7. the notifications: the email text and the Slack (Amazon Q) card
+ 8. the Systems Manager calls everyone made (counted by a pass-through
+    faultproxy.py at rate 0): on the Automation path, none of Change
+    Manager's, no change template deployed and no change request; on the
+    Change Manager path, one change request on the stack's own change template
+
+The default is the Automation path (any account can use it); the output's
+first and last lines say how to run the other (``make demo SOURCE=change-manager``).
 
 Exit 0 when every step did what it should, 1 with ``demo FAILED: <why>``
 otherwise, 2 when the binaries are missing.
@@ -45,35 +52,22 @@ from botocore.exceptions import ClientError
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lambda_runtime  # noqa: E402  (beside this file)
 import localaws  # noqa: E402
+from faultproxy import FaultProxy  # noqa: E402
 
 SOURCES = ("change-manager", "automation")
-# The path `make demo` takes without SOURCE=. Design: automation, once the
-# functions and template.yaml handle the request runbook; until then the
-# Change Manager path, which today's binaries handle.
-DEFAULT_SOURCE = "change-manager"
+# The path `make demo` takes without SOURCE=: the request runbook, which any
+# account can use (Change Manager is closed to new customers since November
+# 2025); `make demo SOURCE=change-manager` takes the other one.
+DEFAULT_SOURCE = "automation"
 
 JST = timezone(timedelta(hours=9))
 # The Rust runtime's per-invocation tracing span, as printed before each log line.
 SPAN = re.compile(r"Lambda runtime invoke\{[^}]*\}: ")
 FUNCTION_TIMEOUT_S = 30
 
-# A change template for the Change Manager path when template.yaml does not
-# (yet) deploy one: one approval level, bob, no auto-approval.
-STAND_IN_CHANGE_TEMPLATE = {
-    "schemaVersion": "0.3",
-    "description": "changegate access (the demo's stand-in change template)",
-    "emergencyChange": False,
-    "autoApprovable": False,
-    "executableRunBooks": [{"name": localaws.ACCESS_RUNBOOK, "version": "$DEFAULT"}],
-    "mainSteps": [{
-        "name": "ApproveAccess",
-        "action": "aws:approve",
-        "timeoutSeconds": 3600,
-        "inputs": {"Message": "changegate access request", "EnhancedApprovals": {
-            "Approvers": [{"approver": "bob", "type": "IamUser", "minRequiredApprovals": 0}],
-            "MinRequiredApprovals": 1}},
-    }],
-}
+# Systems Manager actions that are Change Manager's (change requests, their
+# OpsItems, change calendars): the Automation path must make none of them.
+CHANGE_MANAGER_ACTION = re.compile(r"ChangeRequest|OpsItem|Calendar")
 
 
 class DemoFailure(Exception):
@@ -132,12 +126,17 @@ def utc(t: datetime) -> str:
 
 
 class Demo:
-    def __init__(self, aws: localaws.Server, out: Timeline, bin_dir: Path, window_s: int, prod_account: str):
+    def __init__(self, aws: localaws.Server, out: Timeline, bin_dir: Path, window_s: int, prod_account: str,
+                 proxy: FaultProxy):
         self.aws, self.out, self.bin_dir, self.window_s = aws, out, bin_dir, window_s
+        # Every AWS call (the people's, the functions', provisioning) goes
+        # through a pass-through proxy that counts them by action, so that the
+        # demo can show which Systems Manager calls each path makes.
+        self.proxy = proxy
         self.prod_account = prod_account
         self.role_arn = f"arn:aws:iam::{prod_account}:role/{localaws.ROLE_NAME}"
-        self.iam = aws.client("iam")
-        self.sqs = aws.client("sqs")
+        self.iam = self.client("iam")
+        self.sqs = self.client("sqs")
         self.window_end = datetime.now(timezone.utc)
         self.request_id = ""
         # What this path sets in a function's environment where the template
@@ -145,6 +144,15 @@ class Demo:
         self.env: dict[str, str] = {}
 
     # -- helpers -------------------------------------------------------------
+    def client(self, service: str, creds: dict[str, str] | None = None) -> Any:
+        """A boto3 client for the local AWS, through the counting proxy."""
+        return localaws.client(self.proxy.url, service, creds)
+
+    def ssm_actions(self) -> dict[str, int]:
+        """Systems Manager actions called so far (anyone's), with counts."""
+        actions = self.proxy.stats().get("actions", {})
+        return {k.split(":", 1)[1]: v for k, v in sorted(actions.items()) if k.startswith("ssm:")}
+
     def user(self, name: str) -> dict[str, str]:
         arn = self.iam.create_user(UserName=name)["User"]["Arn"]
         key = self.iam.create_access_key(UserName=name)["AccessKey"]
@@ -152,7 +160,7 @@ class Demo:
         return {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
 
     def try_assume_role(self, expect_ok: bool) -> None:
-        sts = self.aws.client("sts", self.alice)
+        sts = self.client("sts", self.alice)
         self.out.say(f"alice: sts:AssumeRole {self.role_arn}  (IAM enforcement on)")
         try:
             with self.aws.iam_enforced():
@@ -263,11 +271,11 @@ class Demo:
         else:
             # moto makes a new account appear when someone assumes a role in it
             # (IAM auth is off here, so nothing checks the role exists).
-            creds = self.aws.client("sts").assume_role(
+            creds = self.client("sts").assume_role(
                 RoleArn=f"arn:aws:iam::{self.prod_account}:role/OrganizationAccountAccessRole",
                 RoleSessionName="demo-setup",
             )["Credentials"]
-            prod_iam = self.aws.client("iam", {
+            prod_iam = self.client("iam", {
                 "aws_access_key_id": creds["AccessKeyId"],
                 "aws_secret_access_key": creds["SecretAccessKey"],
                 "aws_session_token": creds["SessionToken"],
@@ -281,7 +289,7 @@ class Demo:
                     "  policies alone (it does not evaluate the other account's trust policy);\n"
                     "  run with --same-account to have the trust policy checked as well.")
 
-        self.world = localaws.provision(self.aws.url, parameters={"AllowedAccountIds": self.prod_account, **parameters})
+        self.world = localaws.provision(self.proxy.url, parameters={"AllowedAccountIds": self.prod_account, **parameters})
         w = self.world
         out.say(f"template.yaml, provisioned: table {w.table}, bus {w.bus}, topics {', '.join(w.topics)}")
         for doc in w.documents:
@@ -291,7 +299,7 @@ class Demo:
             what = json.dumps(r.pattern) if r.pattern else r.schedule
             out.say(f"  rule {r.name} on {r.bus}: {what} → {r.function}" + (" (via an SQS queue)" if r.queue_url else ""))
 
-        sns = self.aws.client("sns")
+        sns = self.client("sns")
         self.email_queue, email_arn = localaws.queue(self.sqs, "alice-email")
         sns.subscribe(
             TopicArn=w.topic_arn, Protocol="sqs", Endpoint=email_arn,
@@ -395,11 +403,22 @@ def change_manager_path(demo: Demo) -> None:
     bob = f"arn:aws:iam::{localaws.HOME_ACCOUNT}:user/bob"
     demo.env = {"CHANGEGATE_SOURCES": "change-manager"}
     demo.setup({"RequestSources": "ChangeManager", "ApproverArns": bob})
-    if not any(d.name == localaws.CHANGE_TEMPLATE and d.created for d in demo.world.documents):
-        demo.aws.client("ssm").create_document(
-            Name=localaws.CHANGE_TEMPLATE, DocumentType="Automation.ChangeTemplate", DocumentFormat="JSON",
-            Content=json.dumps(STAND_IN_CHANGE_TEMPLATE))
-        out.say(f"template.yaml has no change template {localaws.CHANGE_TEMPLATE}: a stand-in with one level, bob")
+    stack_template = next((d for d in demo.world.documents if d.name == localaws.CHANGE_TEMPLATE), None)
+    check(stack_template is not None and stack_template.created,
+          f"template.yaml's change template {localaws.CHANGE_TEMPLATE} was not deployed: "
+          f"{stack_template.skipped if stack_template else 'not in the template'}")
+    assert stack_template is not None
+    # What Change Manager holds is the stack's own document, as template.yaml resolves it.
+    held = demo.client("ssm").get_document(Name=localaws.CHANGE_TEMPLATE)
+    check(held["DocumentType"] == "Automation.ChangeTemplate" and json.loads(held["Content"]) == stack_template.content,
+          f"{localaws.CHANGE_TEMPLATE} in SSM is not template.yaml's change template")
+    out.say(f"the stack's change template {localaws.CHANGE_TEMPLATE} (version {held['DocumentVersion']}, "
+            f"from template.yaml), runbooks {compact(stack_template.content.get('executableRunBooks'))}:")
+    for st in stack_template.content.get("mainSteps", []):
+        if st.get("action") == "aws:approve":
+            enhanced = st["inputs"].get("EnhancedApprovals") or {}
+            who = [a for a in enhanced.get("Approvers") or st["inputs"].get("Approvers") or [] if a]
+            out.block(f"approval level {st['name']}: approvers {compact(who)}")
 
     out.step("Without a grant, alice cannot assume the production role")
     demo.try_assume_role(expect_ok=False)
@@ -408,17 +427,22 @@ def change_manager_path(demo: Demo) -> None:
     out.say(f"alice: ssm:StartChangeRequestExecution  template {localaws.CHANGE_TEMPLATE}, runbook {localaws.ACCESS_RUNBOOK}")
     params = demo.window()
     out.block("\n".join(f"{k:<12} = {v[0]}" for k, v in params.items()))
-    demo.request_id = demo.aws.client("ssm", demo.alice).start_change_request_execution(
+    demo.request_id = demo.client("ssm", demo.alice).start_change_request_execution(
         DocumentName=localaws.CHANGE_TEMPLATE,
         ChangeRequestName="alice: prod access for an incident",
         Runbooks=[{"DocumentName": localaws.ACCESS_RUNBOOK, "Parameters": params}],
     )["AutomationExecutionId"]
     out.say(f"  → change request {demo.request_id}")
+    filed = demo.client("ssm").get_automation_execution(AutomationExecutionId=demo.request_id)["AutomationExecution"]
+    out.say(f"  → Systems Manager: template {filed['DocumentName']} v{filed['DocumentVersion']}, "
+            f"runbook {filed['Runbooks'][0]['DocumentName']}, status {filed['AutomationExecutionStatus']}")
+    check(filed["DocumentName"] == localaws.CHANGE_TEMPLATE and filed["DocumentVersion"] == held["DocumentVersion"],
+          f"the change request does not use the stack's change template: {filed['DocumentName']}")
     grants = demo.deliver().get("grant", [])
     check(all(o.get("outcome") != "granted" for o in grants), f"grant granted a request awaiting approval: {compact(grants)}")
 
     out.step("bob approves")
-    ssm = demo.aws.client("ssm", demo.bob)
+    ssm = demo.client("ssm", demo.bob)
     out.say("bob: ssm:SendAutomationSignal Approve")
     ssm.send_automation_signal(AutomationExecutionId=demo.request_id, SignalType="Approve",
                                Payload={"Comment": ["Approved for the incident."]})
@@ -433,6 +457,11 @@ def change_manager_path(demo: Demo) -> None:
 
     out.step("Notifications")
     demo.notifications()
+
+    out.step("Systems Manager calls (everyone's, counted by a pass-through proxy)")
+    calls = demo.ssm_actions()
+    out.block("\n".join(f"ssm:{k:<36} {v}" for k, v in calls.items()), indent=2)
+    check(calls.get("StartChangeRequestExecution") == 1, f"expected one change request, got {calls}")
 
 
 def automation_path(demo: Demo) -> None:
@@ -455,10 +484,10 @@ def automation_path(demo: Demo) -> None:
     out.say(f"alice: ssm:StartAutomationExecution  runbook {localaws.REQUEST_RUNBOOK}")
     params = {**demo.window(), "Reason": ["incident 4711"]}
     out.block("\n".join(f"{k:<12} = {v[0]}" for k, v in params.items()))
-    demo.request_id = demo.aws.client("ssm", demo.alice).start_automation_execution(
+    demo.request_id = demo.client("ssm", demo.alice).start_automation_execution(
         DocumentName=localaws.REQUEST_RUNBOOK, Parameters=params)["AutomationExecutionId"]
     out.say(f"  → execution {demo.request_id}")
-    ex = demo.aws.client("ssm").get_automation_execution(AutomationExecutionId=demo.request_id)["AutomationExecution"]
+    ex = demo.client("ssm").get_automation_execution(AutomationExecutionId=demo.request_id)["AutomationExecution"]
     steps = ex.get("StepExecutions", [])
     failed = [f"{s['StepName']}: {s.get('FailureMessage')}" for s in steps if s.get("StepStatus") == "Failed"]
     out.say(f"  → status {ex['AutomationExecutionStatus']}" + (f"; failed step {failed[0]}" if failed else ""))
@@ -467,7 +496,7 @@ def automation_path(demo: Demo) -> None:
     check(all(o.get("outcome") != "granted" for o in grants), f"grant granted a request awaiting approval: {compact(grants)}")
 
     out.step("bob approves")
-    ssm = demo.aws.client("ssm", demo.bob)
+    ssm = demo.client("ssm", demo.bob)
     out.say("bob: ssm:SendAutomationSignal Approve")
     ssm.send_automation_signal(AutomationExecutionId=demo.request_id, SignalType="Approve",
                                Payload={"Comment": ["Approved for the incident."]})
@@ -485,6 +514,19 @@ def automation_path(demo: Demo) -> None:
 
     out.step("Notifications")
     demo.notifications()
+
+    out.step("No Change Manager at all")
+    calls = demo.ssm_actions()
+    out.say("Systems Manager calls (everyone's: alice, bob, the functions, provisioning), counted by a pass-through proxy:")
+    out.block("\n".join(f"ssm:{k:<36} {v}" for k, v in calls.items()), indent=2)
+    cm_calls = {k: v for k, v in calls.items() if CHANGE_MANAGER_ACTION.search(k)}
+    check(not cm_calls, f"the Automation path called Change Manager: {cm_calls}")
+    templates = [d.name for d in demo.world.documents if d.document_type == "Automation.ChangeTemplate"]
+    check(not templates, f"the stack deployed a change template with RequestSources=Automation: {templates}")
+    change_requests = demo.client("ssm").describe_automation_executions(
+        Filters=[{"Key": "AutomationSubtype", "Values": ["ChangeRequest"]}])["AutomationExecutionMetadataList"]
+    check(not change_requests, f"change requests exist: {compact(change_requests)}")
+    out.say("  → no Change Manager action, no change template deployed, no change request in the account")
 
 
 PATHS: dict[str, Callable[[Demo], None]] = {"change-manager": change_manager_path, "automation": automation_path}
@@ -523,7 +565,8 @@ def main(argv: list[str] | None = None) -> int:
         aws = localaws.Server(localaws.ROOT / ".localaws" / "server.log")
         out.say(f"local AWS (moto + changegate's extension) at {aws.url}; binaries from {bin_dir}")
         prod = localaws.HOME_ACCOUNT if args.same_account else localaws.PROD_ACCOUNT
-        PATHS[args.source](Demo(aws, out, bin_dir, args.window, prod))
+        with FaultProxy(aws.url, rate=0.0) as proxy:
+            PATHS[args.source](Demo(aws, out, bin_dir, args.window, prod, proxy))
     except DemoFailure as e:
         print(f"\ndemo FAILED: {e}", file=sys.stderr, flush=True)
         return 1
