@@ -49,7 +49,11 @@ fn names_the_operation(text: &str) -> bool {
             let Some((service, action)) = op.split_once(':') else {
                 return false;
             };
-            ["iam", "ssm", "events", "scheduler", "sns", "sts"].contains(&service)
+            // an AWS signing name (iam, ssm, dynamodb, ...) and an action name
+            !service.is_empty()
+                && service
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && action.starts_with(|c: char| c.is_ascii_uppercase())
                 && action.chars().all(|c| c.is_ascii_alphanumeric())
                 && (verb.starts_with("failed") || verb == "returned")
@@ -58,6 +62,8 @@ fn names_the_operation(text: &str) -> bool {
 
 #[test]
 fn given_failure_texts_when_checked_then_only_those_naming_an_aws_operation_pass() {
+    assert!(names_the_operation("dynamodb:PutItem failed: throttled"));
+    assert!(!names_the_operation("change_request_id=x: failed"));
     assert!(names_the_operation(
         "iam:PutUserPolicy failed: dispatch failure"
     ));
