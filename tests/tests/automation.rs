@@ -452,6 +452,27 @@ async fn given_the_request_runbook_when_bob_approves_and_every_trigger_arrives_i
         vec![format!("changegate-{id}")]
     );
 
+    // And the policy allows the production role, in the window alice asked for
+    let document = auto
+        .world
+        .iam
+        .get_user_policy()
+        .user_name("alice")
+        .policy_name(format!("changegate-{id}"))
+        .send()
+        .await
+        .expect("get user policy")
+        .policy_document()
+        .to_owned();
+    let document = percent_encoding::percent_decode_str(&document).decode_utf8_lossy();
+    let role = format!("arn:aws:iam::{PROD_ACCOUNT}:role/CM-Prd-role");
+    assert!(document.contains("sts:AssumeRole"), "{document}");
+    assert!(document.contains(&role), "{document}");
+    assert!(
+        document.contains(&after(&end, 0).format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        "the window's end in UTC: {document}"
+    );
+
     // And the step and execution events (and the call again), shuffled,
     // delivered twice, decide nothing more: every trigger converges on one decision
     let events = auto.ssm_events(&id).await;
