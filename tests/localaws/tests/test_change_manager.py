@@ -217,7 +217,7 @@ def test_given_auto_approve_when_alice_files_then_it_is_approved_at_once_by_her(
 
 
 def test_given_a_client_token_when_the_same_request_is_retried_then_the_same_id_comes_back(cm: ChangeManager) -> None:
-    token = "same-token-0000000000000000000000000"
+    token = "6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64"  # the API wants a UUID
 
     assert cm.start(ClientToken=token) == cm.start(ClientToken=token)
     assert [s for s, _ in cm.statuses()] == ["PendingApproval"]
