@@ -5,7 +5,6 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use changegate::approval::{ApproverDecision, Decision};
-use changegate::aws::UserPolicy;
 use changegate::check::{Checking, UserRecord, Verdict, check_request, decide};
 use changegate::config::{
     GrantConfig, VAR_ALLOWED_ACCOUNTS, VAR_DECISIONS_TABLE, VAR_EVENT_BUS, VAR_SOURCES,
@@ -14,6 +13,7 @@ use changegate::events::ChangegateEvent;
 use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun};
 use changegate::ids::{ChangeRequestId, Home};
 use changegate::message::render_changegate;
+use changegate::policy::UserPolicy;
 use changegate::revoke::sort_grants;
 use changegate::status::Status;
 use chrono::{TimeDelta, Utc};

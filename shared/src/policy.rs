@@ -80,6 +80,23 @@ pub struct CurrentTime {
     pub current_time: String,
 }
 
+/// An inline user policy as listed by `GetAccountAuthorizationDetails`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPolicy {
+    pub user: String,
+    pub name: String,
+    /// The decoded JSON document.
+    pub document: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyListing {
+    pub pages: u32,
+    pub users: u32,
+    /// Only the policies whose name has changegate's prefix.
+    pub policies: Vec<UserPolicy>,
+}
+
 /// Access for one user to one role, inside one window, for one change request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {

@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{error, info, warn};
 
-use crate::aws::{Bus, Fault, Iam, Records, Schedules, Sessions, Ssm, UserPolicy};
+use crate::aws::{Bus, Fault, Iam, Records, Schedules, Sessions, Ssm};
 use crate::config::RevokeConfig;
 use crate::events::{AccessRevoked, Cause, ChangegateEvent, ExpiryInput, ExpiryTarget, Incoming};
 use crate::ids::{ChangeRequestId, IamUserName, RoleName};
 use crate::metrics;
-use crate::policy::{Grant, PARTITION, POLICY_PREFIX, policy_name};
+use crate::policy::{Grant, PARTITION, POLICY_PREFIX, UserPolicy, policy_name};
 use crate::request::PARAM_USER;
 use crate::sdk;
 use crate::session::SessionCut;

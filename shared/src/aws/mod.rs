@@ -22,6 +22,7 @@ use crate::config::ExpirySchedules;
 use crate::events::{ChangegateEvent, ExpiryInput, ExpiryTarget, SOURCE_CHANGEGATE};
 use crate::message::Notification;
 use crate::policy::Grant;
+use crate::policy::{PolicyListing, UserPolicy};
 
 /// An AWS call that did not succeed: throttling, 5xx, timeouts, access denied.
 /// A fault fails the invocation so that Lambda retries it.
@@ -93,23 +94,6 @@ impl From<Fault> for Diagnostic {
             error_message: fault.to_string(),
         }
     }
-}
-
-/// An inline user policy as listed by `GetAccountAuthorizationDetails`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserPolicy {
-    pub user: String,
-    pub name: String,
-    /// The decoded JSON document.
-    pub document: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PolicyListing {
-    pub pages: u32,
-    pub users: u32,
-    /// Only the policies whose name has changegate's prefix.
-    pub policies: Vec<UserPolicy>,
 }
 
 /// Put or not: whether the user existed.
