@@ -900,3 +900,4 @@ pub mod scripted {
         }
     }
 }
+pub mod iam;
