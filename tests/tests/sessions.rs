@@ -864,7 +864,7 @@ async fn measure_from_revokes_invocation_to_the_cut_written_on_an_early_end() {
     let s = scene().await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let runs = 9;
-    let (mut to_cut, mut whole) = (Vec::new(), Vec::new());
+    let (mut to_cut, mut whole, mut refused) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
         let id = s
             .granted("alice", &alice, (from_now(-1), from_now(3600)), None)
@@ -898,11 +898,18 @@ async fn measure_from_revokes_invocation_to_the_cut_written_on_an_early_end() {
         let now = Utc::now() + secs(10 * run);
         let outcome = s.revoker.handle(operator(&id), now, None).await.unwrap();
         whole.push(started.elapsed());
-        to_cut.push(watch.await.unwrap());
+        let written = watch.await.unwrap();
+        to_cut.push(written);
+        // A live session is refused from the later of the cut (the whole
+        // second after `now`) and the moment the cut is in IAM.
+        let cut_at = now.duration_trunc(secs(1)).unwrap() + secs(1);
+        let in_iam = now + TimeDelta::from_std(written).unwrap();
+        refused.push((cut_at.max(in_iam) - now).num_milliseconds());
         assert!(matches!(outcome, RevokeOutcome::Revoked { .. }));
     }
     to_cut.sort();
     whole.sort();
+    refused.sort();
     eprintln!("runs {runs}");
     eprintln!(
         "invocation -> cut visible in IAM (ms): {:?}",
@@ -912,9 +919,11 @@ async fn measure_from_revokes_invocation_to_the_cut_written_on_an_early_end() {
         "whole revoke invocation (ms): {:?}",
         whole.iter().map(|d| d.as_millis()).collect::<Vec<_>>()
     );
+    eprintln!("invocation -> first refused call of a live session (ms): {refused:?}");
     eprintln!(
-        "median: to cut {} ms, whole {} ms",
+        "median: to cut {} ms, whole {} ms, to refused {} ms",
         to_cut[runs as usize / 2].as_millis(),
-        whole[runs as usize / 2].as_millis()
+        whole[runs as usize / 2].as_millis(),
+        refused[runs as usize / 2]
     );
 }
