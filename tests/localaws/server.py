@@ -1788,7 +1788,8 @@ class LocalAwsApp:
 # ---------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (``--help``); exits with status 2 on a bad one."""
     parser = argparse.ArgumentParser(description="moto server with changegate's local-AWS extensions")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 = any free port (default)")
@@ -1809,6 +1810,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.max_inline_steps < 1 or args.max_concurrent_automations < 1:
         parser.error("--max-inline-steps and --max-concurrent-automations must be at least 1")
+    return args
+
+
+def serve(args: argparse.Namespace) -> Any:
+    """Applies the command line's settings, patches moto (``install``) and
+    binds a threaded server for a fresh app on ``args.host:args.port``; the
+    caller runs ``serve_forever``. Used by ``main`` and by ``pool.py``, which
+    calls it in a forked child per server."""
     global MAX_INLINE_STEPS, MAX_CONCURRENT_AUTOMATIONS
     MAX_INLINE_STEPS = args.max_inline_steps
     MAX_CONCURRENT_AUTOMATIONS = args.max_concurrent_automations
@@ -1822,9 +1831,15 @@ def main(argv: list[str] | None = None) -> int:
 
     install()
     server = make_server(args.host, args.port, LocalAwsApp(DomainDispatcherApplication(create_backend_app)), threaded=True)
-    port = server.server_port
     # moto builds some self-referencing URLs from MOTO_PORT.
-    os.environ["MOTO_PORT"] = str(port)
+    os.environ["MOTO_PORT"] = str(server.server_port)
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    server = serve(args)
+    port = server.server_port
 
     stop = threading.Event()
 
