@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{error, info, warn};
@@ -142,12 +142,15 @@ pub enum CutOutcome {
 /// now by an early end or an operator, and restored at the window's end.
 pub struct SessionCuts {
     sessions: Sessions,
+    /// The function using it, for metrics.
+    function: &'static str,
 }
 
 impl SessionCuts {
-    pub fn new(sdk: &aws_config::SdkConfig, cutter_role: RoleName, function: &str) -> Self {
+    pub fn new(sdk: &aws_config::SdkConfig, cutter_role: RoleName, function: &'static str) -> Self {
         Self {
             sessions: Sessions::new(sdk, PARTITION, cutter_role, function),
+            function,
         }
     }
 
@@ -187,7 +190,7 @@ impl SessionCuts {
             info!(change_request_id = %grant.change_request, user = %grant.user, account = %grant.account, role = %grant.role, "session cut written");
             return Ok(CutOutcome::Cut);
         };
-        metrics::count("revoke", "SessionCutFallbacks", None);
+        metrics::count(self.function, "SessionCutFallbacks", None);
         error!(
             change_request_id = %grant.change_request, account = %grant.account, role = %grant.role,
             all_before = %fallback.all_before, dropped = ?fallback.dropped,
@@ -254,11 +257,12 @@ impl Revocations {
             }
         }
         let mut revoked = AccessRevoked::of(grant, now, cause);
-        revoked.sessions = cut.map(|c| sessions_note(&c, grant, now));
-        self.records
+        revoked.sessions = cut.map(|c| sessions_note(&c, grant, cause, now));
+        let first = self
+            .records
             .revoked(&grant.change_request, cause, now, revoked.revocation_lag_ms)
             .await?;
-        if !removed {
+        if !removed && !first {
             info!(change_request_id = %grant.change_request, user = %grant.user, outcome = "already-gone", "grant already removed");
             return Ok(None);
         }
@@ -328,12 +332,23 @@ impl Revocations {
         };
         let grant = match self.held(&user, id).await? {
             Ok(grant) => grant,
-            Err(none) => {
-                if let Some(group) = &self.expiry_group {
-                    self.schedules.delete(group, &policy_name(id)).await?;
+            Err(none) => match self
+                .records
+                .get(id)
+                .await?
+                .filter(|r| r.revoked.is_none())
+                .and_then(|r| r.to_grant())
+            {
+                // Removed by an earlier attempt that then failed (the
+                // production account out of reach): finish it, cut and announce.
+                Some(grant) => grant,
+                None => {
+                    if let Some(group) = &self.expiry_group {
+                        self.schedules.delete(group, &policy_name(id)).await?;
+                    }
+                    return Ok(ignored(id.as_str(), none));
                 }
-                return Ok(ignored(id.as_str(), none));
-            }
+            },
         };
         let revoked = self.revoke(&grant, cause, now).await?;
         Ok(outcome(&grant, cause, revoked))
@@ -341,18 +356,27 @@ impl Revocations {
 }
 
 /// What happened to live sessions, in words for the notification.
-fn sessions_note(cut: &CutOutcome, grant: &Grant, now: DateTime<Utc>) -> String {
-    let at = crate::window::utc_string(now.min(grant.window.end_utc()));
+fn sessions_note(cut: &CutOutcome, grant: &Grant, cause: &Cause, now: DateTime<Utc>) -> String {
+    // A cut now is at the next whole second (see session.rs); at the end, the end.
+    let at = match cause {
+        Cause::WindowEnded => grant.window.end_utc(),
+        _ => now.with_nanosecond(0).map_or(now, |s| {
+            if s == now {
+                s
+            } else {
+                s + chrono::TimeDelta::seconds(1)
+            }
+        }),
+    };
+    let at = crate::window::utc_string(at);
     match cut {
         CutOutcome::Cut => format!(
             "sessions of {} in {}/{} issued before {at} are denied from then on",
             grant.user, grant.account, grant.role
         ),
         CutOutcome::AllSessionsCut => format!(
-            "the role's inline-policy budget was full: every session of {}/{} issued before {} is denied (operators were alerted)",
-            grant.account,
-            grant.role,
-            crate::window::utc_string(now)
+            "the role's inline-policy budget was full: every session of {}/{} issued before {at} is denied (operators were alerted)",
+            grant.account, grant.role
         ),
         CutOutcome::NoSuchRole => format!(
             "{}/{} does not exist: no session to cut",

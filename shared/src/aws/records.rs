@@ -242,20 +242,34 @@ impl Records {
     }
 
     /// How the access ended: when, why, and (at a window's end) the lag.
+    /// Records how the access ended: when, why, and (at a window's end) the
+    /// lag. `true` when this call recorded it first (the revocation is then
+    /// to be announced, even if an earlier attempt already removed the policy).
     pub async fn revoked(
         &self,
         id: &ChangeRequestId,
         cause: &Cause,
         at: DateTime<Utc>,
         lag_ms: Option<i64>,
-    ) -> Result<(), Fault> {
-        let mut values = vec![(":at", s(utc_string(at))), (":cause", s(cause.as_str()))];
-        let mut expr = "SET revoked_at = if_not_exists(revoked_at, :at), revocation_cause = if_not_exists(revocation_cause, :cause)".to_owned();
+    ) -> Result<bool, Fault> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, s(id.as_str()))
+            .condition_expression("attribute_not_exists(revoked_at)")
+            .expression_attribute_values(":at", s(utc_string(at)))
+            .expression_attribute_values(":cause", s(cause.as_str()));
+        let mut expr = "SET revoked_at = :at, revocation_cause = :cause".to_owned();
         if let Some(lag) = lag_ms {
-            expr.push_str(", revocation_lag_ms = if_not_exists(revocation_lag_ms, :lag)");
-            values.push((":lag", AttributeValue::N(lag.to_string())));
+            expr.push_str(", revocation_lag_ms = :lag");
+            req = req.expression_attribute_values(":lag", AttributeValue::N(lag.to_string()));
         }
-        self.update(id, &expr, &values).await
+        match req.update_expression(expr).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(Fault::aws("dynamodb:UpdateItem")(e)),
+        }
     }
 
     async fn update(
