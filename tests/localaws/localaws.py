@@ -37,11 +37,12 @@ import json
 import os
 import re
 import select
+import socket
 import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -57,6 +58,7 @@ ROOT = HERE.parents[1]
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 import lambda_runtime  # noqa: E402  (beside this file)
+import pool  # noqa: E402  (beside this file)
 
 REGION = "us-east-1"
 PARTITION = "aws"
@@ -140,14 +142,24 @@ class Server:
     (or leaving the ``with``) stops and reaps it. Its log goes to ``log_path``
     (default: inherited stderr)."""
 
-    def __init__(self, log_path: Path | None = None, *, verbose: bool = False):
+    def __init__(self, log_path: Path | None = None, *, verbose: bool = False, args: Sequence[str] = ()):
+        """``args``: more of server.py's options (``--max-inline-steps 1``).
+        With ``$CHANGEGATE_LOCALAWS_POOL`` naming a running ``pool.py``, the
+        server is forked from it (milliseconds, not seconds of imports)."""
         self.log = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.conn: socket.socket | None = None
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             self.log = open(log_path, "wb")  # noqa: SIM115  (closed in close())
-        args = [str(HERE / "server.py"), "--host", "127.0.0.1", "--port", "0"] + (["--verbose"] if verbose else [])
+        options = [*args] + (["--verbose"] if verbose else [])
         try:
-            self.proc, self.url = spawn_ready(args, stderr=self.log)
+            if os.environ.get(pool.ENV):
+                with contextlib.suppress(OSError):
+                    self.conn, self.url = pool.request(os.environ[pool.ENV], options, stderr=self.log)
+            if self.conn is None:
+                argv = [str(HERE / "server.py"), "--host", "127.0.0.1", "--port", "0", *options]
+                self.proc, self.url = spawn_ready(argv, stderr=self.log)
         except Exception:
             if self.log:
                 self.log.close()
@@ -160,7 +172,10 @@ class Server:
         self.close()
 
     def close(self) -> None:
-        stop(self.proc)
+        if self.conn is not None:
+            pool.release(self.conn)
+        if self.proc is not None:
+            stop(self.proc)
         if self.log:
             self.log.close()
 

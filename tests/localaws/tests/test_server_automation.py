@@ -5,7 +5,6 @@ execution with two steps or more is truncated in GetAutomationExecution)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 import urllib.request
@@ -17,6 +16,8 @@ from typing import Any
 import boto3
 import botocore.exceptions
 import pytest
+
+import localaws
 
 SERVER = Path(__file__).resolve().parents[1] / "server.py"
 ACCOUNT = "123456789012"
@@ -99,14 +100,8 @@ def request_runbook(approvers: list[str], topic: str | None = None, sleep: dict[
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--max-inline-steps", "1"], stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline().strip() if proc.stdout else ""
-        assert line.startswith("READY "), line
-        yield line.split()[1]
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with localaws.Server(args=["--max-inline-steps", "1"]) as aws:
+        yield aws.url
 
 
 def client(url: str, service: str, creds: dict[str, str] | None = None) -> Any:
@@ -580,11 +575,8 @@ def test_an_approval_message_over_4096_characters_fails_the_step(world: World) -
 
 
 def test_over_the_concurrency_quota_an_execution_waits_pending() -> None:
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--max-concurrent-automations", "1"], stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline().strip() if proc.stdout else ""
-        assert line.startswith("READY "), line
-        world = World(line.split()[1])
+    with localaws.Server(args=["--max-concurrent-automations", "1"]) as aws:
+        world = World(aws.url)
         world.document("changegate-access-request", request_runbook(APPROVERS))
         first = start(world, window(60))
         second = start(world, window(60))
@@ -592,9 +584,6 @@ def test_over_the_concurrency_quota_an_execution_waits_pending() -> None:
         assert world.execution(second)["AutomationExecutionStatus"] == "Pending"
         world.ssm["alice"].stop_automation_execution(AutomationExecutionId=first)
         wait_for(lambda: world.execution(second)["AutomationExecutionStatus"] == "Waiting")
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_a_runbook_with_a_service_role_needs_pass_role(world: World) -> None:
