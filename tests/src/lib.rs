@@ -8,7 +8,8 @@
 //! passes a later `now` ([`after`]) instead of waiting for it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -100,17 +101,65 @@ fn spawn_ready(
     (child, url)
 }
 
+/// The environment variable naming a running `tests/localaws/pool.py`'s
+/// socket (`make test` starts one): servers forked from it start in
+/// milliseconds instead of seconds of imports.
+pub const POOL_ENV: &str = "CHANGEGATE_LOCALAWS_POOL";
+
+/// Asks the pool at `socket` for a server (`pool.py`'s protocol: one JSON
+/// line out, `READY <url>` back); the connection is the server's lifetime.
+fn pool_server(socket: &Path) -> std::io::Result<(UnixStream, String)> {
+    let mut conn = UnixStream::connect(socket)?;
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(120)))?;
+    conn.write_all(b"{\"args\": []}\n")?;
+    let mut line = String::new();
+    BufReader::new(&conn).read_line(&mut line)?;
+    conn.set_read_timeout(None)?;
+    match line.trim().strip_prefix("READY ") {
+        Some(url) => Ok((conn, url.to_owned())),
+        None => Err(std::io::Error::other(format!(
+            "pool at {} said {line:?}, not READY <url>",
+            socket.display()
+        ))),
+    }
+}
+
+/// A server process: ours, or a pool's child whose life is the connection.
+enum Server {
+    Child(Child),
+    Pool(UnixStream),
+}
+
 /// One moto server on a free loopback port, stopped when dropped.
 pub struct LocalAws {
-    child: Child,
+    server: Server,
     pub endpoint: String,
 }
 
 impl LocalAws {
+    /// A fresh server: from the pool `$CHANGEGATE_LOCALAWS_POOL` names when
+    /// it answers, otherwise `server.py` started here.
     pub fn start() -> Self {
+        if let Some(socket) = std::env::var_os(POOL_ENV).filter(|s| !s.is_empty()) {
+            match pool_server(Path::new(&socket)) {
+                Ok((conn, endpoint)) => {
+                    return Self {
+                        server: Server::Pool(conn),
+                        endpoint,
+                    };
+                }
+                Err(e) => eprintln!(
+                    "{POOL_ENV}={}: {e}; starting server.py instead",
+                    Path::new(&socket).display()
+                ),
+            }
+        }
         let (child, endpoint) =
             spawn_ready("server.py", &["--host", "127.0.0.1", "--port", "0"], None);
-        Self { child, endpoint }
+        Self {
+            server: Server::Child(child),
+            endpoint,
+        }
     }
 
     /// A fault-injecting proxy in front of this local AWS (`faultproxy.py`).
@@ -191,9 +240,21 @@ impl LocalAws {
 }
 
 impl Drop for LocalAws {
+    /// Stops the server and waits until it has: our child is killed and
+    /// reaped; a pool's child is told to stop, and its end of the connection
+    /// closes when it has exited.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match &mut self.server {
+            Server::Child(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Server::Pool(conn) => {
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                let _ = conn.write_all(b"STOP\n");
+                let _ = std::io::copy(conn, &mut std::io::sink());
+            }
+        }
     }
 }
 
