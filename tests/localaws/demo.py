@@ -5,10 +5,11 @@
         [--same-account] [--bin-dir DIR]
 
 Run from the repository root after ``cargo build --workspace --bins`` (the
-binaries are looked for where cargo puts them, ``CARGO_TARGET_DIR``
-included). Starts its own local AWS (server.py on a free port; always stopped
-at the end), provisions what template.yaml deploys (localaws.provision), then
-replays a just-in-time access request as a timeline:
+binaries, the functions and the tests crate's ``iam-evaluate``, are looked
+for where cargo puts them, ``CARGO_TARGET_DIR`` included). Starts its own
+local AWS (server.py on a free port; always stopped at the end), provisions
+what template.yaml deploys (localaws.provision), then replays a just-in-time
+access request as a timeline:
 
  1. accounts, users, the production role, the topic and the event rules
  2. alice cannot assume the production role
@@ -19,9 +20,15 @@ replays a just-in-time access request as a timeline:
  5. the events (and, for the runbook, its call to grant) reach the functions
     through a local Lambda Runtime API; alice now has the windowed policy and
     can assume the role
- 6. revoke leaves the open window alone, then removes the policy once it ends
- 7. the notifications: the email text and the Slack (Amazon Q) card
- 8. the Systems Manager calls everyone made (counted by a pass-through
+ 6. alice's live session in production and the session cut grant wrote on
+    the role ahead of the end: the session may call AWS inside the window
+    and is denied right after its end, as IAM decides it (``iam-evaluate``,
+    the integration tests' evaluator: moto evaluates no such condition);
+    skipped with ``--same-account`` (no production-account stack there)
+ 7. revoke leaves the open window alone, then removes the policy once it
+    ends; the live session is denied at the real time after the end
+ 8. the notifications: the email text and the Slack (Amazon Q) card
+ 9. the Systems Manager calls everyone made (counted by a pass-through
     faultproxy.py at rate 0): on the Automation path, none of Change
     Manager's, no change template deployed and no change request; on the
     Change Manager path, one change request on the stack's own change template
@@ -40,6 +47,7 @@ import contextlib
 import json
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -64,6 +72,17 @@ JST = timezone(timedelta(hours=9))
 # The Rust runtime's per-invocation tracing span, as printed before each log line.
 SPAN = re.compile(r"Lambda runtime invoke\{[^}]*\}: ")
 FUNCTION_TIMEOUT_S = 30
+
+# The session cut (issue 10), with two accounts: the production-account
+# stack's cutter role, read from its template, and the evaluator of IAM's
+# documented semantics (tests/src/bin/iam-evaluate.rs) that judges what moto
+# does not enforce (condition operators).
+PRODUCTION_TEMPLATE = localaws.ROOT / "templates" / "production-account.yaml"
+CUTTER_LOGICAL_ID = "SessionCutterRole"
+EVALUATOR = "iam-evaluate"
+MAX_SESSION_S = 3600  # the target role's MaxSessionDuration, as the production template sets it
+# What alice's session calls in production (the target role allows it).
+SESSION_ACTION = "s3:ListAllMyBuckets"
 
 # Systems Manager actions that are Change Manager's (change requests, their
 # OpsItems, change calendars): the Automation path must make none of them.
@@ -120,6 +139,29 @@ def utc(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def iso_ms(t: datetime) -> str:
+    """An instant as IAM's request context writes it (milliseconds, ``Z``)."""
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def cutter_role(prod_account: str) -> dict[str, Any]:
+    """The cutter role's properties exactly as templates/production-account.yaml
+    defines them (its ``SessionCutterRole``: name, trust, inline policy),
+    resolved for a stack deployed in ``prod_account`` for changegate in
+    HOME_ACCOUNT."""
+    functions = f"arn:aws:iam::{localaws.HOME_ACCOUNT}:role/{localaws.STACK_NAME}"
+    stack = localaws.Stack(localaws.load_template(PRODUCTION_TEMPLATE), {
+        "ChangegateAccountId": localaws.HOME_ACCOUNT,
+        # The main stack's outputs RevokeRoleArn / GrantRoleArn (SAM names a
+        # function's role <stack>-<Function>Role-<suffix>; moto checks neither).
+        "RevokeRoleArn": f"{functions}-RevokeFunctionRole",
+        "GrantRoleArn": f"{functions}-GrantFunctionRole",
+        "TargetRoleName": localaws.ROLE_NAME,
+    })
+    stack.pseudo["AWS::AccountId"] = prod_account  # the stack's own account, not changegate's
+    return stack.resolve(stack.resources[CUTTER_LOGICAL_ID]["Properties"])
+
+
 # ---------------------------------------------------------------------------
 # What both paths share
 # ---------------------------------------------------------------------------
@@ -135,6 +177,14 @@ class Demo:
         self.proxy = proxy
         self.prod_account = prod_account
         self.role_arn = f"arn:aws:iam::{prod_account}:role/{localaws.ROLE_NAME}"
+        # Two accounts: the production-account stack's cutter role is there
+        # and grant and revoke cut alice's sessions at the window's end.
+        self.cuts = prod_account != localaws.HOME_ACCOUNT
+        self.prod_iam: Any = None
+        # alice's production session, once she assumed the role in the window.
+        self.session_creds: dict[str, Any] | None = None
+        self.session: dict[str, Any] = {}
+        self.cut: Any = None  # the cut grant wrote, as first read
         self.iam = self.client("iam")
         self.sqs = self.client("sqs")
         self.window_end = datetime.now(timezone.utc)
@@ -159,20 +209,22 @@ class Demo:
         self.out.say(f"IAM user {name:<6} {arn}  (access key {key['AccessKeyId']})")
         return {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
 
-    def try_assume_role(self, expect_ok: bool) -> None:
+    def try_assume_role(self, expect_ok: bool) -> dict[str, Any] | None:
+        """alice's AssumeRole under her own name; the session's credentials."""
         sts = self.client("sts", self.alice)
-        self.out.say(f"alice: sts:AssumeRole {self.role_arn}  (IAM enforcement on)")
+        self.out.say(f"alice: sts:AssumeRole {self.role_arn} --role-session-name alice  (IAM enforcement on)")
         try:
             with self.aws.iam_enforced():
-                creds = sts.assume_role(RoleArn=self.role_arn, RoleSessionName="alice")
+                creds = sts.assume_role(RoleArn=self.role_arn, RoleSessionName="alice", DurationSeconds=MAX_SESSION_S)
         except ClientError as e:
             err = e.response["Error"]
             self.out.say(f"  → refused: {err['Code']}: {err['Message']}")
             check(not expect_ok, f"alice should have been able to assume {localaws.ROLE_NAME}, got {err['Code']}")
             check(err["Code"] == "AccessDenied", f"expected AccessDenied, got {err['Code']}")
-            return
+            return None
         self.out.say(f"  → allowed: now {creds['AssumedRoleUser']['Arn']}")
         check(expect_ok, f"alice assumed {localaws.ROLE_NAME} without a grant")
+        return dict(creds["Credentials"])
 
     def call(self, function: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Runs one function for ``events`` through the local Runtime API, with
@@ -280,17 +332,33 @@ class Demo:
                 "aws_secret_access_key": creds["SecretAccessKey"],
                 "aws_session_token": creds["SessionToken"],
             })
-        arn = prod_iam.create_role(RoleName=localaws.ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        self.prod_iam = prod_iam
+        arn = prod_iam.create_role(RoleName=localaws.ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust),
+                                   MaxSessionDuration=MAX_SESSION_S)["Role"]["Arn"]
         check(arn == self.role_arn, f"role ARN {arn} is not {self.role_arn}")
-        out.say(f"production role  {arn}  (trusts alice)")
-        if self.prod_account != localaws.HOME_ACCOUNT:
+        out.say(f"production role  {arn}  (trusts alice; sessions up to {MAX_SESSION_S} s)")
+        if self.cuts:
             out.say(f"  people live in account {localaws.HOME_ACCOUNT}, production is account {self.prod_account}.\n"
                     "  moto note: for a cross-account AssumeRole moto decides on the caller's IAM\n"
                     "  policies alone (it does not evaluate the other account's trust policy);\n"
                     "  run with --same-account to have the trust policy checked as well.")
+            # What the role may do in production (its sessions' permissions).
+            operations = {"Version": "2012-10-17", "Statement": [
+                {"Sid": "Operations", "Effect": "Allow", "Action": SESSION_ACTION, "Resource": "*"}]}
+            prod_iam.put_role_policy(RoleName=localaws.ROLE_NAME, PolicyName="operations",
+                                     PolicyDocument=json.dumps(operations))
+            out.say(f"  its inline policy operations: Allow {SESSION_ACTION}")
+            parameters = {"SessionCutterRoleName": self.cutter(prod_iam), **parameters}
 
         self.world = localaws.provision(self.proxy.url, parameters={"AllowedAccountIds": self.prod_account, **parameters})
         w = self.world
+        if self.cuts:
+            for function in ("grant", "revoke"):
+                cutter = self.world.function_env(function).get("CHANGEGATE_SESSION_CUTTER_ROLE")
+                check(cutter == parameters["SessionCutterRoleName"],
+                      f"template.yaml gives {function} CHANGEGATE_SESSION_CUTTER_ROLE={cutter!r}")
+            out.say(f"grant and revoke: CHANGEGATE_SESSION_CUTTER_ROLE={parameters['SessionCutterRoleName']} "
+                    "(template.yaml's SessionCutterRoleName)")
         out.say(f"template.yaml, provisioned: table {w.table}, bus {w.bus}, topics {', '.join(w.topics)}")
         for doc in w.documents:
             state = "created" if doc.created else f"not created: {doc.skipped}"
@@ -309,6 +377,93 @@ class Demo:
         out.say(f"SNS topic        {w.topic_arn}\n"
                 "  subscriber: SQS queue alice-email, filter policy {\"user\": [\"alice\"]} (stands in for alice's email)")
 
+    def cutter(self, prod_iam: Any) -> str:
+        """Creates in production the role templates/production-account.yaml
+        deploys for changegate to cut sessions with; returns its name."""
+        role = cutter_role(self.prod_account)
+        name = role["RoleName"]
+        arn = prod_iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(role["AssumeRolePolicyDocument"]),
+                                   Description=role["Description"], MaxSessionDuration=role["MaxSessionDuration"],
+                                   )["Role"]["Arn"]
+        for policy in role.get("Policies") or []:
+            prod_iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
+                                     PolicyDocument=json.dumps(policy["PolicyDocument"]))
+        trust = role["AssumeRolePolicyDocument"]["Statement"][0]
+        may = {a for st in role["Policies"][0]["PolicyDocument"]["Statement"] for a in st["Action"]}
+        conditions = [f"    {op} {key}: {compact(v)}" for op, keys in trust["Condition"].items() for key, v in keys.items()]
+        self.out.say(f"cutter role      {arn}  (templates/{PRODUCTION_TEMPLATE.name}'s {CUTTER_LOGICAL_ID})\n"
+                     f"  trust: {trust['Principal']['AWS']}, if\n" + "\n".join(conditions) + "\n"
+                     f"  may: {', '.join(sorted(may))} on role/{localaws.ROLE_NAME} only")
+        return str(name)
+
+    def role_policies(self) -> dict[str, Any]:
+        """The production role's inline policies by name, as IAM holds them."""
+        docs: dict[str, Any] = {}
+        for name in self.prod_iam.list_role_policies(RoleName=localaws.ROLE_NAME)["PolicyNames"]:
+            doc = self.prod_iam.get_role_policy(RoleName=localaws.ROLE_NAME, PolicyName=name)["PolicyDocument"]
+            docs[name] = json.loads(doc) if isinstance(doc, str) else doc
+        return docs
+
+    def judge(self, at: datetime, label: str) -> tuple[str, list[str]]:
+        """IAM's decision on alice's live session calling SESSION_ACTION at
+        ``at`` (its aws:CurrentTime), over the role's inline policies as they
+        are now: asks iam-evaluate, shows the answer and why."""
+        s = self.session
+        request = {"policies": self.role_policies(), "principal": s["arn"], "action": SESSION_ACTION, "resource": "*",
+                   "context": {"aws:userid": s["userid"], "aws:TokenIssueTime": iso_ms(s["issued"]),
+                               "aws:CurrentTime": iso_ms(at)}}
+        try:
+            run = subprocess.run([str(self.bin_dir / EVALUATOR)], input=json.dumps(request), capture_output=True,
+                                 text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise DemoFailure(f"{EVALUATOR}: {e}") from e
+        lines = run.stdout.splitlines()
+        check(run.returncode == 0 and bool(lines), f"{EVALUATOR} exited {run.returncode}: {run.stderr.strip()}")
+        decision, why = lines[0], lines[1:]
+        self.out.say(f"{EVALUATOR}: alice's session calls {SESSION_ACTION} at {iso_ms(at)} ({label}) → {decision}")
+        self.out.block("\n".join(f"applies: {w}" for w in why) or "applies: nothing")
+        return decision, why
+
+    def live_session(self) -> None:
+        """alice's live production session, the cut grant wrote ahead, and
+        IAM's decision on the session just before and just after the end."""
+        out = self.out
+        if not self.cuts:
+            out.say("skipped with --same-account: the session cut needs a production account (its\n"
+                    "  production-account stack's cutter role); run without --same-account to see it.")
+            return
+        creds = self.session_creds
+        check(creds is not None, "alice has no production session")
+        me = self.client("sts", {"aws_access_key_id": creds["AccessKeyId"],
+                                 "aws_secret_access_key": creds["SecretAccessKey"],
+                                 "aws_session_token": creds["SessionToken"]}).get_caller_identity()
+        issued = creds["Expiration"].astimezone(timezone.utc) - timedelta(seconds=MAX_SESSION_S)
+        self.session = {"arn": me["Arn"], "userid": me["UserId"], "issued": issued}
+        out.say(f"alice's live session (sts:GetCallerIdentity with its credentials): {me['Arn']}\n"
+                f"  aws:userid {me['UserId']}, aws:TokenIssueTime {iso_ms(issued)} (its expiry − {MAX_SESSION_S} s)")
+        check(me["Account"] == self.prod_account and me["UserId"].endswith(":alice"),
+              f"alice's session is not hers in production: {compact(me)}")
+
+        end = self.window_end.astimezone(timezone.utc)
+        cut = self.role_policies().get("changegate-session-cut")
+        before = (end - datetime.now(timezone.utc)).total_seconds()
+        check(cut is not None, f"grant wrote no changegate-session-cut on {localaws.ROLE_NAME}")
+        check(before > 0, "the window ended before the cut could be shown")
+        out.say(f"iam:GetRolePolicy {localaws.ROLE_NAME} changegate-session-cut (in {self.prod_account}), "
+                f"{before:.0f} s before the window's end:\n"
+                f"  grant wrote it with the grant (through the cutter role), effective from the end on")
+        out.block(pretty(cut))
+        self.cut = cut
+        out.say("moto evaluates no StringLike nor date condition, so IAM's documented semantics decide\n"
+                "  here: the integration tests' evaluator (changegate_tests::iam), as the iam-evaluate binary")
+        inside = max(end - timedelta(seconds=1), issued)
+        decision, _ = self.judge(inside, "inside the window, 1 s before its end")
+        check(decision == "Allow", f"alice's session is refused inside the window: {decision}")
+        decision, why = self.judge(end + timedelta(milliseconds=1), "1 ms after the window's end")
+        check(decision == "Deny (explicit)" and any(w.startswith("changegate-session-cut/") for w in why),
+              f"alice's session is not cut at the window's end: {decision} {why}")
+        out.say("  → the cut is already in place: the session is refused from the end on, whatever runs then")
+
     def granted(self, responses: dict[str, list[Any]]) -> None:
         grants = responses.get("grant", [])
         check(any(isinstance(o, dict) and o.get("outcome") == "granted" for o in grants),
@@ -319,7 +474,7 @@ class Demo:
         doc = json.loads(doc) if isinstance(doc, str) else doc
         self.out.say(f"iam:GetUserPolicy alice {names[0]}:")
         self.out.block(pretty(doc))
-        self.try_assume_role(expect_ok=True)
+        self.session_creds = self.try_assume_role(expect_ok=True)
         self.out.say("  moto note: moto does not evaluate Date conditions, so locally the window's end is\n"
                      "  enforced by revoke alone; in AWS, IAM also refuses outside the window.")
 
@@ -349,6 +504,15 @@ class Demo:
         self.out.say("iam:ListUserPolicies alice → []")
         self.try_assume_role(expect_ok=False)
         self.deliver()
+        if self.session:
+            now = datetime.now(timezone.utc)
+            after = (now - end).total_seconds()
+            kept = self.role_policies().get("changegate-session-cut") == self.cut
+            self.out.say(f"alice's session from the window, still live ({after:.1f} s after the end), "
+                         f"cut {'as grant wrote it' if kept else 'as revoke left it'}:")
+            decision, why = self.judge(now, "now, after the window's end")
+            check(decision == "Deny (explicit)" and any(w.startswith("changegate-session-cut/") for w in why),
+                  f"alice's live session is not denied after the window's end: {decision} {why}")
 
     def notifications(self) -> None:
         published = self.aws.sns_published()
@@ -452,6 +616,9 @@ def change_manager_path(demo: Demo) -> None:
     out.step("The events reach grant and notify; alice gets a windowed policy")
     demo.granted(demo.deliver())
 
+    out.step("alice's live session in production, and the cut written ahead of the window's end")
+    demo.live_session()
+
     out.step("revoke: nothing to do while the window is open; the policy goes once it ends")
     demo.revoke()
 
@@ -509,6 +676,9 @@ def automation_path(demo: Demo) -> None:
     out.step("The runbook calls grant, the events reach notify; alice gets a windowed policy")
     demo.granted(demo.deliver())
 
+    out.step("alice's live session in production, and the cut written ahead of the window's end")
+    demo.live_session()
+
     out.step("revoke: nothing to do while the window is open; the policy goes once it ends")
     demo.revoke()
 
@@ -548,7 +718,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     bin_dir = args.bin_dir or localaws.bin_dir()
-    missing = localaws.missing_binaries(bin_dir)
+    needed = localaws.FUNCTIONS if args.same_account else (*localaws.FUNCTIONS, EVALUATOR)
+    missing = localaws.missing_binaries(bin_dir, needed)
     if missing:
         print(f"demo: {', '.join(missing)} not found in {bin_dir}: run `cargo build --workspace --bins` first",
               file=sys.stderr)
@@ -580,8 +751,10 @@ def main(argv: list[str] | None = None) -> int:
         if aws is not None:
             aws.close()
     elapsed = time.monotonic() - out.t0
-    print(f"\ndemo OK in {elapsed:.0f} s ({args.source}): denied before, granted inside the window, revoked after.\n"
-          f"The other path: make demo SOURCE={other}", flush=True)
+    cut = ("a live session cut at the window's end" if not args.same_account
+           else "no session cut (--same-account)")
+    print(f"\ndemo OK in {elapsed:.0f} s ({args.source}): denied before, granted inside the window, revoked after; "
+          f"{cut}.\nThe other path: make demo SOURCE={other}", flush=True)
     return 0
 
 
