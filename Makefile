@@ -116,11 +116,18 @@ unit:
 # The tools first, side by side (pip waits on the network and the disk while
 # cargo compiles); then lint, which fails in seconds on a format or lint
 # finding; then the tests, one suite at a time (the Rust fault tests time
-# calls, so they get the machine to themselves).
+# calls, so they get the machine to themselves). Both suites take their local
+# AWS servers from one pool (tests/localaws/pool.py: moto imported once, a
+# fresh forked server per test in milliseconds), stopped however this ends.
 test:
 	$(MAKE) --no-print-directory -j3 venv checkov-venv build-debug
-	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest tests/localaws/tests
+	pool_dir=$$(mktemp -d); \
+	$(PY) tests/localaws/pool.py --socket "$$pool_dir/pool.sock" >/dev/null & pool=$$!; \
+	trap 'kill $$pool 2>/dev/null; wait $$pool 2>/dev/null; rm -rf "$$pool_dir"' EXIT; \
+	export CHANGEGATE_LOCALAWS_POOL="$$pool_dir/pool.sock"; \
+	$(MAKE) --no-print-directory lint; \
+	until [ -S "$$CHANGEGATE_LOCALAWS_POOL" ] || ! kill -0 $$pool 2>/dev/null; do sleep 0.1; done; \
+	$(PY) -m pytest tests/localaws/tests; \
 	$(CARGO) test --workspace
 
 lint: venv checkov-venv
