@@ -114,6 +114,9 @@ pub struct AccessGranted {
     /// The requester's reason (request runbook only), cleaned for display.
     #[serde(default)]
     pub request_reason: Option<String>,
+    /// Whether changegate cuts live sessions at the window's end (the session cut is on).
+    #[serde(default)]
+    pub sessions_cut: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,6 +255,7 @@ impl ChangegateEvent {
             window: WindowDetail::from(&grant.window),
             source: Some(source.to_owned()),
             request_reason: reason,
+            sessions_cut: false,
         })
     }
 

@@ -416,13 +416,16 @@ impl Grantor {
         let decided = record.grant.as_ref();
         let approvers = decided.map(|d| d.approvers.clone()).unwrap_or_default();
         let source = decided.map(|d| d.source.clone()).unwrap_or_default();
-        let event = ChangegateEvent::granted(
+        let mut event = ChangegateEvent::granted(
             grant,
             &requester,
             &approvers,
             &source,
             decided.and_then(|d| d.request_reason.clone()),
         );
+        if let ChangegateEvent::Granted(g) = &mut event {
+            g.sessions_cut = self.revocations.cuts.is_some();
+        }
         self.revocations.bus.put(&event).await?;
         self.revocations
             .records

@@ -192,14 +192,26 @@ fn granted(d: &AccessGranted) -> Notification {
     assemble(Parts {
         kind: Kind::AccessGranted,
         id: d.change_request_id.to_string(),
-        people: if delegated { vec![user.clone(), d.requester.to_string()] } else { vec![user.clone()] },
+        people: if delegated {
+            vec![user.clone(), d.requester.to_string()]
+        } else {
+            vec![user.clone()]
+        },
         account: Some(d.account.to_string()),
         headline: format!("Access granted: {user} to {}/{}", d.account, d.role),
         facts,
         next: vec![
-            format!("{user} may assume {role_arn} from the start of the window until its end, e.g. `aws sts assume-role --role-arn {role_arn} --role-session-name {user}`."),
+            format!(
+                "{user} may assume {role_arn} from the start of the window until its end, e.g. `aws sts assume-role --role-arn {role_arn} --role-session-name {user}`."
+            ),
             format!("At {until} changegate removes the permission and sends another message."),
-            "Sessions started inside the window last until they expire (the role's maximum session duration).".to_owned(),
+            if d.sessions_cut {
+                format!(
+                    "Sessions started inside the window are cut at {until}: sessions must be named {user}."
+                )
+            } else {
+                "Sessions started inside the window last until they expire (the role's maximum session duration).".to_owned()
+            },
         ],
     })
 }
@@ -379,6 +391,29 @@ mod tests {
         ] {
             assert!(n.text.contains(want), "missing {want:?} in\n{}", n.text);
         }
+    }
+
+    #[test]
+    fn given_the_session_cut_is_on_when_a_grant_is_rendered_then_the_requester_learns_sessions_end_with_the_window()
+     {
+        let g = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
+        let mut event = ChangegateEvent::granted(&g, &g.user, &[], "automation", None);
+        let uncut = render_changegate(&event);
+        assert!(
+            uncut.text.contains("last until they expire"),
+            "{}",
+            uncut.text
+        );
+        if let ChangegateEvent::Granted(d) = &mut event {
+            d.sessions_cut = true;
+        }
+        let cut = render_changegate(&event);
+        assert!(
+            cut.text.contains("are cut at 2026-12-01 10:00:00 UTC"),
+            "{}",
+            cut.text
+        );
+        assert!(!cut.text.contains("last until they expire"), "{}", cut.text);
     }
 
     #[test]
