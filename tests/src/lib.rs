@@ -962,3 +962,76 @@ pub mod scripted {
     }
 }
 pub mod iam;
+
+// --- the built binaries, through the local Lambda Runtime API ---
+
+/// One run of a function binary: one process, like a warm Lambda
+/// environment, given each event in turn by `tests/localaws/lambda_runtime.py`.
+pub struct Run {
+    /// One record per invocation (`request_id`, `ok`, `response` or `error`).
+    pub invocations: Vec<Value>,
+    pub output: std::process::Output,
+}
+
+impl Run {
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Each invocation's response (its `outcome` and the rest), in order.
+    pub fn responses(&self) -> Vec<Value> {
+        self.invocations
+            .iter()
+            .map(|i| i["response"].clone())
+            .collect()
+    }
+
+    /// Each invocation's `outcome` (`error` for one that failed), in order.
+    pub fn outcomes(&self) -> Vec<String> {
+        self.invocations
+            .iter()
+            .map(|i| {
+                i["response"]["outcome"]
+                    .as_str()
+                    .unwrap_or("error")
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
+/// Runs the built `function` once per event, configured only by `env`.
+pub fn invoke(function: &str, events: &[Value], env: &[(String, String)]) -> Run {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!(
+        "changegate-{function}-{}-{stamp}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("event dir");
+    let mut cmd = Command::new(python());
+    cmd.arg(workspace_root().join("tests/localaws/lambda_runtime.py"))
+        .arg("--binary")
+        .arg(built_binary(function));
+    for (i, e) in events.iter().enumerate() {
+        let path = dir.join(format!("event-{i}.json"));
+        std::fs::write(&path, e.to_string()).expect("write event");
+        cmd.arg("--event").arg(path);
+    }
+    for (k, v) in env {
+        cmd.arg("--env").arg(format!("{k}={v}"));
+    }
+    let output = cmd.output().expect("run lambda_runtime.py");
+    let _ = std::fs::remove_dir_all(&dir);
+    let invocations = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("request_id").is_some())
+        .collect();
+    Run {
+        invocations,
+        output,
+    }
+}

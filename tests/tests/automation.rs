@@ -10,8 +10,7 @@
 //! The binaries read the real clock, so every request asks for an hour; the
 //! window's end is checked with revoke in process, at a later `now`.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -28,69 +27,10 @@ const APPROVERS: &str = "arn:aws:iam::123456789012:user/alice,arn:aws:iam::12345
 // The binaries, through the local Lambda Runtime API
 // ---------------------------------------------------------------------------
 
-struct Run {
-    invocations: Vec<Value>,
-    output: Output,
-}
-
-impl Run {
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.output.stderr).into_owned()
-    }
-
-    /// Each invocation's response (its `outcome` and the rest), in order.
-    fn responses(&self) -> Vec<Value> {
-        self.invocations
-            .iter()
-            .map(|i| i["response"].clone())
-            .collect()
-    }
-
-    fn outcomes(&self) -> Vec<String> {
-        self.invocations
-            .iter()
-            .map(|i| {
-                i["response"]["outcome"]
-                    .as_str()
-                    .unwrap_or("error")
-                    .to_owned()
-            })
-            .collect()
-    }
-}
-
-/// Runs `function` once per event (one process, like a warm Lambda
-/// environment); panics unless every invocation returned a response.
+/// Runs `function` once per event (changegate_tests::invoke); panics unless
+/// every invocation returned a response.
 fn invoke(function: &str, events: &[Value], env: &[(String, String)]) -> Run {
-    let dir = std::env::temp_dir().join(format!(
-        "changegate-automation-{function}-{}-{}",
-        std::process::id(),
-        nanos()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut cmd = Command::new(python());
-    cmd.arg(workspace_root().join("tests/localaws/lambda_runtime.py"))
-        .arg("--binary")
-        .arg(built_binary(function));
-    for (i, e) in events.iter().enumerate() {
-        let path: PathBuf = dir.join(format!("event-{i}.json"));
-        std::fs::write(&path, e.to_string()).expect("event file");
-        cmd.arg("--event").arg(path);
-    }
-    for (k, v) in env {
-        cmd.arg("--env").arg(format!("{k}={v}"));
-    }
-    let output = cmd.output().expect("run lambda_runtime.py");
-    let _ = std::fs::remove_dir_all(&dir);
-    let invocations: Vec<Value> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v.get("request_id").is_some())
-        .collect();
-    let run = Run {
-        invocations,
-        output,
-    };
+    let run = changegate_tests::invoke(function, events, env);
     assert!(
         run.output.status.success(),
         "{function} failed: {}",

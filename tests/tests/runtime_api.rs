@@ -2,76 +2,14 @@
 //! (`tests/localaws/lambda_runtime.py`), configured only by environment
 //! variables, against the local AWS: the whole lifecycle as Lambda runs it.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use chrono::Utc;
 
 use changegate_tests::*;
-use serde_json::Value;
-
-struct Run {
-    invocations: Vec<Value>,
-    output: Output,
-}
-
-impl Run {
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.output.stderr).into_owned()
-    }
-}
-
-/// Runs `function` once per event (one process, like a warm Lambda environment).
-fn invoke(function: &str, events: &[Value], env: &[(String, String)]) -> Run {
-    let dir = std::env::temp_dir().join(format!(
-        "changegate-{function}-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cmd = Command::new(python());
-    cmd.arg(workspace_root().join("tests/localaws/lambda_runtime.py"))
-        .arg("--binary")
-        .arg(built_binary(function));
-    for (i, e) in events.iter().enumerate() {
-        let path: PathBuf = dir.join(format!("event-{i}.json"));
-        std::fs::write(&path, e.to_string()).unwrap();
-        cmd.arg("--event").arg(path);
-    }
-    for (k, v) in env {
-        cmd.arg("--env").arg(format!("{k}={v}"));
-    }
-    let output = cmd.output().expect("run lambda_runtime.py");
-    let _ = std::fs::remove_dir_all(&dir);
-    let invocations = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v.get("request_id").is_some())
-        .collect();
-    Run {
-        invocations,
-        output,
-    }
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default()
-}
 
 fn outcomes(run: &Run) -> Vec<String> {
-    run.invocations
-        .iter()
-        .map(|i| {
-            i["response"]["outcome"]
-                .as_str()
-                .unwrap_or("error")
-                .to_owned()
-        })
-        .collect()
+    run.outcomes()
 }
 
 #[tokio::test]

@@ -9,9 +9,6 @@
 //! The binaries read the real clock, so no `now` is passed anywhere here;
 //! windows are chosen so that no test waits for one to end.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
 use aws_sdk_ssm::types::{ResourceTypeForTagging, Runbook, Tag};
 use changegate::refusal::Refusal;
 use changegate_tests::*;
@@ -19,49 +16,6 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::{Value, json};
 
 // ------------------------------------------------------------------ harness
-
-/// One run of a function binary (one process, like a warm Lambda environment).
-struct Run {
-    invocations: Vec<Value>,
-    output: Output,
-}
-
-/// Runs `function` once per event through the local Runtime API (the minimum
-/// of `runtime_api.rs`'s helper, which is private there).
-fn invoke(function: &str, events: &[Value], env: &[(String, String)]) -> Run {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let dir = std::env::temp_dir().join(format!(
-        "changegate-trust-{function}-{}-{stamp}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("event dir");
-    let mut cmd = Command::new(python());
-    cmd.arg(workspace_root().join("tests/localaws/lambda_runtime.py"))
-        .arg("--binary")
-        .arg(built_binary(function));
-    for (i, e) in events.iter().enumerate() {
-        let path: PathBuf = dir.join(format!("event-{i}.json"));
-        std::fs::write(&path, e.to_string()).expect("write event");
-        cmd.arg("--event").arg(path);
-    }
-    for (k, v) in env {
-        cmd.arg("--env").arg(format!("{k}={v}"));
-    }
-    let output = cmd.output().expect("run lambda_runtime.py");
-    let _ = std::fs::remove_dir_all(&dir);
-    let invocations = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v.get("request_id").is_some())
-        .collect();
-    Run {
-        invocations,
-        output,
-    }
-}
 
 /// The responses of a run in which every invocation must succeed.
 fn responses(function: &str, run: &Run) -> Vec<Value> {
