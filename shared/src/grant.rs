@@ -19,7 +19,7 @@ use crate::metrics;
 use crate::policy::Grant;
 use crate::record::{DecisionRecord, State};
 use crate::refusal::Refusal;
-use crate::revoke::Revocations;
+use crate::revoke::{RevocationSettings, Revocations};
 use crate::status::Status;
 use crate::text::shown;
 use crate::window::utc_string;
@@ -172,12 +172,16 @@ fn user_of(arn: Option<&str>) -> Option<IamUserName> {
 impl Grantor {
     pub fn new(config: GrantConfig, sdk: &aws_config::SdkConfig) -> Self {
         let group = config.expiry.as_ref().map(|e| e.group.clone());
-        let mut revocations =
-            Revocations::new(sdk, &config.decisions_table, &config.event_bus, group);
-        revocations.cuts = config
-            .session_cutter
-            .clone()
-            .map(|role| crate::revoke::SessionCuts::new(sdk, role, "grant"));
+        let revocations = Revocations::new(
+            sdk,
+            RevocationSettings {
+                table: &config.decisions_table,
+                bus: &config.event_bus,
+                expiry_group: group,
+                session_cutter: config.session_cutter.clone(),
+                function: "grant",
+            },
+        );
         Self {
             config,
             ssm: Ssm::new(aws_sdk_ssm::Client::new(sdk)),

@@ -212,20 +212,28 @@ pub struct Revocations {
     pub cuts: Option<SessionCuts>,
 }
 
+/// Where a function's revocations write: its table, bus, schedule group and
+/// (when sessions are cut) the cutter role in the production accounts.
+pub struct RevocationSettings<'a> {
+    pub table: &'a str,
+    pub bus: &'a str,
+    pub expiry_group: Option<String>,
+    pub session_cutter: Option<RoleName>,
+    /// The function, for metrics and production's CloudTrail.
+    pub function: &'static str,
+}
+
 impl Revocations {
-    pub fn new(
-        sdk: &aws_config::SdkConfig,
-        table: &str,
-        bus: &str,
-        expiry_group: Option<String>,
-    ) -> Self {
+    pub fn new(sdk: &aws_config::SdkConfig, settings: RevocationSettings<'_>) -> Self {
         Self {
             iam: Iam::new(aws_sdk_iam::Client::new(sdk)),
-            records: Records::new(aws_sdk_dynamodb::Client::new(sdk), table),
-            bus: Bus::new(aws_sdk_eventbridge::Client::new(sdk), bus),
+            records: Records::new(aws_sdk_dynamodb::Client::new(sdk), settings.table),
+            bus: Bus::new(aws_sdk_eventbridge::Client::new(sdk), settings.bus),
             schedules: Schedules::new(aws_sdk_scheduler::Client::new(sdk)),
-            expiry_group,
-            cuts: None,
+            expiry_group: settings.expiry_group,
+            cuts: settings
+                .session_cutter
+                .map(|role| SessionCuts::new(sdk, role, settings.function)),
         }
     }
 
@@ -409,16 +417,16 @@ pub struct Revoker {
 
 impl Revoker {
     pub fn new(config: RevokeConfig, sdk: &aws_config::SdkConfig) -> Self {
-        let mut revocations = Revocations::new(
+        let revocations = Revocations::new(
             sdk,
-            &config.decisions_table,
-            &config.event_bus,
-            config.expiry_group.clone(),
+            RevocationSettings {
+                table: &config.decisions_table,
+                bus: &config.event_bus,
+                expiry_group: config.expiry_group.clone(),
+                session_cutter: config.session_cutter.clone(),
+                function: "revoke",
+            },
         );
-        revocations.cuts = config
-            .session_cutter
-            .clone()
-            .map(|role| SessionCuts::new(sdk, role, "revoke"));
         Self {
             config,
             ssm: Ssm::new(aws_sdk_ssm::Client::new(sdk)),
