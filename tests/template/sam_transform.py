@@ -21,23 +21,28 @@ from cfnlint.decode import decode
 from cfnlint.template.transforms._sam import Transform
 
 
+def expand(filename: str) -> tuple[dict | None, list[str]]:
+    """The template after the SAM transform, or None and why not."""
+    template, errors = decode(filename)
+    if errors or template is None:
+        return None, [str(e) for e in errors or []]
+    transform = Transform(filename, template, "us-east-1")
+    failures = transform.transform_template()
+    if failures:
+        return None, [str(f) for f in failures]
+    return json.loads(json.dumps(transform.template())), []
+
+
 def main() -> int:
     if len(sys.argv) != 2:
         print(f"usage: {sys.argv[0]} TEMPLATE", file=sys.stderr)
         return 2
-    filename = sys.argv[1]
-    template, errors = decode(filename)
-    if errors or template is None:
-        for e in errors or []:
-            print(e, file=sys.stderr)
+    expanded, problems = expand(sys.argv[1])
+    if expanded is None:
+        for p in problems:
+            print(p, file=sys.stderr)
         return 1
-    transform = Transform(filename, template, "us-east-1")
-    failures = transform.transform_template()
-    if failures:
-        for f in failures:
-            print(f, file=sys.stderr)
-        return 1
-    json.dump(transform.template(), sys.stdout, indent=2, sort_keys=False)
+    json.dump(expanded, sys.stdout, indent=2, sort_keys=False)
     print()
     return 0
 

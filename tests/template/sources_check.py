@@ -26,8 +26,7 @@ import re
 import sys
 from typing import Any
 
-from cfnlint.decode import decode
-from cfnlint.template.transforms._sam import Transform
+from sam_transform import expand
 
 APPROVERS = ["arn:aws:iam::123456789012:user/bob", "arn:aws:iam::123456789012:role/ProdApprovers"]
 CHANGE_MANAGER_EVENT = "Change Request Status Update"
@@ -199,19 +198,11 @@ def main() -> int:
     if len(sys.argv) != 2:
         print(f"usage: {sys.argv[0]} TEMPLATE", file=sys.stderr)
         return 2
-    filename = sys.argv[1]
-    template, errors = decode(filename)
-    if errors or template is None:
-        for e in errors or []:
+    expanded, errors = expand(sys.argv[1])
+    if expanded is None:
+        for e in errors:
             print(e, file=sys.stderr)
         return 1
-    transform = Transform(filename, template, "us-east-1")
-    failures = transform.transform_template()
-    if failures:
-        for f in failures:
-            print(f, file=sys.stderr)
-        return 1
-    expanded = json.loads(json.dumps(transform.template()))
     problems = []
     for sources in ("Automation", "ChangeManager", "Both"):
         problems += check(expanded, sources)
