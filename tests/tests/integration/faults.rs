@@ -40,6 +40,19 @@ impl Logs {
     }
 }
 
+/// tracing caches each log statement's interest once for the whole process,
+/// judged by the first thread to reach it: a sibling test without a
+/// subscriber would make it "never", and this test's own subscriber would
+/// see nothing (tokio-rs/tracing#3611). A global subscriber that takes every
+/// event (and keeps none) keeps every statement live for the scoped one.
+fn always_interested() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err only if a global subscriber exists already, which serves as well.
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+    });
+}
+
 /// Whether `text` names the AWS call that failed, as "iam:PutUserPolicy failed"
 /// (or "... returned an unexpected answer") does.
 fn names_the_operation(text: &str) -> bool {
@@ -81,6 +94,7 @@ async fn given_thirty_percent_of_calls_fault_when_requests_are_granted_and_expir
  {
     let logs = Logs::default();
     let sink = logs.clone();
+    always_interested();
     let subscriber = tracing_subscriber::fmt()
         .with_ansi(false)
         .with_writer(move || sink.clone())
@@ -172,10 +186,6 @@ async fn given_thirty_percent_of_calls_fault_when_requests_are_granted_and_expir
     }
     // And the faults hit the calls that matter: IAM writes and SSM reads
     let faulted = proxy.faulted_actions();
-    eprintln!(
-        "DIAG failed={} {failed_invocations:?}",
-        failed_invocations.len()
-    );
     let hits = |prefixes: &[&str]| {
         faulted
             .iter()

@@ -77,20 +77,16 @@ fn shuffled(items: &[Value]) -> Vec<Value> {
     out
 }
 
-/// A GET on the local AWS's own endpoints (`/_localaws/...`), as JSON.
-fn get_json(url: &str) -> Value {
-    let out = Command::new(python())
-        .args(["-c", "import sys,urllib.request;sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())"])
-        .arg(url)
-        .output()
-        .expect("GET");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{url}: {e}"))
+/// template.yaml's request runbook, resolved as the stack deploys it with
+/// [`APPROVERS`] (`ApproverArns`) and one approval, and the name of its
+/// approvers' topic. localaws.py reads the YAML (short tags and all), once
+/// per test run.
+fn template_request_runbook() -> (Value, String) {
+    static RESOLVED: std::sync::OnceLock<(Value, String)> = std::sync::OnceLock::new();
+    RESOLVED.get_or_init(resolve_request_runbook).clone()
 }
 
-/// template.yaml's request runbook, resolved as the stack deploys it with
-/// `approvers` (`ApproverArns`) and one approval, and the name of its
-/// approvers' topic. localaws.py reads the YAML (short tags and all).
-fn template_request_runbook(approvers: &str) -> (Value, String) {
+fn resolve_request_runbook() -> (Value, String) {
     let code = r#"
 import json, sys
 sys.path.insert(0, sys.argv[1])
@@ -103,7 +99,7 @@ print(json.dumps({"content": doc.content, "topic": stack.name("ApproversTopic")}
     let out = Command::new(python())
         .args(["-c", code])
         .arg(workspace_root().join("tests/localaws"))
-        .arg(approvers)
+        .arg(APPROVERS)
         .output()
         .expect("read template.yaml's request runbook");
     assert!(
@@ -146,7 +142,7 @@ impl Auto {
         let (_, bob) = world.user("bob").await;
         let (_, carol) = world.user("carol").await;
 
-        let (content, approvers_topic) = template_request_runbook(APPROVERS);
+        let (content, approvers_topic) = template_request_runbook();
         let sns = aws_sdk_sns::Client::new(&world.sdk);
         sns.create_topic()
             .name(approvers_topic)
@@ -704,7 +700,7 @@ async fn given_a_look_alike_runbook_when_alice_starts_it_and_bob_approves_then_i
  {
     // Given a copy of the request runbook under another name
     let auto = Auto::new().await;
-    let (content, _) = template_request_runbook(APPROVERS);
+    let (content, _) = template_request_runbook();
     aws_sdk_ssm::Client::new(&auto.world.aws.sdk_as(&auto.alice).await)
         .create_document()
         .name("changegate-access-request-copy")
@@ -746,7 +742,7 @@ async fn given_a_tampered_runbook_version_with_other_approvers_when_its_approver
     // Given a new version of the request runbook whose aws:approve step asks
     // carol (not a configured approver) instead of the stack's approvers
     let auto = Auto::new().await;
-    let (mut content, _) = template_request_runbook(APPROVERS);
+    let (mut content, _) = template_request_runbook();
     content["mainSteps"][0]["inputs"]["Approvers"] = json!([CAROL]);
     let updated = aws_sdk_ssm::Client::new(&auto.world.aws.sdk_as(&auto.alice).await)
         .update_document()

@@ -856,7 +856,7 @@ async fn given_the_production_account_unreachable_during_an_early_end_when_revok
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement for docs/benchmarks.md, not a check: cargo test -p changegate-tests --test sessions measure -- --ignored --nocapture"]
+#[ignore = "a measurement for docs/benchmarks.md, not a check: cargo test -p changegate-tests --test integration sessions::measure -- --ignored --nocapture"]
 async fn measure_from_revokes_invocation_to_the_cut_written_on_an_early_end() {
     // Given alice granted again and again; for each grant an operator's
     // revocation, while another task reads the role's cut until it changes
