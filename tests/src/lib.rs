@@ -229,14 +229,50 @@ impl LocalAws {
 
     /// Everything SNS published, raw (`GET /_localaws/sns/published`).
     pub fn sns_published(&self) -> Vec<Value> {
-        let out = Command::new(python())
-            .args(["-c", "import sys,urllib.request;sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())"])
-            .arg(format!("{}/_localaws/sns/published", self.endpoint))
-            .output()
-            .expect("read /_localaws/sns/published");
-        let body: Value = serde_json::from_slice(&out.stdout).expect("published list is JSON");
-        body.as_array().cloned().unwrap_or_default()
+        get_json(&format!("{}/_localaws/sns/published", self.endpoint))
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
+}
+
+/// One request to an endpoint of the test tooling itself (`/_localaws/...`
+/// on the local AWS, `/_faultproxy/...` on the fault proxy), which are plain
+/// HTTP on loopback, not AWS APIs: the status and the body. HTTP/1.0, so the
+/// answer is never chunked and ends when the connection closes.
+pub fn plain_http(method: &str, url: &str, body: &str) -> (u16, String) {
+    use std::io::Read;
+    let rest = url
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("{url}: not an http:// URL"));
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut conn = std::net::TcpStream::connect(host).unwrap_or_else(|e| panic!("{url}: {e}"));
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .expect("set a read timeout");
+    write!(
+        conn,
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer)
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {url}: no HTTP status in {head:?}"));
+    (status, body.to_owned())
+}
+
+/// A GET on one of the tooling's own endpoints (see [`plain_http`]), as JSON.
+pub fn get_json(url: &str) -> Value {
+    let (status, body) = plain_http("GET", url, "");
+    assert_eq!(status, 200, "GET {url}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
 }
 
 impl Drop for LocalAws {
@@ -283,24 +319,14 @@ impl FaultProxy {
     /// Changes the proxy's behaviour (`POST /_faultproxy/config`), e.g.
     /// `{"rate": 1.0, "kinds": ["500"], "only": "UserName=alice"}`.
     pub fn configure(&self, change: Value) {
-        let code = "import sys,urllib.request;urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method='POST')).read()";
-        let status = Command::new(python())
-            .args(["-c", code])
-            .arg(format!("{}/_faultproxy/config", self.endpoint))
-            .arg(change.to_string())
-            .status()
-            .expect("POST /_faultproxy/config");
-        assert!(status.success(), "faultproxy refused {change}");
+        let url = format!("{}/_faultproxy/config", self.endpoint);
+        let (status, body) = plain_http("POST", &url, &change.to_string());
+        assert_eq!(status, 200, "faultproxy refused {change}: {body}");
     }
 
     /// The proxy's counters (`GET /_faultproxy/stats`).
     pub fn stats(&self) -> Value {
-        let out = Command::new(python())
-            .args(["-c", "import sys,urllib.request;sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())"])
-            .arg(format!("{}/_faultproxy/stats", self.endpoint))
-            .output()
-            .expect("read /_faultproxy/stats");
-        serde_json::from_slice(&out.stdout).expect("stats are JSON")
+        get_json(&format!("{}/_faultproxy/stats", self.endpoint))
     }
 
     /// How many faults each AWS operation got ("iam:PutUserPolicy" -> 2):
