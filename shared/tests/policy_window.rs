@@ -1,7 +1,7 @@
 //! The time-window behaviour of the grant, proven without the emulator (moto
-//! treats date conditions as always satisfied): a small evaluator of IAM's
-//! documented semantics for the operators the grant uses reads the document as
-//! plain JSON, and a property test throws arbitrary parameters at `decide`.
+//! treats date conditions as always satisfied): the tests' evaluator of IAM's
+//! documented semantics reads the document as plain JSON, and a property test
+//! throws arbitrary parameters at `decide`.
 
 use changegate::approval::{ApproverDecision, Decision};
 use changegate::check::{Checking, UserRecord, Verdict, check_request, decide};
@@ -18,10 +18,18 @@ use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 use serde_json::Value;
 
-/// IAM's answer for one request against one identity policy document:
-/// allowed when an Allow statement matches and no Deny does. Only the
-/// condition operators a grant may use are understood; any other makes the
-/// test fail rather than guess.
+/// The tests' evaluator of IAM's documented policy semantics
+/// (`tests/src/iam.rs`), the same one the integration tests use; this crate
+/// cannot depend on the tests crate, so it includes the file.
+#[allow(
+    dead_code,
+    reason = "the evaluator serves both test crates; this one needs only `evaluate`"
+)]
+#[path = "../../tests/src/iam.rs"]
+mod iam;
+
+/// Whether IAM allows alice, with the identity policy `doc`, `action` on
+/// `resource` at `now`.
 fn allows(doc: &Value, action: &str, resource: &str, now: DateTime<Utc>) -> bool {
     allows_as(doc, action, resource, now, "alice", "alice")
 }
@@ -36,80 +44,15 @@ fn allows_as(
     user: &str,
     session: &str,
 ) -> bool {
-    let list = |v: &Value| -> Vec<String> {
-        match v {
-            Value::String(s) => vec![s.clone()],
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect(),
-            _ => vec![],
-        }
-    };
-    let glob = |pattern: &str, value: &str| -> bool {
-        // IAM matches actions case-insensitively and resources case-sensitively; `*` and `?` wildcards.
-        fn m(p: &[u8], v: &[u8]) -> bool {
-            match (p.first(), v.first()) {
-                (None, None) => true,
-                (Some(b'*'), _) => m(&p[1..], v) || (!v.is_empty() && m(p, &v[1..])),
-                (Some(b'?'), Some(_)) => m(&p[1..], &v[1..]),
-                (Some(a), Some(b)) if a == b => m(&p[1..], &v[1..]),
-                _ => false,
-            }
-        }
-        m(pattern.as_bytes(), value.as_bytes())
-    };
-    let time = |s: &str| {
-        DateTime::parse_from_rfc3339(s)
-            .expect("condition time is ISO 8601")
-            .with_timezone(&Utc)
-    };
-    let conditions_hold = |cond: Option<&Value>| -> bool {
-        let Some(cond) = cond.and_then(Value::as_object) else {
-            return true;
-        };
-        cond.iter().all(|(op, block)| {
-            block
-                .as_object()
-                .expect("condition block")
-                .iter()
-                .all(|(key, want)| {
-                    if key == "sts:RoleSessionName" {
-                        assert_eq!(op, "StringEquals", "session names are compared exactly");
-                        return list(want)
-                            .iter()
-                            .any(|w| w.replace("${aws:username}", user) == session);
-                    }
-                    assert_eq!(
-                        key, "aws:CurrentTime",
-                        "the grant conditions only on aws:CurrentTime and sts:RoleSessionName"
-                    );
-                    list(want).iter().any(|w| match op.as_str() {
-                        "DateGreaterThan" => now > time(w),
-                        "DateLessThan" => now < time(w),
-                        other => panic!("condition operator {other} is not one a grant uses"),
-                    })
-                })
-        })
-    };
-    let statements = match &doc["Statement"] {
-        Value::Array(a) => a.clone(),
-        one => vec![one.clone()],
-    };
-    let applies = |s: &Value| {
-        list(&s["Action"])
-            .iter()
-            .any(|a| glob(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
-            && list(&s["Resource"]).iter().any(|r| glob(r, resource))
-            && conditions_hold(s.get("Condition"))
-    };
-    let allowed = statements
-        .iter()
-        .any(|s| s["Effect"] == "Allow" && applies(s));
-    let denied = statements
-        .iter()
-        .any(|s| s["Effect"] == "Deny" && applies(s));
-    allowed && !denied
+    let req = iam::Request::new(
+        &format!("arn:aws:iam::123456789012:user/{user}"),
+        action,
+        resource,
+    )
+    .with("aws:CurrentTime", iam::iso(now))
+    .with("aws:username", user)
+    .with("sts:RoleSessionName", session);
+    iam::evaluate(&[doc], &req) == iam::Decision::Allow
 }
 
 const ROLE: &str = "arn:aws:iam::111122223333:role/CM-Prd-role";
