@@ -37,9 +37,11 @@ async fn given_the_built_functions_when_a_request_is_filed_approved_and_its_wind
     env.push(("CHANGEGATE_ALLOWED_ACCOUNTS".into(), PROD_ACCOUNT.into()));
     env.push(("CHANGEGATE_TOPIC_ARN".into(), topic));
 
-    // When alice asks for a 3-second window written in +09:00 and bob approves
-    // (the binaries read the real clock: this is the suite's one real wait)
-    let end = at(3, "+09:00");
+    // When alice asks for an 8-second window written in +09:00 and bob approves
+    // (the binaries read the real clock: this is the suite's one real wait,
+    // long enough for grant to run inside it while the other tests load the
+    // machine, and spent while they run)
+    let end = at(8, "+09:00");
     let id = world
         .file_request(
             &alice,
@@ -79,7 +81,7 @@ async fn given_the_built_functions_when_a_request_is_filed_approved_and_its_wind
     // And once the window has ended, the scheduled sweep removes and announces it
     let left = (after(&end, 1) - Utc::now()).to_std().unwrap_or_default();
     assert!(
-        left <= Duration::from_secs(4),
+        left <= Duration::from_secs(9),
         "the window ends within seconds: {left:?}"
     );
     tokio::time::sleep(left).await;
