@@ -2,11 +2,12 @@
 #
 #   make demo   start a local AWS, file a request, approve it, watch access
 #               granted, revoked and notified (about a minute after the build)
-#   make test   make lint, then the local-AWS tooling's tests (pytest), unit
-#               tests, integration tests against the local AWS, and the built
-#               binaries through the Lambda Runtime API
-#   make lint   cargo fmt --check, clippy -D warnings, ruff, and the template
-#               linters (cfn-lint, checkov)
+#   make test   everything make lint does, the local-AWS tooling's tests
+#               (pytest), unit tests, and the integration tests against the
+#               local AWS (the built binaries through the Lambda Runtime API)
+#   make lint   cargo fmt --check, ruff, clippy -D warnings on every target
+#               (built as the tests use them), and the template linters
+#               (cfn-lint, checkov)
 #   make build  release Lambda zips for arm64 (cargo-lambda), in target/lambda/
 #   make deploy sam build + sam deploy (needs AWS credentials and samconfig.toml)
 #   make bench  measure cold start, memory, sweeps and zip sizes (docs/benchmarks.md)
@@ -41,12 +42,12 @@ BUILD_VENV_STAMP   := $(call stamp,$(BUILD_VENV),tools/build-requirements.txt)
 SAM_VENV_STAMP     := $(call stamp,$(SAM_VENV),tools/deploy-requirements.txt)
 PIP_FLAGS := --quiet --disable-pip-version-check --no-input --progress-bar off
 
-.PHONY: help venv checkov-venv build-venv sam-venv build-debug build deploy bench test unit lint demo clean
+.PHONY: help venv checkov-venv build-venv sam-venv build-debug build-linted build deploy bench test local-aws-pool test-py test-rust unit lint lint-code lint-templates demo clean
 
 help:
 	@echo "make demo   - run the whole flow on a local AWS (README: Try it); SOURCE=automation|change-manager"
 	@echo "make test   - every test and linter (what CI runs)"
-	@echo "make lint   - cargo fmt --check, clippy, ruff, cfn-lint and checkov (and proof that they catch breakage)"
+	@echo "make lint   - cargo fmt --check, ruff, clippy on every target, cfn-lint and checkov (and proof that they catch breakage)"
 	@echo "make build  - release Lambda zips for arm64 in target/lambda/ (cargo-lambda)"
 	@echo "make deploy - sam build + sam deploy (see README: Deploying)"
 	@echo "make bench  - benchmarks, written to docs/benchmarks.md"
@@ -110,30 +111,62 @@ bench: venv build
 build-debug:
 	$(CARGO) build --workspace --bins
 
+# Clippy as the workspace's compiler: cargo builds every target (the
+# functions, the unit and integration tests) with clippy-driver wrapping rustc
+# for the workspace's own crates, which is how `cargo clippy` runs it, with
+# `-D warnings`. So the lint gate and the test build are one build: the
+# dependencies compile once, not once for clippy's check build and again for
+# the tests. (Plain `cargo build` afterwards recompiles only the workspace.)
+CLIPPY_DRIVER = $(shell rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
+LINTED = RUSTC_WORKSPACE_WRAPPER="$(CLIPPY_DRIVER)" CLIPPY_ARGS=-Dwarnings
+
+build-linted:
+	@test -n "$(CLIPPY_DRIVER)" || { echo "clippy is missing: rustup component add clippy" >&2; exit 1; }
+	$(LINTED) $(CARGO) build --workspace --all-targets
+
 unit:
 	$(CARGO) test -p changegate
 
-# The tools first, side by side (pip waits on the network and the disk while
-# cargo compiles); then lint, which fails in seconds on a format or lint
-# finding; then the tests, one suite at a time (the Rust fault tests time
-# calls, so they get the machine to themselves). Both suites take their local
-# AWS servers from one pool (tests/localaws/pool.py: moto imported once, a
-# fresh forked server per test in milliseconds), stopped however this ends.
+# One make graph, four jobs at a time, each job's output printed whole when
+# it ends (-O): the tools (pip) and the linted build side by side; the code
+# gates; then, as soon as each one's tools are in, the template linters, the
+# local AWS's own tests (pytest) and, once the build is done, the Rust tests.
+# The tests take their local AWS servers from one pool (tests/localaws/pool.py:
+# moto imported once, a fresh forked server per test in milliseconds), which
+# is stopped however this ends; its log is printed if something failed.
 test:
-	$(MAKE) --no-print-directory -j3 venv checkov-venv build-debug
 	pool_dir=$$(mktemp -d); \
-	$(PY) tests/localaws/pool.py --socket "$$pool_dir/pool.sock" >/dev/null & pool=$$!; \
-	trap 'kill $$pool 2>/dev/null; wait $$pool 2>/dev/null; rm -rf "$$pool_dir"' EXIT; \
-	export CHANGEGATE_LOCALAWS_POOL="$$pool_dir/pool.sock"; \
-	$(MAKE) --no-print-directory lint; \
-	until [ -S "$$CHANGEGATE_LOCALAWS_POOL" ] || ! kill -0 $$pool 2>/dev/null; do sleep 0.1; done; \
-	$(PY) -m pytest tests/localaws/tests; \
-	$(CARGO) test --workspace
+	trap 'status=$$?; kill $$(cat "$$pool_dir/pid" 2>/dev/null) 2>/dev/null; \
+	  if [ $$status -ne 0 ] && [ -s "$$pool_dir/pool.log" ]; then echo "--- local AWS pool log (tail)"; tail -n 40 "$$pool_dir/pool.log"; fi; \
+	  rm -rf "$$pool_dir"' EXIT; \
+	export CHANGEGATE_LOCALAWS_POOL="$$pool_dir/pool.sock" CHANGEGATE_POOL_PARENT=$$$$; \
+	$(MAKE) --no-print-directory -j4 -O lint-code lint-templates test-py test-rust
 
-lint: venv checkov-venv
+# make test's pool (see above); it exits with the shell that started make test.
+local-aws-pool: venv
+	@test -n "$${CHANGEGATE_LOCALAWS_POOL:-}" || { echo "local-aws-pool: only make test starts it" >&2; exit 1; }
+	@dir=$$(dirname "$$CHANGEGATE_LOCALAWS_POOL"); \
+	$(PY) tests/localaws/pool.py --socket "$$CHANGEGATE_LOCALAWS_POOL" --parent-pid "$$CHANGEGATE_POOL_PARENT" \
+	  >/dev/null 2>"$$dir/pool.log" & echo $$! >"$$dir/pid"; \
+	until [ -S "$$CHANGEGATE_LOCALAWS_POOL" ]; do \
+	  kill -0 "$$(cat "$$dir/pid")" 2>/dev/null || { echo "the local AWS pool did not start:" >&2; cat "$$dir/pool.log" >&2; exit 1; }; \
+	  sleep 0.1; \
+	done
+
+test-py: venv local-aws-pool
+	$(PY) -m pytest tests/localaws/tests
+
+# Built by build-linted already: the same wrapper, so nothing recompiles.
+test-rust: build-linted local-aws-pool
+	$(LINTED) $(CARGO) test --workspace
+
+lint: lint-code build-linted lint-templates
+
+lint-code: venv
 	$(CARGO) fmt --all --check
 	$(VENV)/bin/ruff check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+lint-templates: venv checkov-venv
 	tests/template/lint.sh $(VENV) $(CHECKOV_VENV)
 
 demo:
