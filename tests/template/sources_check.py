@@ -18,12 +18,22 @@ not deployed.
 
     python3 tests/template/sources_check.py template.yaml
 
+Given several templates, it checks each in one process (the import is most of
+its run time), prefixes each problem with the template's file name, and prints
+one verdict line per template on stdout, ``accepted FILE`` or ``rejected
+FILE``; the exit status is 1 if any was rejected. A template that does not
+expand, or that crashes the check, is rejected (as a non-zero exit would be
+with one template):
+
+    python3 tests/template/sources_check.py template.yaml "$tmp/broken.yaml"
+
 Run it with the Python that has the pinned cfn-lint installed.
 """
 
 import json
 import re
 import sys
+import traceback
 from typing import Any
 
 from sam_transform import expand
@@ -194,21 +204,39 @@ def check(template: dict[str, Any], sources: str) -> list[str]:
     return [f"RequestSources={sources}: {p}" for p in problems]
 
 
-def main() -> int:
-    if len(sys.argv) != 2:
-        print(f"usage: {sys.argv[0]} TEMPLATE", file=sys.stderr)
-        return 2
-    expanded, errors = expand(sys.argv[1])
+def problems_in(filename: str) -> list[str]:
+    """What is wrong with what the template deploys, for each RequestSources value."""
+    expanded, errors = expand(filename)
     if expanded is None:
-        for e in errors:
-            print(e, file=sys.stderr)
-        return 1
+        return errors or ["the SAM transform failed"]
     problems = []
     for sources in ("Automation", "ChangeManager", "Both"):
         problems += check(expanded, sources)
-    for p in problems:
-        print(p, file=sys.stderr)
-    return 1 if problems else 0
+    return problems
+
+
+def main() -> int:
+    filenames = sys.argv[1:]
+    if not filenames or any(f.startswith("-") for f in filenames):
+        print(f"usage: {sys.argv[0]} TEMPLATE...", file=sys.stderr)
+        return 2
+    if len(filenames) == 1:
+        problems = problems_in(filenames[0])
+        for p in problems:
+            print(p, file=sys.stderr)
+        return 1 if problems else 0
+    status = 0
+    for filename in filenames:
+        try:
+            problems = problems_in(filename)
+        except Exception:  # a broken template may crash the check: rejected, as a crash would be alone
+            problems = [traceback.format_exc().rstrip()]
+        for line in "\n".join(problems).splitlines():
+            print(f"{filename}: {line}", file=sys.stderr)
+        print(f"{'rejected' if problems else 'accepted'} {filename}", flush=True)
+        if problems:
+            status = 1
+    return status
 
 
 if __name__ == "__main__":
