@@ -117,12 +117,13 @@ build-debug:
 # `-D warnings`. So the lint gate and the test build are one build: the
 # dependencies compile once, not once for clippy's check build and again for
 # the tests. (Plain `cargo build` afterwards recompiles only the workspace.)
+# The + lets cargo take its jobs from make's job slots when make runs with -j.
 CLIPPY_DRIVER = $(shell rustup which clippy-driver 2>/dev/null || command -v clippy-driver)
 LINTED = RUSTC_WORKSPACE_WRAPPER="$(CLIPPY_DRIVER)" CLIPPY_ARGS=-Dwarnings
 
 build-linted:
 	@test -n "$(CLIPPY_DRIVER)" || { echo "clippy is missing: rustup component add clippy" >&2; exit 1; }
-	$(LINTED) $(CARGO) build --workspace --all-targets
+	+$(LINTED) $(CARGO) build --workspace --all-targets
 
 unit:
 	$(CARGO) test -p changegate
@@ -158,7 +159,7 @@ test-py: venv local-aws-pool
 
 # Built by build-linted already: the same wrapper, so nothing recompiles.
 test-rust: build-linted local-aws-pool
-	$(LINTED) $(CARGO) test --workspace
+	+$(LINTED) $(CARGO) test --workspace
 
 lint: lint-code build-linted lint-templates
 

@@ -39,6 +39,9 @@ from typing import Any
 
 API = "/2018-06-01/runtime"
 ACCOUNT_ID = "123456789012"
+# "The Init phase is limited to 10 seconds" (Lambda execution environment
+# lifecycle, for on-demand functions).
+INIT_TIMEOUT_S = 10.0
 
 # How long a stopped binary gets between SIGTERM and SIGKILL.
 TERM_GRACE_S = 2.0
@@ -294,8 +297,10 @@ def run(
     on_log: Callable[[str], None] | None = None,
 ) -> Run:
     """Runs ``binary`` under a fresh Runtime API for ``events`` (dicts, JSON
-    text or bytes), one cold start, events in order. ``timeout`` bounds init
-    and each invocation, as Lambda's function timeout does. ``on_log`` gets
+    text or bytes), one cold start, events in order. ``timeout`` bounds each
+    invocation, as Lambda's function timeout does; init gets the longer of it
+    and Lambda's init limit (``INIT_TIMEOUT_S``: past 10 s, Lambda retries
+    init within the first invocation, under the function timeout). ``on_log`` gets
     each line the binary writes (default: to our stderr). ``env`` is added to
     our own environment; a None value removes that variable."""
     on_log = on_log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -332,6 +337,7 @@ def run(
         else:
             child_env[key] = value
 
+    init_limit = max(INIT_TIMEOUT_S, timeout)
     result = Run()
     proc: subprocess.Popen[bytes] | None = None
     logs: threading.Thread | None = None
@@ -357,8 +363,8 @@ def run(
                 if state.all_answered():
                     break
                 current = state.current()
-                if state.first_next is None and now - spawned > timeout:
-                    result.failure = f"no GET /next within {timeout:g} s of start (init timeout)"
+                if state.first_next is None and now - spawned > init_limit:
+                    result.failure = f"no GET /next within {init_limit:g} s of start (init timeout)"
                     break
                 if current and current.handed_out is not None and now - current.handed_out > timeout:
                     current.finished, current.ok = now, False
