@@ -1,19 +1,15 @@
 #!/usr/bin/env python3
-"""Print template.yaml after the SAM transform, as plain CloudFormation JSON.
+"""Write templates after the SAM transform, as plain CloudFormation JSON.
 
 cfn-lint skips its IAM action check (W3037) on any template that uses the SAM
 transform (aws/serverless-application-model#3633), so a misspelt action in a
-function's `Policies` passes `cfn-lint template.yaml`. Linting this output as
-well closes that gap:
-
-    python3 tests/template/sam_transform.py template.yaml >"$tmp/expanded.json"
-    cfn-lint "$tmp/expanded.json"
-
-With --to, it expands several templates in one process (the import is most of
-its run time) and writes each one's expansion to DIR/<name>.json, where <name>
-is the template's file name without its suffix:
+function's `Policies` passes `cfn-lint template.yaml`. Linting the expansion
+as well closes that gap. It expands several templates in one process (the
+import is most of its run time) and writes each one's expansion to
+DIR/<name>.json, where <name> is the template's file name without its suffix:
 
     python3 tests/template/sam_transform.py --to "$tmp/expanded" template.yaml "$tmp/broken.yaml"
+    cfn-lint "$tmp/expanded/template.json"
 
 A template that fails to expand (or crashes the translator) gets no output
 file; its errors go to stderr, each line prefixed by its file name, and the
@@ -71,19 +67,10 @@ def write_all(directory: str, filenames: list[str]) -> int:
 
 def main() -> int:
     args = sys.argv[1:]
-    if len(args) >= 3 and args[0] == "--to":
-        return write_all(args[1], args[2:])
-    if len(args) != 1 or args[0].startswith("-"):
-        print(f"usage: {sys.argv[0]} TEMPLATE\n       {sys.argv[0]} --to DIR TEMPLATE...", file=sys.stderr)
+    if len(args) < 3 or args[0] != "--to":
+        print(f"usage: {sys.argv[0]} --to DIR TEMPLATE...", file=sys.stderr)
         return 2
-    expanded, problems = expand(args[0])
-    if expanded is None:
-        for p in problems:
-            print(p, file=sys.stderr)
-        return 1
-    json.dump(expanded, sys.stdout, indent=2, sort_keys=False)
-    print()
-    return 0
+    return write_all(args[1], args[2:])
 
 
 if __name__ == "__main__":

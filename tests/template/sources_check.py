@@ -16,14 +16,11 @@ In every case the change template (if any) has auto-approval off, and no
 function environment or IAM policy keeps a reference to a resource that is
 not deployed.
 
-    python3 tests/template/sources_check.py template.yaml
-
-Given several templates, it checks each in one process (the import is most of
+It checks each template it is given in one process (the import is most of
 its run time), prefixes each problem with the template's file name, and prints
 one verdict line per template on stdout, ``accepted FILE`` or ``rejected
 FILE``; the exit status is 1 if any was rejected. A template that does not
-expand, or that crashes the check, is rejected (as a non-zero exit would be
-with one template):
+expand, or that crashes the check, is rejected:
 
     python3 tests/template/sources_check.py template.yaml "$tmp/broken.yaml"
 
@@ -220,16 +217,11 @@ def main() -> int:
     if not filenames or any(f.startswith("-") for f in filenames):
         print(f"usage: {sys.argv[0]} TEMPLATE...", file=sys.stderr)
         return 2
-    if len(filenames) == 1:
-        problems = problems_in(filenames[0])
-        for p in problems:
-            print(p, file=sys.stderr)
-        return 1 if problems else 0
     status = 0
     for filename in filenames:
         try:
             problems = problems_in(filename)
-        except Exception:  # a broken template may crash the check: rejected, as a crash would be alone
+        except Exception:  # a broken template may crash the check: rejected
             problems = [traceback.format_exc().rstrip()]
         for line in "\n".join(problems).splitlines():
             print(f"{filename}: {line}", file=sys.stderr)
