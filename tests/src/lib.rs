@@ -850,15 +850,29 @@ pub fn grant_of(id: &str, user: &str, start: &str, end: &str) -> changegate::pol
 
 /// revoke with the default configuration.
 pub fn revoker(sdk: &SdkConfig) -> changegate::revoke::Revoker {
-    changegate::revoke::Revoker::new(
-        changegate::config::RevokeConfig::from_source(&grant_env).expect("revoke config"),
-        sdk,
-    )
+    revoker_with(sdk, &grant_env)
+}
+
+/// revoke configured from `settings` (a test's variables, e.g. [`grant_env`] plus its own).
+pub fn revoker_with(
+    sdk: &SdkConfig,
+    settings: &impl changegate::config::Source,
+) -> changegate::revoke::Revoker {
+    let config = changegate::config::RevokeConfig::from_source(settings);
+    changegate::revoke::Revoker::new(config.expect("revoke config"), sdk)
 }
 
 /// grant allowing [`PROD_ACCOUNT`] only.
 pub fn grantor(sdk: &SdkConfig) -> changegate::grant::Grantor {
-    let config = changegate::config::GrantConfig::from_source(&grant_env);
+    grantor_with(sdk, &grant_env)
+}
+
+/// grant configured from `settings` (a test's variables, e.g. [`grant_env`] plus its own).
+pub fn grantor_with(
+    sdk: &SdkConfig,
+    settings: &impl changegate::config::Source,
+) -> changegate::grant::Grantor {
+    let config = changegate::config::GrantConfig::from_source(settings);
     changegate::grant::Grantor::new(config.expect("grant config"), sdk)
 }
 

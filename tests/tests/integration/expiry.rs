@@ -4,8 +4,7 @@
 //! `now` it would fire at).
 
 use changegate::config::{
-    GrantConfig, RevokeConfig, VAR_ALLOWED_ACCOUNTS, VAR_EXPIRY_GROUP, VAR_EXPIRY_ROLE,
-    VAR_EXPIRY_TARGET,
+    VAR_ALLOWED_ACCOUNTS, VAR_EXPIRY_GROUP, VAR_EXPIRY_ROLE, VAR_EXPIRY_TARGET,
 };
 use changegate::grant::Grantor;
 use changegate::revoke::{RevokeOutcome, Revoker};
@@ -49,8 +48,8 @@ async fn scene() -> Scene {
     let cg_events = world
         .capture("changegate-events", changegate_pattern())
         .await;
-    let grantor = Grantor::new(GrantConfig::from_source(&setting).unwrap(), &world.sdk);
-    let revoker = Revoker::new(RevokeConfig::from_source(&setting).unwrap(), &world.sdk);
+    let grantor = grantor_with(&world.sdk, &setting);
+    let revoker = revoker_with(&world.sdk, &setting);
     let (_, bob) = world.user("bob").await;
     Scene {
         world,

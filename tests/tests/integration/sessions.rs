@@ -22,7 +22,7 @@
 //!   time.
 
 use aws_sdk_iam::config::Credentials;
-use changegate::config::{GrantConfig, RevokeConfig, VAR_SESSION_CUTTER_ROLE};
+use changegate::config::VAR_SESSION_CUTTER_ROLE;
 use changegate::grant::{GrantOutcome, Grantor};
 use changegate::ids::IamUserName;
 use changegate::revoke::{RevokeOutcome, Revoker};
@@ -152,8 +152,8 @@ async fn scene() -> Scene {
     let cg_events = world
         .capture("changegate-events", changegate_pattern())
         .await;
-    let grantor = Grantor::new(GrantConfig::from_source(&setting).unwrap(), &world.sdk);
-    let revoker = Revoker::new(RevokeConfig::from_source(&setting).unwrap(), &world.sdk);
+    let grantor = grantor_with(&world.sdk, &setting);
+    let revoker = revoker_with(&world.sdk, &setting);
     let (_, bob) = world.user("bob").await;
     Scene {
         world,
@@ -728,10 +728,7 @@ async fn given_the_production_account_unreachable_when_revoking_then_it_fails_na
     let id = s.granted("alice", &alice, (start, end), None).await;
     let live = s.session(&alice, "alice").await;
     let proxy = s.world.aws.fault_proxy(0.0, 7);
-    let revoker = Revoker::new(
-        RevokeConfig::from_source(&setting).unwrap(),
-        &proxy.sdk().await,
-    );
+    let revoker = revoker_with(&proxy.sdk().await, &setting);
     proxy.configure(json!({"rate": 1.0, "kinds": ["503"], "only": "Action=AssumeRole"}));
 
     // When an operator ends alice's access
@@ -827,10 +824,7 @@ async fn given_the_production_account_unreachable_during_an_early_end_when_revok
     let live = s.session(&alice, "alice").await;
     s.world.drain(&s.cg_events).await;
     let proxy = s.world.aws.fault_proxy(0.0, 7);
-    let revoker = Revoker::new(
-        RevokeConfig::from_source(&setting).unwrap(),
-        &proxy.sdk().await,
-    );
+    let revoker = revoker_with(&proxy.sdk().await, &setting);
     proxy.configure(json!({"rate": 1.0, "kinds": ["503"], "only": "Action=AssumeRole"}));
     let now = Utc::now();
     revoker
