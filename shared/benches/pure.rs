@@ -14,8 +14,8 @@ use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun};
 use changegate::ids::{ChangeRequestId, Home};
 use changegate::message::render_changegate;
 use changegate::policy::UserPolicy;
-use changegate::revoke::sort_grants;
 use changegate::status::Status;
+use changegate::sweep::sort_grants;
 use chrono::{TimeDelta, Utc};
 
 fn measure(name: &str, iterations: u32, mut f: impl FnMut()) {

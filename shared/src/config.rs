@@ -57,15 +57,6 @@ pub trait Source {
     fn get(&self, var: &str) -> Option<String>;
 }
 
-/// The process environment.
-pub struct Env;
-
-impl Source for Env {
-    fn get(&self, var: &str) -> Option<String> {
-        std::env::var(var).ok()
-    }
-}
-
 impl<F: Fn(&str) -> Option<String>> Source for F {
     fn get(&self, var: &str) -> Option<String> {
         self(var)
@@ -389,10 +380,6 @@ fn sources(
 }
 
 impl GrantConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&Env)
-    }
-
     pub fn from_source(src: &impl Source) -> Result<Self, ConfigError> {
         let target_role = match value(src, VAR_TARGET_ROLE) {
             None => RoleName::parse(DEFAULT_TARGET_ROLE)
@@ -471,9 +458,6 @@ pub struct RevokeConfig {
 }
 
 impl RevokeConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&Env)
-    }
     pub fn from_source(src: &impl Source) -> Result<Self, ConfigError> {
         Ok(Self {
             event_bus: event_bus(src)?,
@@ -490,9 +474,6 @@ pub struct NotifyConfig {
 }
 
 impl NotifyConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_source(&Env)
-    }
     pub fn from_source(src: &impl Source) -> Result<Self, ConfigError> {
         const EXPECTED: &str = "an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)";
         let topic_arn = value(src, VAR_TOPIC_ARN).ok_or(ConfigError::Missing {

@@ -310,8 +310,8 @@ impl FaultProxy {
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new(REGION))
             .credentials_provider(Credentials::new("test", "test", None, None, "localaws"))
-            .retry_config(changegate::sdk::retry_config())
-            .timeout_config(changegate::sdk::timeout_config())
+            .retry_config(changegate_aws::sdk::retry_config())
+            .timeout_config(changegate_aws::sdk::timeout_config())
             .load()
             .await
     }
@@ -732,7 +732,7 @@ impl World {
     /// user's credentials; panics unless the policy is attached.
     pub async fn grant(
         &self,
-        grantor: &changegate::grant::Grantor,
+        grantor: &changegate_aws::grant::Grantor,
         ssm_events: &str,
         user: &str,
         approver: &Creds,
@@ -849,7 +849,7 @@ pub fn grant_of(id: &str, user: &str, start: &str, end: &str) -> changegate::pol
 }
 
 /// revoke with the default configuration.
-pub fn revoker(sdk: &SdkConfig) -> changegate::revoke::Revoker {
+pub fn revoker(sdk: &SdkConfig) -> changegate_aws::revoke::Revoker {
     revoker_with(sdk, &grant_env)
 }
 
@@ -857,13 +857,13 @@ pub fn revoker(sdk: &SdkConfig) -> changegate::revoke::Revoker {
 pub fn revoker_with(
     sdk: &SdkConfig,
     settings: &impl changegate::config::Source,
-) -> changegate::revoke::Revoker {
+) -> changegate_aws::revoke::Revoker {
     let config = changegate::config::RevokeConfig::from_source(settings);
-    changegate::revoke::Revoker::new(config.expect("revoke config"), sdk)
+    changegate_aws::revoke::Revoker::new(config.expect("revoke config"), sdk)
 }
 
 /// grant allowing [`PROD_ACCOUNT`] only.
-pub fn grantor(sdk: &SdkConfig) -> changegate::grant::Grantor {
+pub fn grantor(sdk: &SdkConfig) -> changegate_aws::grant::Grantor {
     grantor_with(sdk, &grant_env)
 }
 
@@ -871,9 +871,9 @@ pub fn grantor(sdk: &SdkConfig) -> changegate::grant::Grantor {
 pub fn grantor_with(
     sdk: &SdkConfig,
     settings: &impl changegate::config::Source,
-) -> changegate::grant::Grantor {
+) -> changegate_aws::grant::Grantor {
     let config = changegate::config::GrantConfig::from_source(settings);
-    changegate::grant::Grantor::new(config.expect("grant config"), sdk)
+    changegate_aws::grant::Grantor::new(config.expect("grant config"), sdk)
 }
 
 /// A sample event from `events/` (also for `cargo lambda invoke --data-file`

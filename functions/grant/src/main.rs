@@ -1,10 +1,12 @@
 //! grant: an approved request (Change Manager or the request runbook) -> a windowed sts:AssumeRole policy for the requester.
 
-use changegate::aws::Fault;
 use changegate::config::GrantConfig;
-use changegate::grant::Grantor;
+use changegate::fault::Fault;
 use changegate::ids::Home;
-use changegate::metrics::count;
+use changegate_aws::Failure;
+use changegate_aws::env::Env;
+use changegate_aws::grant::Grantor;
+use changegate_aws::metrics::count;
 use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use serde_json::Value;
@@ -12,8 +14,9 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let config = GrantConfig::from_env().inspect_err(|e| tracing::error!("configuration: {e}"))?;
-    let sdk = changegate::sdk::load().await;
+    let config =
+        GrantConfig::from_source(&Env).inspect_err(|e| tracing::error!("configuration: {e}"))?;
+    let sdk = changegate_aws::sdk::load().await;
     let grantor = &Grantor::new(config, &sdk);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let home = Home::from_function_arn(&event.context.invoked_function_arn).ok_or_else(|| {
@@ -26,7 +29,9 @@ async fn main() -> Result<(), Error> {
             Ok(home) => grantor.handle(event.payload, &home, Utc::now()).await,
             Err(fault) => Err(fault),
         };
-        result.inspect_err(|f| count("grant", "Faults", Some(("Kind", f.kind()))))
+        result
+            .map_err(Failure::from)
+            .inspect_err(|Failure(f)| count("grant", "Faults", Some(("Kind", f.kind()))))
     }))
     .await
 }

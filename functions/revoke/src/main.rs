@@ -3,8 +3,10 @@
 //! that Systems Manager reports ended early, and on an operator's request.
 
 use changegate::config::RevokeConfig;
-use changegate::metrics::count;
-use changegate::revoke::Revoker;
+use changegate_aws::Failure;
+use changegate_aws::env::Env;
+use changegate_aws::metrics::count;
+use changegate_aws::revoke::Revoker;
 use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use serde_json::Value;
@@ -13,15 +15,17 @@ use std::time::{Duration, UNIX_EPOCH};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let config = RevokeConfig::from_env().inspect_err(|e| tracing::error!("configuration: {e}"))?;
-    let sdk = changegate::sdk::load().await;
+    let config =
+        RevokeConfig::from_source(&Env).inspect_err(|e| tracing::error!("configuration: {e}"))?;
+    let sdk = changegate_aws::sdk::load().await;
     let revoker = &Revoker::new(config, &sdk);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
         revoker
             .handle(event.payload, Utc::now(), Some(deadline))
             .await
-            .inspect_err(|f| count("revoke", "Faults", Some(("Kind", f.kind()))))
+            .map_err(Failure::from)
+            .inspect_err(|Failure(f)| count("revoke", "Faults", Some(("Kind", f.kind()))))
     }))
     .await
 }

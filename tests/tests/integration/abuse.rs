@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use changegate::config::{
     GrantConfig, NotifyConfig, VAR_ALLOW_DELEGATED, VAR_ALLOWED_ACCOUNTS, VAR_TOPIC_ARN,
 };
-use changegate::grant::{GrantOutcome, Grantor};
 use changegate::ids::IdError;
-use changegate::notify::Notifier;
 use changegate::refusal::Refusal;
-use changegate::revoke::RevokeOutcome;
 use changegate::window::TimeError;
+use changegate_aws::grant::{GrantOutcome, Grantor};
+use changegate_aws::notify::Notifier;
+use changegate_aws::revoke::RevokeOutcome;
 use changegate_tests::*;
 use chrono::Utc;
 use serde_json::Value;

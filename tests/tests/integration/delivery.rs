@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use changegate::grant::Grantor;
-use changegate::revoke::Revoker;
 use changegate::status::Status;
+use changegate_aws::grant::Grantor;
+use changegate_aws::revoke::Revoker;
 use changegate_tests::*;
 use chrono::{DateTime, Utc};
 use serde_json::Value;

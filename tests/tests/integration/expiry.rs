@@ -6,8 +6,8 @@
 use changegate::config::{
     VAR_ALLOWED_ACCOUNTS, VAR_EXPIRY_GROUP, VAR_EXPIRY_ROLE, VAR_EXPIRY_TARGET,
 };
-use changegate::grant::Grantor;
-use changegate::revoke::{RevokeOutcome, Revoker};
+use changegate_aws::grant::Grantor;
+use changegate_aws::revoke::{RevokeOutcome, Revoker};
 use changegate_tests::*;
 use chrono::Utc;
 use serde_json::Value;
@@ -92,7 +92,7 @@ async fn given_a_grant_when_it_is_attached_then_a_one_time_schedule_at_its_end_i
         .expect("schedule");
     let expression = schedule.schedule_expression().unwrap();
     // (rounded up to the whole minute: EventBridge Scheduler fires anywhere inside it)
-    let at_minute = changegate::aws::expiry_at(after(&end, 0));
+    let at_minute = changegate::expiry::expiry_at(after(&end, 0));
     assert!(at_minute >= after(&end, 0) && at_minute < after(&end, 60));
     assert_eq!(
         expression,

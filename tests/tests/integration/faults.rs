@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use changegate::aws::Fault;
+use changegate::fault::Fault;
 use changegate_tests::*;
 use chrono::Utc;
 

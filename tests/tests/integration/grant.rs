@@ -2,7 +2,7 @@
 //! Change Manager extension delivered through EventBridge.
 
 use changegate::config::{GrantConfig, VAR_ALLOWED_ACCOUNTS, VAR_MAX_DURATION};
-use changegate::grant::{GrantOutcome, Grantor};
+use changegate_aws::grant::{GrantOutcome, Grantor};
 use changegate_tests::*;
 use chrono::Utc;
 use serde_json::Value;
@@ -215,7 +215,7 @@ async fn given_a_grant_attached_but_never_announced_when_an_event_is_redelivered
     s.world.signal(&bob, &id, true).await;
     let bodies = s.world.drain(&s.ssm_events).await;
     let cr = changegate::ids::ChangeRequestId::parse(&id).unwrap();
-    let exec = changegate::aws::Ssm::new(aws_sdk_ssm::Client::new(&s.world.sdk))
+    let exec = changegate_aws::adapters::Ssm::new(aws_sdk_ssm::Client::new(&s.world.sdk))
         .execution(&id)
         .await
         .unwrap();
@@ -234,8 +234,10 @@ async fn given_a_grant_attached_but_never_announced_when_an_event_is_redelivered
     else {
         panic!()
     };
-    let records =
-        changegate::aws::Records::new(aws_sdk_dynamodb::Client::new(&s.world.sdk), DECISIONS_TABLE);
+    let records = changegate_aws::adapters::Records::new(
+        aws_sdk_dynamodb::Client::new(&s.world.sdk),
+        DECISIONS_TABLE,
+    );
     let claim = changegate::record::DecisionRecord::granting(&check, &grant, Utc::now());
     assert!(
         records.create(&claim).await.unwrap(),

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sts::config::Credentials;
-use changegate::sdk::{
+use changegate_aws::sdk::{
     ATTEMPT_TIMEOUT, MAX_ATTEMPTS, OPERATION_TIMEOUT, retry_config, timeout_config,
 };
 use changegate_tests::REGION;
@@ -17,7 +17,7 @@ use changegate_tests::scripted::{
     Answer, Script, iam_error, iam_put_user_policy_ok, ssm_error, ssm_execution,
 };
 
-/// The configuration the functions get (`changegate::sdk::load`), with fixed
+/// The configuration the functions get (`changegate_aws::sdk::load`), with fixed
 /// region and credentials, sending every request to `http`.
 fn configured() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())

@@ -1,10 +1,10 @@
 //! revoke and notify against the local AWS.
 
-use changegate::aws::Fault;
 use changegate::config::{NotifyConfig, VAR_TOPIC_ARN};
 use changegate::events::ChangegateEvent;
-use changegate::notify::{Notifier, NotifyOutcome};
-use changegate::revoke::RevokeOutcome;
+use changegate::fault::Fault;
+use changegate_aws::notify::{Notifier, NotifyOutcome};
+use changegate_aws::revoke::RevokeOutcome;
 use changegate_tests::*;
 use chrono::Utc;
 use serde_json::{Value, json};

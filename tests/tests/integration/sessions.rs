@@ -23,10 +23,10 @@
 
 use aws_sdk_iam::config::Credentials;
 use changegate::config::VAR_SESSION_CUTTER_ROLE;
-use changegate::grant::{GrantOutcome, Grantor};
 use changegate::ids::IamUserName;
-use changegate::revoke::{RevokeOutcome, Revoker};
 use changegate::session::{ALL_BEFORE_SID, POLICY_NAME, ROLE_INLINE_POLICY_LIMIT, SessionCut};
+use changegate_aws::grant::{GrantOutcome, Grantor};
+use changegate_aws::revoke::{RevokeOutcome, Revoker};
 use changegate_tests::iam::{self, Decision, Request};
 use changegate_tests::*;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use super::Fault;
-use crate::events::{Cause, WindowDetail};
-use crate::ids::ChangeRequestId;
-use crate::record::{Decided, DecisionRecord, Ended, Revoked, State};
-use crate::window::utc_string;
+use changegate::events::{Cause, WindowDetail};
+use changegate::fault::Fault;
+use changegate::ids::ChangeRequestId;
+use changegate::record::{Decided, DecisionRecord, Ended, Revoked, State};
+use changegate::window::utc_string;
 
 pub const KEY: &str = "change_request_id";
 

@@ -10,10 +10,11 @@ use std::time::SystemTime;
 use aws_config::SdkConfig;
 use chrono::TimeDelta;
 
-use super::{Fault, decode};
-use crate::budget::counted_chars;
-use crate::ids::{AccountId, RoleName};
-use crate::session::{POLICY_NAME, Written};
+use crate::adapters::decode;
+use changegate::budget::counted_chars;
+use changegate::fault::Fault;
+use changegate::ids::{AccountId, RoleName};
+use changegate::session::{POLICY_NAME, Written};
 
 /// IAM's default when a role does not say (one hour).
 const DEFAULT_MAX_SESSION_SECONDS: i64 = 3600;
@@ -242,7 +243,7 @@ impl ProductionIam {
         }
     }
 
-    /// Applies what [`crate::session::SessionCut::render`] decided.
+    /// Applies what [`changegate::session::SessionCut::render`] decided.
     pub async fn write(&self, role: &RoleName, written: &Written) -> Result<(), Fault> {
         match written {
             Written::Put(document) => self.put_cut(role, document).await,

@@ -3,89 +3,27 @@
 //! call), read the request from Systems Manager, check it, and decide it
 //! exactly once: record, attach one windowed policy, announce.
 
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use tracing::info;
 
-use crate::aws::{Fault, Put, Ssm, expiry_at, wants_expiry_schedule};
-use crate::check::{Checked, Checking, Verdict, check_request, decide};
-use crate::config::GrantConfig;
-use crate::eligibility::ELIGIBILITY_TAG;
-use crate::events::{Cause, ChangegateEvent, Incoming};
-use crate::ids::{ChangeRequestId, Home, IamUserName, UserArn};
+use crate::adapters::{Fault, Put, Ssm};
 use crate::metrics;
-use crate::policy::Grant;
-use crate::record::{DecisionRecord, State};
-use crate::refusal::Refusal;
 use crate::revoke::{RevocationSettings, Revocations};
-use crate::status::Status;
-use crate::text::shown;
-use crate::window::utc_string;
-
-/// The request runbook's own call after its approval step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DirectInput {
-    #[serde(rename = "changegate-request")]
-    pub request: DirectRequest,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct DirectRequest {
-    pub execution_id: String,
-}
-
-/// What woke grant up: which request to look at, or why there is none.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
-    Look(String),
-    Ignore(String),
-}
-
-impl Trigger {
-    /// Every trigger only says which request to read; none is believed.
-    pub fn parse(input: Value) -> Self {
-        if let Ok(DirectInput { request }) = serde_json::from_value::<DirectInput>(input.clone()) {
-            return Self::Look(request.execution_id);
-        }
-        let event = match serde_json::from_value::<EventBridgeEvent>(input) {
-            Ok(event) => event,
-            Err(e) => return Self::Ignore(format!("not an event changegate handles: {e}")),
-        };
-        match Incoming::parse(event) {
-            Ok(Incoming::ChangeRequest(cr))
-                if Status::parse(&cr.ops_item_status).change_request_approved() =>
-            {
-                Self::Look(cr.change_request_id)
-            }
-            Ok(Incoming::ChangeRequest(cr)) => Self::Ignore(format!(
-                "status {} is not an approval",
-                shown(&cr.ops_item_status)
-            )),
-            Ok(Incoming::AutomationStep(s))
-                if s.action.as_deref() == Some("aws:approve") && s.status == "Success" =>
-            {
-                Self::Look(s.execution_id)
-            }
-            Ok(Incoming::AutomationStep(_)) => {
-                Self::Ignore("not a completed approval step".to_owned())
-            }
-            Ok(Incoming::AutomationExecution(e))
-                if Status::parse(&e.status).automation_past_approval() =>
-            {
-                Self::Look(e.execution_id)
-            }
-            Ok(Incoming::AutomationExecution(e)) => Self::Ignore(format!(
-                "execution status {} is not past approval",
-                shown(&e.status)
-            )),
-            Ok(_) => Self::Ignore("not a request status update".to_owned()),
-            Err(e) => Self::Ignore(e.to_string()),
-        }
-    }
-}
+use changegate::check::{Checked, Checking, Verdict, check_request, decide};
+use changegate::config::GrantConfig;
+use changegate::eligibility::ELIGIBILITY_TAG;
+use changegate::events::{Cause, ChangegateEvent};
+use changegate::expiry::{expiry_at, wants_expiry_schedule};
+use changegate::ids::{ChangeRequestId, Home, IamUserName, UserArn};
+use changegate::policy::Grant;
+use changegate::record::{DecisionRecord, State};
+use changegate::refusal::Refusal;
+use changegate::status::Status;
+use changegate::text::shown;
+use changegate::trigger::Trigger;
+use changegate::window::utc_string;
 
 /// What one invocation did; returned to Lambda as the invocation's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -307,7 +245,7 @@ impl Grantor {
                 })
             }
             (Some(State::Refused), false) => {
-                let refused = ChangegateEvent::Refused(crate::events::AccessRefused {
+                let refused = ChangegateEvent::Refused(changegate::events::AccessRefused {
                     change_request_id: id.clone(),
                     user: user_of(record.requester.as_deref()),
                     requester_arn: record.requester.as_deref().map(shown),
@@ -486,39 +424,5 @@ impl Grantor {
             reason_code: refusal.code().to_owned(),
             reason: refusal.to_string(),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn given_each_trigger_when_parsed_then_only_approval_signs_name_a_request() {
-        let cm: Value =
-            serde_json::from_str(include_str!("../../events/change-request-approved.json"))
-                .unwrap();
-        assert_eq!(
-            Trigger::parse(cm),
-            Trigger::Look("6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64".into())
-        );
-        let sample: Value =
-            serde_json::from_str(include_str!("../../events/change-request-aws-sample.json"))
-                .unwrap();
-        assert!(
-            matches!(Trigger::parse(sample), Trigger::Ignore(_)),
-            "InProgress is not a change request's approval"
-        );
-        let direct = serde_json::json!({"changegate-request": {"execution-id": "abc-1"}});
-        assert_eq!(Trigger::parse(direct), Trigger::Look("abc-1".into()));
-        let step = serde_json::json!({"detail-type": "EC2 Automation Step Status-change Notification", "source": "aws.ssm",
-            "detail": {"ExecutionId": "abc-2", "Definition": "changegate-access-request", "Status": "Success", "StepName": "Approve", "Action": "aws:approve"}});
-        assert_eq!(Trigger::parse(step.clone()), Trigger::Look("abc-2".into()));
-        let mut waiting = step;
-        waiting["detail"]["Status"] = "Waiting".into();
-        assert!(matches!(Trigger::parse(waiting), Trigger::Ignore(_)));
-        let scheduled: Value =
-            serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
-        assert!(matches!(Trigger::parse(scheduled), Trigger::Ignore(_)));
     }
 }

@@ -3,98 +3,23 @@
 //! [`Fault`]. They read AWS into the domain's types and depend on the domain,
 //! never the reverse.
 
-mod records;
-mod sessions;
-mod ssm;
-
-pub use records::Records;
-pub use sessions::{ProductionIam, Sessions, TargetRole};
-pub use ssm::Ssm;
+pub use crate::records::Records;
+pub use crate::sessions::{ProductionIam, Sessions, TargetRole};
+pub use crate::ssm::Ssm;
+pub use changegate::fault::Fault;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_iam::types::EntityType;
 use aws_sdk_sns::types::MessageAttributeValue;
-use lambda_runtime::Diagnostic;
 use percent_encoding::percent_decode_str;
 
-use crate::check::UserRecord;
-use crate::config::ExpirySchedules;
-use crate::events::{ChangegateEvent, ExpiryInput, ExpiryTarget, SOURCE_CHANGEGATE};
-use crate::message::Notification;
-use crate::policy::Grant;
-use crate::policy::{PolicyListing, UserPolicy};
-
-/// An AWS call that did not succeed: throttling, 5xx, timeouts, access denied.
-/// A fault fails the invocation so that Lambda retries it.
-#[derive(Debug, thiserror::Error)]
-pub enum Fault {
-    #[error("{operation} failed: {message}")]
-    Aws {
-        operation: &'static str,
-        message: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    #[error("{operation} returned an unexpected answer: {why}")]
-    Unexpected {
-        operation: &'static str,
-        why: String,
-    },
-    #[error("the revocation sweep could not finish {} revocation(s): {}", .0.len(), .0.join("; "))]
-    Sweep(Vec<String>),
-}
-
-impl Fault {
-    pub(crate) fn unexpected<E: std::fmt::Display>(
-        operation: &'static str,
-    ) -> impl FnOnce(E) -> Self {
-        move |why| Self::Unexpected {
-            operation,
-            why: why.to_string(),
-        }
-    }
-
-    pub(crate) fn aws<E>(operation: &'static str) -> impl FnOnce(E) -> Self
-    where
-        E: std::error::Error + Send + Sync + 'static,
-    {
-        move |err| Self::Aws {
-            operation,
-            message: error_chain(&err),
-            source: Box::new(err),
-        }
-    }
-
-    /// A short name for the kind of fault, for metrics and Lambda's error type.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Aws { .. } => "changegate.AwsFault",
-            Self::Unexpected { .. } => "changegate.UnexpectedAnswer",
-            Self::Sweep(_) => "changegate.SweepIncomplete",
-        }
-    }
-}
-
-/// The error with its whole chain of causes, on one line.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
-}
-
-impl From<Fault> for Diagnostic {
-    fn from(fault: Fault) -> Self {
-        Diagnostic {
-            error_type: fault.kind().to_owned(),
-            error_message: fault.to_string(),
-        }
-    }
-}
+use changegate::check::UserRecord;
+use changegate::config::ExpirySchedules;
+use changegate::events::{ChangegateEvent, ExpiryInput, ExpiryTarget, SOURCE_CHANGEGATE};
+use changegate::expiry::expiry_at;
+use changegate::message::Notification;
+use changegate::policy::Grant;
+use changegate::policy::{PolicyListing, UserPolicy};
 
 /// Put or not: whether the user existed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +33,7 @@ pub struct Iam {
     client: aws_sdk_iam::Client,
 }
 
-pub(crate) fn decode(document: &str) -> Result<String, Fault> {
+pub fn decode(document: &str) -> Result<String, Fault> {
     percent_decode_str(document)
         .decode_utf8()
         .map(|d| d.into_owned())
@@ -167,7 +92,7 @@ impl Iam {
         }
         let name = found
             .user()
-            .and_then(|u| crate::ids::IamUserName::parse(u.user_name()).ok());
+            .and_then(|u| changegate::ids::IamUserName::parse(u.user_name()).ok());
         Ok(Some(UserRecord {
             name,
             tag,
@@ -279,25 +204,6 @@ impl Iam {
         }
         Ok(listing)
     }
-}
-
-/// When a grant's one-time expiry schedule fires: the window's end rounded up
-/// to the next whole minute. EventBridge Scheduler fires an `at()` anywhere
-/// inside its minute, so a schedule at the exact end could fire before it.
-pub fn expiry_at(end: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
-    use chrono::{DurationRound, TimeDelta};
-    let minute = TimeDelta::minutes(1);
-    let floor = end.duration_trunc(minute).unwrap_or(end);
-    if floor == end { end } else { floor + minute }
-}
-
-/// Whether a grant ending at `end` gets an expiry schedule at `now`: not when
-/// its schedule would fall in the current minute (the sweep removes it).
-pub fn wants_expiry_schedule(
-    end: chrono::DateTime<chrono::Utc>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> bool {
-    expiry_at(end) > expiry_at(now)
 }
 
 /// One-time EventBridge Scheduler schedules that remove a grant at its end.
@@ -488,38 +394,5 @@ impl Topic {
         }
         let out = request.send().await.map_err(Fault::aws(OP))?;
         Ok(out.message_id().unwrap_or_default().to_owned())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(raw: &str) -> chrono::DateTime<chrono::Utc> {
-        raw.parse().unwrap()
-    }
-
-    #[test]
-    fn given_window_ends_when_scheduling_expiry_then_at_is_rounded_up_to_the_whole_minute() {
-        assert_eq!(
-            expiry_at(t("2026-12-01T10:00:00Z")),
-            t("2026-12-01T10:00:00Z")
-        );
-        assert_eq!(
-            expiry_at(t("2026-12-01T10:00:00.001Z")),
-            t("2026-12-01T10:01:00Z")
-        );
-        assert_eq!(
-            expiry_at(t("2026-12-01T10:00:59Z")),
-            t("2026-12-01T10:01:00Z")
-        );
-    }
-
-    #[test]
-    fn given_a_window_ending_within_the_current_minute_when_granting_then_no_schedule_is_made() {
-        let now = t("2026-12-01T10:00:20Z");
-        assert!(!wants_expiry_schedule(t("2026-12-01T10:00:50Z"), now));
-        assert!(!wants_expiry_schedule(t("2026-12-01T10:01:00Z"), now));
-        assert!(wants_expiry_schedule(t("2026-12-01T10:01:01Z"), now));
     }
 }

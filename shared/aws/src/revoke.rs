@@ -5,91 +5,23 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Timelike, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use tracing::{error, info, warn};
 
-use crate::aws::{Bus, Fault, Iam, Records, Schedules, Sessions, Ssm};
-use crate::config::RevokeConfig;
-use crate::events::{AccessRevoked, Cause, ChangegateEvent, ExpiryInput, ExpiryTarget, Incoming};
-use crate::ids::{ChangeRequestId, IamUserName, RoleName};
+use crate::adapters::{Bus, Fault, Iam, Records, Schedules, Sessions, Ssm};
 use crate::metrics;
-use crate::policy::{Grant, PARTITION, POLICY_PREFIX, UserPolicy, policy_name};
-use crate::request::PARAM_USER;
 use crate::sdk;
-use crate::session::SessionCut;
-use crate::text::shown;
-
-/// Sorts the listed policies into grants whose window has ended and the
-/// active ones. Pure.
-pub fn sort_grants(policies: &[UserPolicy], now: DateTime<Utc>) -> (Vec<Grant>, Vec<Grant>) {
-    let (mut ended, mut active) = (Vec::new(), Vec::new());
-    for p in policies {
-        let grant = IamUserName::parse(&p.user)
-            .map_err(|e| e.to_string())
-            .and_then(|user| {
-                Grant::from_policy(&user, &p.name, &p.document).map_err(|e| e.to_string())
-            });
-        match grant {
-            Ok(g) if g.window.has_ended(now) => ended.push(g),
-            Ok(g) => active.push(g),
-            Err(why) => {
-                warn!(user = %p.user, policy = %p.name, why = %why, "not a changegate grant; left alone")
-            }
-        }
-    }
-    (ended, active)
-}
-
-/// An operator's request to end a grant now (`aws lambda invoke` on revoke).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct OperatorRevoke {
-    pub change_request_id: String,
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-struct OperatorInput {
-    #[serde(rename = "changegate-revoke")]
-    revoke: OperatorRevoke,
-}
-
-/// What revoke was invoked with, parsed once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RevokeInput {
-    /// A grant's expiry schedule fired.
-    Expiry(ExpiryTarget),
-    /// An operator ends a request's access now.
-    Operator(OperatorRevoke),
-    /// A request's status changed: it may have ended early.
-    StatusChanged(String),
-    /// The one-minute schedule, or anything unrecognised: the sweep, which is always safe.
-    Sweep,
-}
-
-impl RevokeInput {
-    pub fn parse(input: Value) -> Self {
-        if let Ok(ExpiryInput { expiry }) = serde_json::from_value::<ExpiryInput>(input.clone()) {
-            return Self::Expiry(expiry);
-        }
-        if let Ok(OperatorInput { revoke }) = serde_json::from_value::<OperatorInput>(input.clone())
-        {
-            return Self::Operator(revoke);
-        }
-        match serde_json::from_value::<EventBridgeEvent>(input)
-            .ok()
-            .map(Incoming::parse)
-        {
-            Some(Ok(Incoming::ChangeRequest(cr))) => Self::StatusChanged(cr.change_request_id),
-            Some(Ok(Incoming::AutomationExecution(a))) => Self::StatusChanged(a.execution_id),
-            _ => Self::Sweep,
-        }
-    }
-}
+use changegate::config::RevokeConfig;
+use changegate::events::{AccessRevoked, Cause, ChangegateEvent, ExpiryTarget};
+use changegate::ids::{ChangeRequestId, IamUserName, RoleName};
+use changegate::policy::{Grant, PARTITION, POLICY_PREFIX, policy_name};
+use changegate::request::PARAM_USER;
+use changegate::session::SessionCut;
+use changegate::sweep::sort_grants;
+use changegate::text::shown;
+use changegate::trigger::{OperatorRevoke, RevokeInput};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -376,7 +308,7 @@ fn sessions_note(cut: &CutOutcome, grant: &Grant, cause: &Cause, now: DateTime<U
             }
         }),
     };
-    let at = crate::window::utc_string(at);
+    let at = changegate::window::utc_string(at);
     match cut {
         CutOutcome::Cut => format!(
             "sessions of {} in {}/{} issued before {at} are denied from then on",
@@ -655,74 +587,5 @@ impl Revoker {
             .await?
             .filter(|e| e.status.ends_access())
             .map(|e| Cause::EndedEarly(e.status)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::tests::grant;
-
-    fn listed(g: &Grant) -> UserPolicy {
-        UserPolicy {
-            user: g.user.to_string(),
-            name: g.policy_name(),
-            document: g.document_json(),
-        }
-    }
-
-    #[test]
-    fn given_grants_around_now_when_sorting_then_only_those_whose_end_has_passed_are_ended() {
-        let now: DateTime<Utc> = "2026-12-01T10:00:00Z".parse().unwrap();
-        let ended = grant("2026-12-01T09:00:00Z", "2026-12-01T09:59:59Z");
-        let ends_now = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
-        let running = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:01Z");
-        let future = grant("2026-12-02T09:00:00Z", "2026-12-02T10:00:00Z");
-        let (exp, active) = sort_grants(
-            &[
-                listed(&ended),
-                listed(&ends_now),
-                listed(&running),
-                listed(&future),
-            ],
-            now,
-        );
-        assert_eq!(exp, vec![ended, ends_now]);
-        assert_eq!(active, vec![running, future]);
-    }
-
-    #[test]
-    fn given_a_foreign_policy_with_the_prefix_when_sorting_then_it_is_never_touched() {
-        let now: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
-        let g = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
-        let mut foreign = listed(&g);
-        foreign.document = foreign.document.replace("sts:AssumeRole", "iam:*");
-        let (exp, active) = sort_grants(&[foreign], now);
-        assert!(exp.is_empty() && active.is_empty());
-    }
-
-    #[test]
-    fn given_each_kind_of_input_when_parsed_then_it_is_read_once_into_its_case() {
-        let expiry =
-            serde_json::json!({"changegate-expiry": {"change-request-id": "abc", "user": "alice"}});
-        assert!(matches!(RevokeInput::parse(expiry), RevokeInput::Expiry(t) if t.user == "alice"));
-        let op = serde_json::json!({"changegate-revoke": {"change-request-id": "abc", "reason": "incident over"}});
-        assert!(
-            matches!(RevokeInput::parse(op), RevokeInput::Operator(o) if o.reason.as_deref() == Some("incident over"))
-        );
-        let cm: Value =
-            serde_json::from_str(include_str!("../../events/change-request-approved.json"))
-                .unwrap();
-        assert_eq!(
-            RevokeInput::parse(cm),
-            RevokeInput::StatusChanged("6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64".into())
-        );
-        let scheduled: Value =
-            serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
-        assert_eq!(RevokeInput::parse(scheduled), RevokeInput::Sweep);
-        assert_eq!(
-            RevokeInput::parse(serde_json::json!({"anything": 1})),
-            RevokeInput::Sweep
-        );
     }
 }

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ssm::types::{AutomationSubtype, StepExecution};
 
-use super::Fault;
-use crate::approval::parse_decisions;
-use crate::execution::{ApprovalStep, Execution, Origin, RunbookRun};
-use crate::request::RawParameters;
-use crate::status::Status;
+use changegate::approval::parse_decisions;
+use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun};
+use changegate::fault::Fault;
+use changegate::request::RawParameters;
+use changegate::status::Status;
 
 const APPROVE: &str = "aws:approve";
 

@@ -4,10 +4,10 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::Serialize;
 use tracing::info;
 
-use crate::aws::{Fault, Topic};
-use crate::config::NotifyConfig;
-use crate::events::Incoming;
-use crate::message::{Notification, render_change_request, render_changegate};
+use crate::adapters::{Fault, Topic};
+use changegate::config::NotifyConfig;
+use changegate::events::Incoming;
+use changegate::message::{Notification, render_change_request, render_changegate};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]

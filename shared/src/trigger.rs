@@ -1,0 +1,181 @@
+//! What woke a function up, parsed once at the edge. Every trigger only says
+//! which request to look at; none is believed (the functions read Systems
+//! Manager, IAM and the decision record for the facts).
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::events::{ExpiryInput, ExpiryTarget, Incoming};
+use crate::status::Status;
+use crate::text::shown;
+
+/// The request runbook's own call after its approval step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectInput {
+    #[serde(rename = "changegate-request")]
+    pub request: DirectRequest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DirectRequest {
+    pub execution_id: String,
+}
+
+/// What woke grant up: which request to look at, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    Look(String),
+    Ignore(String),
+}
+
+impl Trigger {
+    /// Every trigger only says which request to read; none is believed.
+    pub fn parse(input: Value) -> Self {
+        if let Ok(DirectInput { request }) = serde_json::from_value::<DirectInput>(input.clone()) {
+            return Self::Look(request.execution_id);
+        }
+        let event = match serde_json::from_value::<EventBridgeEvent>(input) {
+            Ok(event) => event,
+            Err(e) => return Self::Ignore(format!("not an event changegate handles: {e}")),
+        };
+        match Incoming::parse(event) {
+            Ok(Incoming::ChangeRequest(cr))
+                if Status::parse(&cr.ops_item_status).change_request_approved() =>
+            {
+                Self::Look(cr.change_request_id)
+            }
+            Ok(Incoming::ChangeRequest(cr)) => Self::Ignore(format!(
+                "status {} is not an approval",
+                shown(&cr.ops_item_status)
+            )),
+            Ok(Incoming::AutomationStep(s))
+                if s.action.as_deref() == Some("aws:approve") && s.status == "Success" =>
+            {
+                Self::Look(s.execution_id)
+            }
+            Ok(Incoming::AutomationStep(_)) => {
+                Self::Ignore("not a completed approval step".to_owned())
+            }
+            Ok(Incoming::AutomationExecution(e))
+                if Status::parse(&e.status).automation_past_approval() =>
+            {
+                Self::Look(e.execution_id)
+            }
+            Ok(Incoming::AutomationExecution(e)) => Self::Ignore(format!(
+                "execution status {} is not past approval",
+                shown(&e.status)
+            )),
+            Ok(_) => Self::Ignore("not a request status update".to_owned()),
+            Err(e) => Self::Ignore(e.to_string()),
+        }
+    }
+}
+
+/// An operator's request to end a grant now (`aws lambda invoke` on revoke).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OperatorRevoke {
+    pub change_request_id: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+struct OperatorInput {
+    #[serde(rename = "changegate-revoke")]
+    revoke: OperatorRevoke,
+}
+
+/// What revoke was invoked with, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeInput {
+    /// A grant's expiry schedule fired.
+    Expiry(ExpiryTarget),
+    /// An operator ends a request's access now.
+    Operator(OperatorRevoke),
+    /// A request's status changed: it may have ended early.
+    StatusChanged(String),
+    /// The one-minute schedule, or anything unrecognised: the sweep, which is always safe.
+    Sweep,
+}
+
+impl RevokeInput {
+    pub fn parse(input: Value) -> Self {
+        if let Ok(ExpiryInput { expiry }) = serde_json::from_value::<ExpiryInput>(input.clone()) {
+            return Self::Expiry(expiry);
+        }
+        if let Ok(OperatorInput { revoke }) = serde_json::from_value::<OperatorInput>(input.clone())
+        {
+            return Self::Operator(revoke);
+        }
+        match serde_json::from_value::<EventBridgeEvent>(input)
+            .ok()
+            .map(Incoming::parse)
+        {
+            Some(Ok(Incoming::ChangeRequest(cr))) => Self::StatusChanged(cr.change_request_id),
+            Some(Ok(Incoming::AutomationExecution(a))) => Self::StatusChanged(a.execution_id),
+            _ => Self::Sweep,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_each_trigger_when_parsed_then_only_approval_signs_name_a_request() {
+        let cm: Value =
+            serde_json::from_str(include_str!("../../events/change-request-approved.json"))
+                .unwrap();
+        assert_eq!(
+            Trigger::parse(cm),
+            Trigger::Look("6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64".into())
+        );
+        let sample: Value =
+            serde_json::from_str(include_str!("../../events/change-request-aws-sample.json"))
+                .unwrap();
+        assert!(
+            matches!(Trigger::parse(sample), Trigger::Ignore(_)),
+            "InProgress is not a change request's approval"
+        );
+        let direct = serde_json::json!({"changegate-request": {"execution-id": "abc-1"}});
+        assert_eq!(Trigger::parse(direct), Trigger::Look("abc-1".into()));
+        let step = serde_json::json!({"detail-type": "EC2 Automation Step Status-change Notification", "source": "aws.ssm",
+            "detail": {"ExecutionId": "abc-2", "Definition": "changegate-access-request", "Status": "Success", "StepName": "Approve", "Action": "aws:approve"}});
+        assert_eq!(Trigger::parse(step.clone()), Trigger::Look("abc-2".into()));
+        let mut waiting = step;
+        waiting["detail"]["Status"] = "Waiting".into();
+        assert!(matches!(Trigger::parse(waiting), Trigger::Ignore(_)));
+        let scheduled: Value =
+            serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
+        assert!(matches!(Trigger::parse(scheduled), Trigger::Ignore(_)));
+    }
+
+    #[test]
+    fn given_each_kind_of_input_when_parsed_then_it_is_read_once_into_its_case() {
+        let expiry =
+            serde_json::json!({"changegate-expiry": {"change-request-id": "abc", "user": "alice"}});
+        assert!(matches!(RevokeInput::parse(expiry), RevokeInput::Expiry(t) if t.user == "alice"));
+        let op = serde_json::json!({"changegate-revoke": {"change-request-id": "abc", "reason": "incident over"}});
+        assert!(
+            matches!(RevokeInput::parse(op), RevokeInput::Operator(o) if o.reason.as_deref() == Some("incident over"))
+        );
+        let cm: Value =
+            serde_json::from_str(include_str!("../../events/change-request-approved.json"))
+                .unwrap();
+        assert_eq!(
+            RevokeInput::parse(cm),
+            RevokeInput::StatusChanged("6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64".into())
+        );
+        let scheduled: Value =
+            serde_json::from_str(include_str!("../../events/scheduled.json")).unwrap();
+        assert_eq!(RevokeInput::parse(scheduled), RevokeInput::Sweep);
+        assert_eq!(
+            RevokeInput::parse(serde_json::json!({"anything": 1})),
+            RevokeInput::Sweep
+        );
+    }
+}
