@@ -53,7 +53,7 @@ pub struct AutomationStatus {
 
 /// A window as carried on changegate's events: UTC instants plus the offsets
 /// the requester wrote, so messages can show both.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct WindowDetail {
     pub start: String,
@@ -186,7 +186,7 @@ impl AccessRevoked {
 }
 
 /// Why a grant is removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Cause {
     /// Its window ended.
     WindowEnded,

@@ -124,6 +124,14 @@ pub enum Refusal {
         requested_minutes: i64,
         max_minutes: i64,
     },
+    #[error(
+        "The request was ended ({cause}) before it was approved, so no access is granted. File a new request if you still need access."
+    )]
+    EndedBeforeGrant { cause: String },
+    #[error(
+        "changegate's decision record for this request names another grant ({recorded}) than Systems Manager's record of the request ({requested}); nothing was granted. Operators were alerted."
+    )]
+    RecordDisagrees { recorded: String, requested: String },
 }
 
 impl Refusal {
@@ -166,6 +174,8 @@ impl Refusal {
             Self::EndNotAfterStart { .. } => "end-not-after-start",
             Self::WindowEnded { .. } => "window-ended",
             Self::WindowTooLong { .. } => "window-too-long",
+            Self::EndedBeforeGrant { .. } => "ended-before-grant",
+            Self::RecordDisagrees { .. } => "record-disagrees",
         }
     }
 }

@@ -62,6 +62,11 @@ use crate::window::utc_string;
 pub const POLICY_NAME: &str = "changegate-session-cut";
 /// IAM's budget for all inline policies of one role, whitespace not counted.
 pub const ROLE_INLINE_POLICY_LIMIT: usize = 10_240;
+/// How long a cut stays after its time, at least: the longest session STS
+/// issues (12 hours, console sessions included; AWS: a console sign-in URL's
+/// `SessionDuration` is at most 43,200 seconds, and MaxSessionDuration "does
+/// not apply" to it).
+pub const KEEP_CUTS_FOR: TimeDelta = TimeDelta::hours(12);
 /// The `Sid` of the fallback statement (all sessions issued before a time).
 pub const ALL_BEFORE_SID: &str = "CutAllBefore";
 
@@ -309,11 +314,15 @@ impl SessionCut {
     }
 
     /// Removes every statement whose sessions have all expired: those cut at
-    /// least `max_session` (the role's MaxSessionDuration) ago. Returns how
-    /// many statements went.
+    /// least `max_session` (the role's MaxSessionDuration) ago, and never
+    /// sooner than [`KEEP_CUTS_FOR`] after the cut, whatever the role allows
+    /// now or allowed then (a console session lives up to 12 hours whatever
+    /// the role's MaxSessionDuration, and the duration can be lowered after a
+    /// session was issued). Returns how many statements went.
     pub fn collect(&mut self, now: DateTime<Utc>, max_session: TimeDelta) -> usize {
         let before = self.cuts.len() + usize::from(self.all_before.is_some());
-        let expired = |at: DateTime<Utc>| at + max_session <= now;
+        let keep = max_session.max(KEEP_CUTS_FOR);
+        let expired = |at: DateTime<Utc>| at + keep <= now;
         self.cuts.retain(|c| !expired(c.at));
         if self.all_before.is_some_and(expired) {
             self.all_before = None;
@@ -837,7 +846,7 @@ mod tests {
     }
 
     #[test]
-    fn given_cuts_when_collected_then_only_those_older_than_the_max_session_go() {
+    fn given_cuts_and_a_one_hour_role_when_collected_then_each_stays_12_hours_after_its_time() {
         let mut doc = SessionCut::empty();
         doc.extend(
             &user("alice"),
@@ -851,10 +860,12 @@ mod tests {
             t("2026-12-01T10:30:00Z"),
             t(EARLY),
         );
-        assert_eq!(doc.collect(t("2026-12-01T10:59:59Z"), hours(1)), 0);
-        assert_eq!(doc.collect(t("2026-12-01T11:00:00Z"), hours(1)), 1);
+        // A console session issued before the cut may live 12 hours, and the
+        // role's MaxSessionDuration may have been higher when it was issued.
+        assert_eq!(doc.collect(t("2026-12-01T21:59:59Z"), hours(1)), 0);
+        assert_eq!(doc.collect(t("2026-12-01T22:00:00Z"), hours(1)), 1);
         assert!(cuts_of(&doc, "alice").is_empty());
-        assert_eq!(doc.collect(t("2026-12-01T11:30:00Z"), hours(1)), 1);
+        assert_eq!(doc.collect(t("2026-12-01T22:30:00Z"), hours(1)), 1);
         assert!(doc.is_empty());
         assert_eq!(doc.render(0, t(EARLY)).unwrap().written, Written::Delete);
     }
@@ -914,7 +925,7 @@ mod tests {
     }
 
     #[test]
-    fn given_a_fallback_in_the_document_when_collected_then_it_goes_after_the_max_session() {
+    fn given_a_fallback_in_the_document_when_collected_then_it_goes_12_hours_after_its_time() {
         let r = crowd(60, t(EARLY))
             .render(0, t("2026-12-01T10:00:00Z"))
             .unwrap();
@@ -922,9 +933,9 @@ mod tests {
             panic!()
         };
         let mut doc = SessionCut::parse(&json).unwrap();
-        doc.collect(t("2026-12-01T11:59:59Z"), hours(2));
+        doc.collect(t("2026-12-01T21:59:59Z"), hours(2));
         assert!(doc.all_before().is_some());
-        doc.collect(t("2026-12-01T12:00:00Z"), hours(2));
+        doc.collect(t("2026-12-01T22:00:00Z"), hours(2));
         assert_eq!(doc.all_before(), None);
     }
 }

@@ -20,6 +20,31 @@ use aws_sdk_sts::config::Credentials;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+/// A Lambda invocation at `now`, as the functions' context gives it: its own
+/// request id (every call is a new invocation; a Lambda retry of the same
+/// event reuses one with [`retry_of`]) and grant's deadline (160 s).
+pub fn invocation(now: DateTime<Utc>) -> changegate::protocol::Invocation {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    changegate::protocol::Invocation {
+        id: format!("test-invocation-{}", NEXT.fetch_add(1, Ordering::Relaxed)),
+        lease_until: now + chrono::TimeDelta::seconds(160),
+        now,
+    }
+}
+
+/// Lambda's retry of `first` at `now`: the same request id, a new deadline.
+pub fn retry_of(
+    first: &changegate::protocol::Invocation,
+    now: DateTime<Utc>,
+) -> changegate::protocol::Invocation {
+    changegate::protocol::Invocation {
+        id: first.id.clone(),
+        lease_until: now + chrono::TimeDelta::seconds(160),
+        now,
+    }
+}
+
 pub const REGION: &str = "us-east-1";
 /// moto's default account: where changegate and the IAM users live.
 pub const HOME_ACCOUNT: &str = "123456789012";
@@ -751,7 +776,7 @@ impl World {
         self.signal(approver, &id, true).await;
         for body in self.drain(ssm_events).await {
             grantor
-                .handle(body, &home(), Utc::now())
+                .handle(body, &home(), &invocation(Utc::now()))
                 .await
                 .expect("grant");
         }

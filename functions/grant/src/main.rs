@@ -3,10 +3,10 @@
 use changegate::config::GrantConfig;
 use changegate::fault::Fault;
 use changegate::ids::Home;
-use changegate_aws::Failure;
 use changegate_aws::env::Env;
 use changegate_aws::grant::Grantor;
 use changegate_aws::metrics::count;
+use changegate_aws::{Failure, invocation};
 use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use serde_json::Value;
@@ -19,6 +19,7 @@ async fn main() -> Result<(), Error> {
     let sdk = changegate_aws::sdk::load().await;
     let grantor = &Grantor::new(config, &sdk);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let inv = invocation(&event.context, Utc::now());
         let home = Home::from_function_arn(&event.context.invoked_function_arn).ok_or_else(|| {
             Fault::Unexpected {
                 operation: "lambda:context",
@@ -26,7 +27,7 @@ async fn main() -> Result<(), Error> {
             }
         });
         let result = match home {
-            Ok(home) => grantor.handle(event.payload, &home, Utc::now()).await,
+            Ok(home) => grantor.handle(event.payload, &home, &inv).await,
             Err(fault) => Err(fault),
         };
         result

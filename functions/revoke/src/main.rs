@@ -3,10 +3,10 @@
 //! that Systems Manager reports ended early, and on an operator's request.
 
 use changegate::config::RevokeConfig;
-use changegate_aws::Failure;
 use changegate_aws::env::Env;
 use changegate_aws::metrics::count;
 use changegate_aws::revoke::Revoker;
+use changegate_aws::{Failure, invocation};
 use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use serde_json::Value;
@@ -21,8 +21,9 @@ async fn main() -> Result<(), Error> {
     let revoker = &Revoker::new(config, &sdk);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+        let inv = invocation(&event.context, Utc::now());
         revoker
-            .handle(event.payload, Utc::now(), Some(deadline))
+            .handle(event.payload, &inv, Some(deadline))
             .await
             .map_err(Failure::from)
             .inspect_err(|Failure(f)| count("revoke", "Faults", Some(("Kind", f.kind()))))

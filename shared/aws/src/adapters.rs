@@ -7,6 +7,7 @@ pub use crate::records::Records;
 pub use crate::sessions::{ProductionIam, Sessions, TargetRole};
 pub use crate::ssm::Ssm;
 pub use changegate::fault::Fault;
+pub use changegate::ports::Put;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_iam::types::EntityType;
@@ -20,13 +21,6 @@ use changegate::expiry::expiry_at;
 use changegate::message::Notification;
 use changegate::policy::Grant;
 use changegate::policy::{PolicyListing, UserPolicy};
-
-/// Put or not: whether the user existed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Put {
-    Done,
-    NoSuchUser,
-}
 
 #[derive(Debug, Clone)]
 pub struct Iam {

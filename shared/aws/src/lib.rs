@@ -10,6 +10,7 @@ pub mod env;
 pub mod grant;
 pub mod metrics;
 pub mod notify;
+pub mod ports;
 pub mod records;
 pub mod revoke;
 pub mod sdk;
@@ -36,5 +37,22 @@ impl From<Failure> for lambda_runtime::Diagnostic {
             error_type: fault.kind().to_owned(),
             error_message: fault.to_string(),
         }
+    }
+}
+
+/// The invocation Lambda's context describes: its request id (the same on
+/// Lambda's retries of one event), its deadline, and `now`.
+pub fn invocation(
+    context: &lambda_runtime::Context,
+    now: chrono::DateTime<chrono::Utc>,
+) -> changegate::protocol::Invocation {
+    let deadline = i64::try_from(context.deadline)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .unwrap_or(now);
+    changegate::protocol::Invocation {
+        id: context.request_id.clone(),
+        lease_until: deadline,
+        now,
     }
 }

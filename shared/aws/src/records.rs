@@ -1,21 +1,14 @@
-//! The decision table (DynamoDB): one item per request, keyed by its id.
-//! Every write that decides is conditional, so two invocations racing on
-//! one request cannot both decide it.
+//! The decision table (DynamoDB): one item per request, keyed by its id. The
+//! core defines every write with its condition ([`LedgerWrite`]); this adapter
+//! only renders them as DynamoDB requests, so the conditions the protocol's
+//! tests prove are the ones DynamoDB enforces.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{DateTime, Utc};
-
-use changegate::events::{Cause, WindowDetail};
 use changegate::fault::Fault;
 use changegate::ids::ChangeRequestId;
-use changegate::record::{Decided, DecisionRecord, Ended, Revoked, State};
-use changegate::window::utc_string;
-
-pub const KEY: &str = "change_request_id";
-
-type Item = HashMap<String, AttributeValue>;
+use changegate::record::{Condition, DecisionRecord, Item, KEY, LedgerWrite, Update, Value};
 
 #[derive(Debug, Clone)]
 pub struct Records {
@@ -23,109 +16,83 @@ pub struct Records {
     table: String,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn text(item: &Item, key: &str) -> Option<String> {
-    item.get(key).and_then(|v| v.as_s().ok()).cloned()
-}
-
-fn to_item(r: &DecisionRecord) -> Item {
-    let mut item = Item::new();
-    item.insert(KEY.into(), s(r.id.as_str()));
-    let mut put = |k: &str, v: Option<String>| {
-        if let Some(v) = v.filter(|v| !v.is_empty()) {
-            item.insert(k.into(), s(v));
-        }
-    };
-    put("state", r.state.map(|st| st.as_str().to_owned()));
-    put("decided_at", r.decided_at.clone());
-    put("requester", r.requester.clone());
-    put("reason_code", r.reason_code.clone());
-    put("reason", r.reason.clone());
-    if let Some(g) = &r.grant {
-        put("source", Some(g.source.clone()));
-        put("beneficiary", Some(g.beneficiary.clone()));
-        put("account", Some(g.account.clone()));
-        put("role", Some(g.role.clone()));
-        put("window_start", Some(g.window.start.clone()));
-        put("window_end", Some(g.window.end.clone()));
-        put("start_offset", Some(g.window.start_offset.clone()));
-        put("end_offset", Some(g.window.end_offset.clone()));
-        put("request_reason", g.request_reason.clone());
-        item.insert(
-            "named_sessions".into(),
-            AttributeValue::Bool(g.named_sessions),
-        );
-        if !g.approvers.is_empty() {
-            item.insert(
-                "approvers".into(),
-                AttributeValue::L(g.approvers.iter().map(|a| s(a.as_str())).collect()),
-            );
-        }
-    }
-    item.insert("announced".into(), AttributeValue::Bool(r.announced));
-    item
-}
-
-fn from_item(id: &ChangeRequestId, item: &Item) -> DecisionRecord {
-    let grant = text(item, "beneficiary").map(|beneficiary| Decided {
-        source: text(item, "source").unwrap_or_default(),
-        beneficiary,
-        approvers: item
-            .get("approvers")
-            .and_then(|v| v.as_l().ok())
-            .map(|l| l.iter().filter_map(|a| a.as_s().ok().cloned()).collect())
-            .unwrap_or_default(),
-        account: text(item, "account").unwrap_or_default(),
-        role: text(item, "role").unwrap_or_default(),
-        window: WindowDetail {
-            start: text(item, "window_start").unwrap_or_default(),
-            end: text(item, "window_end").unwrap_or_default(),
-            start_offset: text(item, "start_offset").unwrap_or_default(),
-            end_offset: text(item, "end_offset").unwrap_or_default(),
-        },
-        request_reason: text(item, "request_reason"),
-        named_sessions: item
-            .get("named_sessions")
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or(false),
-    });
-    DecisionRecord {
-        id: id.clone(),
-        state: text(item, "state").and_then(|st| State::parse(&st)),
-        decided_at: text(item, "decided_at"),
-        requester: text(item, "requester"),
-        announced: item
-            .get("announced")
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or(false),
-        grant,
-        reason_code: text(item, "reason_code"),
-        reason: text(item, "reason"),
-        ended: text(item, "ended_at").map(|at| Ended {
-            at,
-            cause: text(item, "end_cause").unwrap_or_default(),
-        }),
-        revoked: text(item, "revoked_at").map(|at| Revoked {
-            at,
-            cause: text(item, "revocation_cause").unwrap_or_default(),
-            lag_ms: item
-                .get("revocation_lag_ms")
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse().ok()),
-        }),
+fn to_attribute(v: &Value) -> AttributeValue {
+    match v {
+        Value::S(s) => AttributeValue::S(s.clone()),
+        Value::N(n) => AttributeValue::N(n.to_string()),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::L(l) => AttributeValue::L(l.iter().map(|s| AttributeValue::S(s.clone())).collect()),
     }
 }
 
-fn conditional_failed<E>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException")
+fn from_attribute(v: &AttributeValue) -> Option<Value> {
+    match v {
+        AttributeValue::S(s) => Some(Value::S(s.clone())),
+        AttributeValue::N(n) => n.parse().ok().map(Value::N),
+        AttributeValue::Bool(b) => Some(Value::Bool(*b)),
+        AttributeValue::L(l) => Some(Value::L(
+            l.iter().filter_map(|a| a.as_s().ok().cloned()).collect(),
+        )),
+        _ => None,
+    }
+}
+
+fn from_item(item: &HashMap<String, AttributeValue>) -> Item {
+    item.iter()
+        .filter_map(|(k, v)| from_attribute(v).map(|v| (k.clone(), v)))
+        .collect()
+}
+
+/// A condition or update rendered as an expression, with its placeholders.
+#[derive(Default)]
+struct Expression {
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expression {
+    fn name(&mut self, attr: &str) -> String {
+        let key = format!("#n{}", self.names.len());
+        let existing = self.names.iter().find(|(_, v)| v.as_str() == attr);
+        match existing {
+            Some((k, _)) => k.clone(),
+            None => {
+                self.names.insert(key.clone(), attr.to_owned());
+                key
+            }
+        }
+    }
+
+    fn value(&mut self, v: &Value) -> String {
+        let key = format!(":v{}", self.values.len());
+        self.values.insert(key.clone(), to_attribute(v));
+        key
+    }
+
+    fn condition(&mut self, c: &Condition) -> Option<String> {
+        Some(match c {
+            Condition::NoItem => format!("attribute_not_exists({})", self.name(KEY)),
+            Condition::Absent(a) => format!("attribute_not_exists({})", self.name(a)),
+            Condition::Exists(a) => format!("attribute_exists({})", self.name(a)),
+            Condition::Equals(a, v) => format!("{} = {}", self.name(a), self.value(v)),
+            Condition::In(a, vs) => {
+                let name = self.name(a);
+                let values: Vec<String> = vs.iter().map(|v| self.value(v)).collect();
+                format!("{name} IN ({})", values.join(", "))
+            }
+            Condition::All(cs) => {
+                let parts: Vec<String> = cs.iter().filter_map(|c| self.condition(c)).collect();
+                if parts.is_empty() {
+                    return None;
+                }
+                parts
+                    .iter()
+                    .map(|p| format!("({p})"))
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
+            }
+        })
+    }
 }
 
 impl Records {
@@ -142,154 +109,75 @@ impl Records {
             .client
             .get_item()
             .table_name(&self.table)
-            .key(KEY, s(id.as_str()))
+            .key(KEY, AttributeValue::S(id.to_string()))
             .consistent_read(true)
             .send()
             .await
             .map_err(Fault::aws("dynamodb:GetItem"))?;
-        Ok(out.item().map(|item| from_item(id, item)))
+        Ok(out
+            .item()
+            .map(|item| DecisionRecord::from_item(id, &from_item(item))))
     }
 
-    /// Writes a new decision; `false` when the request already has a record
-    /// (another invocation decided, or it ended first).
-    pub async fn create(&self, record: &DecisionRecord) -> Result<bool, Fault> {
-        let out = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(record)))
-            .condition_expression("attribute_not_exists(#k)")
-            .expression_attribute_names("#k", KEY)
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(Fault::aws("dynamodb:PutItem")(e)),
+    /// Applies `write` if its condition holds; `false` when it did not.
+    pub async fn write(&self, write: &LedgerWrite) -> Result<bool, Fault> {
+        let op = write.operation();
+        let mut expr = Expression::default();
+        let condition = expr.condition(&write.condition());
+        let result = match write.update() {
+            Update::Put(item) => {
+                let item: HashMap<String, AttributeValue> = item
+                    .iter()
+                    .map(|(k, v)| (k.clone(), to_attribute(v)))
+                    .collect();
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .set_condition_expression(condition)
+                    .set_expression_attribute_names((!expr.names.is_empty()).then_some(expr.names))
+                    .set_expression_attribute_values(
+                        (!expr.values.is_empty()).then_some(expr.values),
+                    )
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| (conditional_failed(&e), Fault::aws(op)(e)))
+            }
+            Update::Set { set, keep } => {
+                let mut parts = Vec::new();
+                for (k, v) in &set {
+                    parts.push(format!("{} = {}", expr.name(k), expr.value(v)));
+                }
+                for (k, v) in &keep {
+                    let name = expr.name(k);
+                    parts.push(format!("{name} = if_not_exists({name}, {})", expr.value(v)));
+                }
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key(KEY, AttributeValue::S(write.id().to_string()))
+                    .update_expression(format!("SET {}", parts.join(", ")))
+                    .set_condition_expression(condition)
+                    .set_expression_attribute_names(Some(expr.names))
+                    .set_expression_attribute_values(Some(expr.values))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| (conditional_failed(&e), Fault::aws(op)(e)))
+            }
+        };
+        match result {
+            Ok(()) => Ok(true),
+            Err((true, _)) => Ok(false),
+            Err((false, fault)) => Err(fault),
         }
     }
+}
 
-    /// Replaces a claim this invocation holds (`granting`) with `record`.
-    pub async fn replace_claim(&self, record: &DecisionRecord) -> Result<bool, Fault> {
-        let out = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(record)))
-            .condition_expression("#s = :granting AND attribute_not_exists(ended_at)")
-            .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":granting", s(State::Granting.as_str()))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(Fault::aws("dynamodb:PutItem")(e)),
-        }
-    }
-
-    /// `granting` -> `granted`, unless the request ended meanwhile (then `false`).
-    pub async fn mark_granted(
-        &self,
-        id: &ChangeRequestId,
-        now: DateTime<Utc>,
-    ) -> Result<bool, Fault> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(KEY, s(id.as_str()))
-            .update_expression("SET #s = :granted, granted_at = :now")
-            .condition_expression("#s IN (:granting, :granted) AND attribute_not_exists(ended_at)")
-            .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":granted", s(State::Granted.as_str()))
-            .expression_attribute_values(":granting", s(State::Granting.as_str()))
-            .expression_attribute_values(":now", s(utc_string(now)))
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(Fault::aws("dynamodb:UpdateItem")(e)),
-        }
-    }
-
-    /// The decision was announced.
-    pub async fn mark_announced(&self, id: &ChangeRequestId) -> Result<(), Fault> {
-        self.update(
-            id,
-            "SET announced = :t",
-            &[(":t", AttributeValue::Bool(true))],
-        )
-        .await
-    }
-
-    /// The tombstone: the request ended (or an operator ended it) at `at`.
-    /// The first end is kept; creates the record if there is none yet.
-    pub async fn end(
-        &self,
-        id: &ChangeRequestId,
-        cause: &Cause,
-        at: DateTime<Utc>,
-    ) -> Result<(), Fault> {
-        let expr = "SET ended_at = if_not_exists(ended_at, :at), end_cause = if_not_exists(end_cause, :cause)";
-        self.update(
-            id,
-            expr,
-            &[(":at", s(utc_string(at))), (":cause", s(cause.as_str()))],
-        )
-        .await
-    }
-
-    /// How the access ended: when, why, and (at a window's end) the lag.
-    /// Records how the access ended: when, why, and (at a window's end) the
-    /// lag. `true` when this call recorded it first (the revocation is then
-    /// to be announced, even if an earlier attempt already removed the policy).
-    pub async fn revoked(
-        &self,
-        id: &ChangeRequestId,
-        cause: &Cause,
-        at: DateTime<Utc>,
-        lag_ms: Option<i64>,
-    ) -> Result<bool, Fault> {
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(KEY, s(id.as_str()))
-            .condition_expression("attribute_not_exists(revoked_at)")
-            .expression_attribute_values(":at", s(utc_string(at)))
-            .expression_attribute_values(":cause", s(cause.as_str()));
-        let mut expr = "SET revoked_at = :at, revocation_cause = :cause".to_owned();
-        if let Some(lag) = lag_ms {
-            expr.push_str(", revocation_lag_ms = :lag");
-            req = req.expression_attribute_values(":lag", AttributeValue::N(lag.to_string()));
-        }
-        match req.update_expression(expr).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if conditional_failed(&e) => Ok(false),
-            Err(e) => Err(Fault::aws("dynamodb:UpdateItem")(e)),
-        }
-    }
-
-    async fn update(
-        &self,
-        id: &ChangeRequestId,
-        expression: &str,
-        values: &[(&str, AttributeValue)],
-    ) -> Result<(), Fault> {
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(KEY, s(id.as_str()))
-            .update_expression(expression);
-        for (k, v) in values {
-            req = req.expression_attribute_values(*k, v.clone());
-        }
-        req.send()
-            .await
-            .map_err(Fault::aws("dynamodb:UpdateItem"))?;
-        Ok(())
-    }
+fn conditional_failed<E>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException")
 }

@@ -1,27 +1,31 @@
-//! revoke: removes grants. One way to remove ([`Revocations::revoke`]), used
-//! at a window's end (its expiry schedule, or the one-minute sweep), on an
-//! early end that Systems Manager confirms, on an operator's request, and by
-//! grant when a request ended while it was being granted.
+//! revoke's handler: removes grants at a window's end (its expiry schedule,
+//! or the one-minute sweep), on an early end that Systems Manager confirms,
+//! and on an operator's request. Every removal is the core's one revocation
+//! path ([`changegate::protocol::revocation`]) run over the AWS ports.
 
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{error, info, warn};
 
-use crate::adapters::{Bus, Fault, Iam, Records, Schedules, Sessions, Ssm};
-use crate::metrics;
-use crate::sdk;
 use changegate::config::RevokeConfig;
-use changegate::events::{AccessRevoked, Cause, ChangegateEvent, ExpiryTarget};
-use changegate::ids::{ChangeRequestId, IamUserName, RoleName};
-use changegate::policy::{Grant, PARTITION, POLICY_PREFIX, policy_name};
+use changegate::events::{AccessRevoked, Cause, ExpiryTarget};
+use changegate::fault::Fault;
+use changegate::ids::{ChangeRequestId, IamUserName};
+use changegate::policy::{Grant, POLICY_PREFIX, policy_name};
+use changegate::ports::{Ledger, Requests, Schedules, UserGrants};
+use changegate::protocol::revocation::{Reach, Revocation, Revoked};
+use changegate::protocol::{Invocation, run};
+use changegate::record::{LedgerWrite, State};
 use changegate::request::PARAM_USER;
-use changegate::session::SessionCut;
 use changegate::sweep::sort_grants;
 use changegate::text::shown;
 use changegate::trigger::{OperatorRevoke, RevokeInput};
+
+use crate::metrics;
+use crate::ports::{AwsPorts, Settings};
+use crate::sdk;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -31,6 +35,9 @@ pub struct SweepReport {
     pub active_grants: usize,
     pub revoked: Vec<String>,
     pub already_gone: Vec<String>,
+    /// Active grants whose check failed (a throttle, say): nothing was due
+    /// that is known of; the next minute's sweep checks them again.
+    pub checks_deferred: Vec<String>,
 }
 
 /// What one invocation did.
@@ -55,276 +62,6 @@ fn ignored(id: &str, reason: String) -> RevokeOutcome {
     RevokeOutcome::Ignored { reason }
 }
 
-/// What a session cut did in the production account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CutOutcome {
-    /// The person's sessions are cut at the window's end (or now).
-    Cut,
-    /// The role's inline-policy budget was full: every session of the role
-    /// issued before now is denied instead (IAM's "revoke active sessions").
-    AllSessionsCut,
-    /// The target role does not exist there: no session of it can be live.
-    NoSuchRole,
-}
-
-/// The session cut (issue 10): a Deny on the target role in the production
-/// account for the person's sessions issued before the cut, effective from
-/// the cut on, so that no session outlives its window. Written when access
-/// is granted (effective at the window's end, whatever runs then), moved to
-/// now by an early end or an operator, and restored at the window's end.
-pub struct SessionCuts {
-    sessions: Sessions,
-    /// The function using it, for metrics.
-    function: &'static str,
-}
-
-impl SessionCuts {
-    pub fn new(sdk: &aws_config::SdkConfig, cutter_role: RoleName, function: &'static str) -> Self {
-        Self {
-            sessions: Sessions::new(sdk, PARTITION, cutter_role, function),
-            function,
-        }
-    }
-
-    /// The cut at the end of `grant`'s window (idempotent: also restores a lost one).
-    pub async fn at_end(&self, grant: &Grant, now: DateTime<Utc>) -> Result<CutOutcome, Fault> {
-        let (start, end) = (grant.window.start_utc(), grant.window.end_utc());
-        self.update(grant, now, |cut| cut.extend(&grant.user, start, end, now))
-            .await
-    }
-
-    /// The cut moved to now: the request ended early, or an operator ended it.
-    pub async fn now(&self, grant: &Grant, now: DateTime<Utc>) -> Result<CutOutcome, Fault> {
-        self.update(grant, now, |cut| cut.cut_now(&grant.user, now))
-            .await
-    }
-
-    async fn update(
-        &self,
-        grant: &Grant,
-        now: DateTime<Utc>,
-        change: impl FnOnce(&mut SessionCut),
-    ) -> Result<CutOutcome, Fault> {
-        const OP: &str = "iam:PutRolePolicy";
-        let production = self.sessions.open(&grant.account).await?;
-        let Some(role) = production.target_role(&grant.role).await? else {
-            warn!(change_request_id = %grant.change_request, account = %grant.account, role = %grant.role, "no such target role; no session to cut");
-            return Ok(CutOutcome::NoSuchRole);
-        };
-        let mut cut = SessionCut::from_role(role.cut_document()).map_err(Fault::unexpected(OP))?;
-        change(&mut cut);
-        cut.collect(now, role.max_session);
-        let rendered = cut
-            .render(role.others_chars(), now)
-            .map_err(Fault::unexpected(OP))?;
-        production.write(&grant.role, &rendered.written).await?;
-        let Some(fallback) = rendered.fallback else {
-            info!(change_request_id = %grant.change_request, user = %grant.user, account = %grant.account, role = %grant.role, "session cut written");
-            return Ok(CutOutcome::Cut);
-        };
-        metrics::count(self.function, "SessionCutFallbacks", None);
-        error!(
-            change_request_id = %grant.change_request, account = %grant.account, role = %grant.role,
-            all_before = %fallback.all_before, dropped = ?fallback.dropped,
-            "the role's inline policy budget is full: every session of the role issued before now is denied"
-        );
-        Ok(CutOutcome::AllSessionsCut)
-    }
-}
-
-/// Removing a grant: the policy, its expiry schedule, the session cut, the
-/// record, the log, the metric and the announcement, in one place.
-pub struct Revocations {
-    pub iam: Iam,
-    pub records: Records,
-    pub bus: Bus,
-    pub schedules: Schedules,
-    pub expiry_group: Option<String>,
-    /// `None` when the deployment cuts no sessions (no production-account stack).
-    pub cuts: Option<SessionCuts>,
-}
-
-/// Where a function's revocations write: its table, bus, schedule group and
-/// (when sessions are cut) the cutter role in the production accounts.
-pub struct RevocationSettings<'a> {
-    pub table: &'a str,
-    pub bus: &'a str,
-    pub expiry_group: Option<String>,
-    pub session_cutter: Option<RoleName>,
-    /// The function, for metrics and production's CloudTrail.
-    pub function: &'static str,
-}
-
-impl Revocations {
-    pub fn new(sdk: &aws_config::SdkConfig, settings: RevocationSettings<'_>) -> Self {
-        Self {
-            iam: Iam::new(aws_sdk_iam::Client::new(sdk)),
-            records: Records::new(aws_sdk_dynamodb::Client::new(sdk), settings.table),
-            bus: Bus::new(aws_sdk_eventbridge::Client::new(sdk), settings.bus),
-            schedules: Schedules::new(aws_sdk_scheduler::Client::new(sdk)),
-            expiry_group: settings.expiry_group,
-            cuts: settings
-                .session_cutter
-                .map(|role| SessionCuts::new(sdk, role, settings.function)),
-        }
-    }
-
-    /// Removes `grant` for `cause` at `now`. Returns the revocation when this
-    /// call removed the policy, `None` when it was already gone.
-    pub async fn revoke(
-        &self,
-        grant: &Grant,
-        cause: &Cause,
-        now: DateTime<Utc>,
-    ) -> Result<Option<AccessRevoked>, Fault> {
-        let name = grant.policy_name();
-        let removed = self
-            .iam
-            .delete_user_policy(grant.user.as_str(), &name)
-            .await?;
-        // Then live sessions: at the window's end the cut written at grant
-        // time applies (restored if lost); any other cause moves it to now. A
-        // production account out of reach fails the invocation (the grant is
-        // already gone), so the cut is retried and alarmed like any revocation.
-        let cut = match (&self.cuts, cause) {
-            (None, _) => None,
-            (Some(cuts), Cause::WindowEnded) => Some(cuts.at_end(grant, now).await?),
-            (Some(cuts), _) => Some(cuts.now(grant, now).await?),
-        };
-        if *cause != Cause::WindowEnded {
-            if let Some(group) = &self.expiry_group {
-                self.schedules.delete(group, &name).await?;
-            }
-        }
-        let mut revoked = AccessRevoked::of(grant, now, cause);
-        revoked.sessions = cut.map(|c| sessions_note(&c, grant, cause, now));
-        let first = self
-            .records
-            .revoked(&grant.change_request, cause, now, revoked.revocation_lag_ms)
-            .await?;
-        if !removed && !first {
-            info!(change_request_id = %grant.change_request, user = %grant.user, outcome = "already-gone", "grant already removed");
-            return Ok(None);
-        }
-        info!(
-            change_request_id = %grant.change_request,
-            user = %grant.user,
-            account = %grant.account,
-            role = %grant.role,
-            end = %grant.window.end_utc(),
-            cause = cause.as_str(),
-            revocation_lag_ms = ?revoked.revocation_lag_ms,
-            outcome = "revoked",
-            "access revoked"
-        );
-        metrics::count("revoke", "Revocations", Some(("Cause", cause.as_str())));
-        if let Some(lag) = revoked.revocation_lag_ms {
-            metrics::emit(
-                "revoke",
-                "RevocationLag",
-                lag as f64,
-                metrics::Unit::Milliseconds,
-                None,
-            );
-        }
-        self.bus
-            .put(&ChangegateEvent::Revoked(revoked.clone()))
-            .await?;
-        Ok(Some(revoked))
-    }
-
-    /// The changegate grant `user` holds for request `id`, or why there is none.
-    pub async fn held(
-        &self,
-        user: &IamUserName,
-        id: &ChangeRequestId,
-    ) -> Result<Result<Grant, String>, Fault> {
-        let name = policy_name(id);
-        let Some(document) = self.iam.user_policy(user.as_str(), &name).await? else {
-            return Ok(Err(format!("{user} holds no grant for this request")));
-        };
-        Ok(Grant::from_policy(user, &name, &document).map_err(|why| {
-            format!("{name} on {user} is not a changegate grant ({why}); left alone")
-        }))
-    }
-
-    /// Ends request `id` for `cause` (the tombstone, so that no grant can
-    /// start after it), then removes the grant of `user` if there is one.
-    pub async fn end(
-        &self,
-        id: &ChangeRequestId,
-        user: Option<IamUserName>,
-        cause: &Cause,
-        now: DateTime<Utc>,
-    ) -> Result<RevokeOutcome, Fault> {
-        self.records.end(id, cause, now).await?;
-        let user = match user {
-            Some(user) => user,
-            None => match self.records.get(id).await?.and_then(|r| r.to_grant()) {
-                Some(g) => g.user,
-                None => {
-                    return Ok(ignored(
-                        id.as_str(),
-                        "no grant was decided for this request; it is closed to grants".to_owned(),
-                    ));
-                }
-            },
-        };
-        let grant = match self.held(&user, id).await? {
-            Ok(grant) => grant,
-            Err(none) => match self
-                .records
-                .get(id)
-                .await?
-                .filter(|r| r.revoked.is_none())
-                .and_then(|r| r.to_grant())
-            {
-                // Removed by an earlier attempt that then failed (the
-                // production account out of reach): finish it, cut and announce.
-                Some(grant) => grant,
-                None => {
-                    if let Some(group) = &self.expiry_group {
-                        self.schedules.delete(group, &policy_name(id)).await?;
-                    }
-                    return Ok(ignored(id.as_str(), none));
-                }
-            },
-        };
-        let revoked = self.revoke(&grant, cause, now).await?;
-        Ok(outcome(&grant, cause, revoked))
-    }
-}
-
-/// What happened to live sessions, in words for the notification.
-fn sessions_note(cut: &CutOutcome, grant: &Grant, cause: &Cause, now: DateTime<Utc>) -> String {
-    // A cut now is at the next whole second (see session.rs); at the end, the end.
-    let at = match cause {
-        Cause::WindowEnded => grant.window.end_utc(),
-        _ => now.with_nanosecond(0).map_or(now, |s| {
-            if s == now {
-                s
-            } else {
-                s + chrono::TimeDelta::seconds(1)
-            }
-        }),
-    };
-    let at = changegate::window::utc_string(at);
-    match cut {
-        CutOutcome::Cut => format!(
-            "sessions of {} in {}/{} issued before {at} are denied from then on",
-            grant.user, grant.account, grant.role
-        ),
-        CutOutcome::AllSessionsCut => format!(
-            "the role's inline-policy budget was full: every session of {}/{} issued before {at} is denied (operators were alerted)",
-            grant.account, grant.role
-        ),
-        CutOutcome::NoSuchRole => format!(
-            "{}/{} does not exist: no session to cut",
-            grant.account, grant.role
-        ),
-    }
-}
-
 fn outcome(grant: &Grant, cause: &Cause, revoked: Option<AccessRevoked>) -> RevokeOutcome {
     match revoked {
         Some(r) => RevokeOutcome::Revoked {
@@ -341,19 +78,137 @@ fn outcome(grant: &Grant, cause: &Cause, revoked: Option<AccessRevoked>) -> Revo
     }
 }
 
+/// Removing grants over the AWS ports: what revoke does, and grant's undo too.
+pub struct Revocations {
+    pub ports: AwsPorts,
+    reach: Reach,
+}
+
+impl Revocations {
+    pub fn new(ports: AwsPorts) -> Self {
+        let reach = Reach {
+            cuts: ports.cutter.is_some(),
+            expiry: ports.expiry_group.is_some(),
+        };
+        Self { ports, reach }
+    }
+
+    /// Removes `grant` for `cause`. Returns the revocation when this
+    /// invocation recorded it, `None` when another already had.
+    pub async fn revoke(
+        &self,
+        grant: &Grant,
+        cause: &Cause,
+        inv: &Invocation,
+    ) -> Result<Option<AccessRevoked>, Fault> {
+        let mut machine = Revocation::new(grant.clone(), cause.clone(), inv.clone(), self.reach);
+        let revoked = match run(&mut machine, &self.ports, inv.now).await? {
+            Revoked::Revoked(r) => r,
+            Revoked::AlreadyGone => {
+                info!(change_request_id = %grant.change_request, user = %grant.user, outcome = "already-gone", "grant already removed");
+                return Ok(None);
+            }
+        };
+        info!(
+            change_request_id = %grant.change_request,
+            user = %grant.user,
+            account = %grant.account,
+            role = %grant.role,
+            end = %grant.window.end_utc(),
+            cause = cause.as_str(),
+            revocation_lag_ms = ?revoked.revocation_lag_ms,
+            outcome = "revoked",
+            "access revoked"
+        );
+        let function = self.ports.function;
+        metrics::count(function, "Revocations", Some(("Cause", cause.as_str())));
+        if let Some(lag) = revoked.revocation_lag_ms {
+            metrics::emit(
+                function,
+                "RevocationLag",
+                lag as f64,
+                metrics::Unit::Milliseconds,
+                None,
+            );
+        }
+        Ok(Some(revoked))
+    }
+
+    /// The changegate grant `user` holds for request `id`, or why there is none.
+    pub async fn held(
+        &self,
+        user: &IamUserName,
+        id: &ChangeRequestId,
+    ) -> Result<Result<Grant, String>, Fault> {
+        let name = policy_name(id);
+        let Some(document) = self.ports.policy(user, &name).await? else {
+            return Ok(Err(format!("{user} holds no grant for this request")));
+        };
+        Ok(Grant::from_policy(user, &name, &document).map_err(|why| {
+            format!("{name} on {user} is not a changegate grant ({why}); left alone")
+        }))
+    }
+
+    /// Ends request `id` for `cause` (the tombstone, so that no grant can
+    /// start after it), then removes the grant of `user` if there is one.
+    pub async fn end(
+        &self,
+        id: &ChangeRequestId,
+        user: Option<IamUserName>,
+        cause: &Cause,
+        inv: &Invocation,
+    ) -> Result<RevokeOutcome, Fault> {
+        let end = LedgerWrite::End {
+            id: id.clone(),
+            cause: cause.clone(),
+            at: inv.now,
+        };
+        self.ports.write(&end).await?;
+        let record = self.ports.record(id).await?;
+        // The record names the grant for removal only (removing grants nothing).
+        let recorded = record
+            .as_ref()
+            .filter(|r| matches!(r.state, Some(State::Granting | State::Granted)))
+            .and_then(|r| r.grant.as_ref())
+            .and_then(|d| d.to_removal(id));
+        let Some(user) = user.or_else(|| recorded.as_ref().map(|g| g.user.clone())) else {
+            return Ok(ignored(
+                id.as_str(),
+                "no grant was decided for this request; it is closed to grants".to_owned(),
+            ));
+        };
+        let grant = match self.held(&user, id).await? {
+            Ok(grant) => grant,
+            // Removed by an earlier attempt that then failed (the production
+            // account out of reach): finish it, cut and announce.
+            Err(none) => {
+                match recorded.filter(|_| record.as_ref().is_some_and(|r| r.revoked.is_none())) {
+                    Some(grant) => grant,
+                    None => {
+                        self.ports.unschedule(&policy_name(id)).await?;
+                        return Ok(ignored(id.as_str(), none));
+                    }
+                }
+            }
+        };
+        let revoked = self.revoke(&grant, cause, inv).await?;
+        Ok(outcome(&grant, cause, revoked))
+    }
+}
+
 pub struct Revoker {
     pub config: RevokeConfig,
-    pub ssm: Ssm,
     pub revocations: Revocations,
 }
 
 impl Revoker {
     pub fn new(config: RevokeConfig, sdk: &aws_config::SdkConfig) -> Self {
-        let revocations = Revocations::new(
+        let ports = AwsPorts::new(
             sdk,
-            RevocationSettings {
+            Settings {
                 table: &config.decisions_table,
                 bus: &config.event_bus,
+                expiry: None,
                 expiry_group: config.expiry_group.clone(),
                 session_cutter: config.session_cutter.clone(),
                 function: "revoke",
@@ -361,8 +216,7 @@ impl Revoker {
         );
         Self {
             config,
-            ssm: Ssm::new(aws_sdk_ssm::Client::new(sdk)),
-            revocations,
+            revocations: Revocations::new(ports),
         }
     }
 
@@ -371,14 +225,14 @@ impl Revoker {
     pub async fn handle(
         &self,
         input: Value,
-        now: DateTime<Utc>,
+        inv: &Invocation,
         deadline: Option<SystemTime>,
     ) -> Result<RevokeOutcome, Fault> {
         match RevokeInput::parse(input) {
-            RevokeInput::Expiry(target) => self.expire(&target, now).await,
-            RevokeInput::Operator(op) => self.operator(&op, now).await,
-            RevokeInput::StatusChanged(id) => self.status_changed(&id, now).await,
-            RevokeInput::Sweep => self.sweep(now, deadline).await.map(RevokeOutcome::Swept),
+            RevokeInput::Expiry(target) => self.expire(&target, inv).await,
+            RevokeInput::Operator(op) => self.operator(&op, inv).await,
+            RevokeInput::StatusChanged(id) => self.status_changed(&id, inv).await,
+            RevokeInput::Sweep => self.sweep(inv, deadline).await.map(RevokeOutcome::Swept),
         }
     }
 
@@ -387,7 +241,7 @@ impl Revoker {
     pub async fn expire(
         &self,
         target: &ExpiryTarget,
-        now: DateTime<Utc>,
+        inv: &Invocation,
     ) -> Result<RevokeOutcome, Fault> {
         let (Ok(id), Ok(user)) = (
             ChangeRequestId::parse(&target.change_request_id),
@@ -402,7 +256,7 @@ impl Revoker {
             Ok(grant) => grant,
             Err(none) => return Ok(ignored(id.as_str(), none)),
         };
-        if !grant.window.has_ended(now) {
+        if !grant.window.has_ended(inv.now) {
             return Ok(ignored(
                 id.as_str(),
                 format!(
@@ -413,9 +267,25 @@ impl Revoker {
         }
         let revoked = self
             .revocations
-            .revoke(&grant, &Cause::WindowEnded, now)
+            .revoke(&grant, &Cause::WindowEnded, inv)
             .await?;
         Ok(outcome(&grant, &Cause::WindowEnded, revoked))
+    }
+
+    /// The user a request's parameters name, as Systems Manager holds them.
+    async fn requested_user(&self, id: &ChangeRequestId) -> Result<Option<IamUserName>, Fault> {
+        Ok(self
+            .revocations
+            .ports
+            .execution(id)
+            .await?
+            .and_then(|exec| {
+                exec.parameters()
+                    .and_then(|p| p.get(PARAM_USER))
+                    .into_iter()
+                    .flatten()
+                    .find_map(|u| IamUserName::parse(u).ok())
+            }))
     }
 
     /// A request's status changed. Only Systems Manager's word that it ended
@@ -423,12 +293,12 @@ impl Revoker {
     pub async fn status_changed(
         &self,
         raw_id: &str,
-        now: DateTime<Utc>,
+        inv: &Invocation,
     ) -> Result<RevokeOutcome, Fault> {
         let Ok(id) = ChangeRequestId::parse(raw_id) else {
             return Ok(ignored(raw_id, "not a change request id".to_owned()));
         };
-        let Some(exec) = self.ssm.execution(id.as_str()).await? else {
+        let Some(exec) = self.revocations.ports.execution(&id).await? else {
             return Ok(ignored(
                 raw_id,
                 "Systems Manager has no such request".to_owned(),
@@ -450,7 +320,7 @@ impl Revoker {
             .flatten()
             .find_map(|u| IamUserName::parse(u).ok());
         self.revocations
-            .end(&id, user, &Cause::EndedEarly(exec.status.clone()), now)
+            .end(&id, user, &Cause::EndedEarly(exec.status.clone()), inv)
             .await
     }
 
@@ -458,7 +328,7 @@ impl Revoker {
     pub async fn operator(
         &self,
         op: &OperatorRevoke,
-        now: DateTime<Utc>,
+        inv: &Invocation,
     ) -> Result<RevokeOutcome, Fault> {
         let Ok(id) = ChangeRequestId::parse(&op.change_request_id) else {
             return Ok(ignored(
@@ -467,30 +337,25 @@ impl Revoker {
             ));
         };
         info!(change_request_id = %id, reason = %op.reason.as_deref().map(shown).unwrap_or_default(), "operator revocation");
-        let user = match self.ssm.execution(id.as_str()).await? {
-            Some(exec) => exec
-                .parameters()
-                .and_then(|p| p.get(PARAM_USER))
-                .into_iter()
-                .flatten()
-                .find_map(|u| IamUserName::parse(u).ok()),
-            None => None,
-        };
-        self.revocations.end(&id, user, &Cause::Operator, now).await
+        let user = self.requested_user(&id).await?;
+        self.revocations.end(&id, user, &Cause::Operator, inv).await
     }
 
     /// One sweep: every grant whose window ended, and every grant whose request
     /// ended (Systems Manager says so, or its record has an end). Keeps going
     /// past a grant it cannot remove, then fails naming every one it could not.
+    /// A failed *check* of an active grant is no failed revocation: nothing is
+    /// known to be due, and the next minute's sweep checks it again.
     pub async fn sweep(
         &self,
-        now: DateTime<Utc>,
+        inv: &Invocation,
         deadline: Option<SystemTime>,
     ) -> Result<SweepReport, Fault> {
+        let now = inv.now;
         let listing = self
             .revocations
-            .iam
-            .user_policies_with_prefix(POLICY_PREFIX)
+            .ports
+            .policies_with_prefix(POLICY_PREFIX)
             .await?;
         let (ended, active) = sort_grants(&listing.policies, now);
         let mut report = SweepReport {
@@ -500,8 +365,12 @@ impl Revoker {
             ..SweepReport::default()
         };
         let mut failures = Vec::new();
-        // A revocation is at most five calls (read, delete, schedule, record, announce).
-        let needed = sdk::OPERATION_TIMEOUT * 5 + Duration::from_secs(1);
+        // A revocation is five calls (remove, unschedule, record, announce,
+        // mark announced), and five more with the session cut (open the
+        // production account, read the role, list and read its inline
+        // policy, write it).
+        let calls = if self.revocations.reach.cuts { 10 } else { 5 };
+        let needed = sdk::OPERATION_TIMEOUT * calls + Duration::from_secs(1);
         let work: Vec<(&Grant, bool)> = ended
             .iter()
             .map(|g| (g, true))
@@ -526,7 +395,8 @@ impl Revoker {
                 match self.ended_cause(&grant.change_request).await {
                     Ok(cause) => cause,
                     Err(fault) => {
-                        failures.push(format!("{name} on {}: {fault}", grant.user));
+                        warn!(change_request_id = %grant.change_request, error = %fault, "could not check an active grant; the next sweep checks it again");
+                        report.checks_deferred.push(name);
                         continue;
                     }
                 }
@@ -534,21 +404,30 @@ impl Revoker {
             let Some(cause) = cause else { continue };
             if !window_ended {
                 report.active_grants -= 1;
-                if let Err(fault) = self
-                    .revocations
-                    .records
-                    .end(&grant.change_request, &cause, now)
-                    .await
-                {
+                let end = LedgerWrite::End {
+                    id: grant.change_request.clone(),
+                    cause: cause.clone(),
+                    at: now,
+                };
+                if let Err(fault) = self.revocations.ports.write(&end).await {
                     failures.push(format!("{name} on {}: {fault}", grant.user));
                     continue;
                 }
             }
-            match self.revocations.revoke(grant, &cause, now).await {
+            match self.revocations.revoke(grant, &cause, inv).await {
                 Ok(Some(_)) => report.revoked.push(name),
                 Ok(None) => report.already_gone.push(name),
                 Err(fault) => failures.push(format!("{name} on {}: {fault}", grant.user)),
             }
+        }
+        if !report.checks_deferred.is_empty() {
+            metrics::emit(
+                "revoke",
+                "SweepChecksDeferred",
+                report.checks_deferred.len() as f64,
+                metrics::Unit::Count,
+                None,
+            );
         }
         if failures.is_empty() {
             Ok(report)
@@ -574,16 +453,17 @@ impl Revoker {
     async fn ended_cause(&self, id: &ChangeRequestId) -> Result<Option<Cause>, Fault> {
         if let Some(cause) = self
             .revocations
-            .records
-            .get(id)
+            .ports
+            .record(id)
             .await?
             .and_then(|r| r.end_cause())
         {
             return Ok(Some(cause));
         }
         Ok(self
-            .ssm
-            .execution(id.as_str())
+            .revocations
+            .ports
+            .execution(id)
             .await?
             .filter(|e| e.status.ends_access())
             .map(|e| Cause::EndedEarly(e.status)))

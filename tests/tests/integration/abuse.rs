@@ -75,7 +75,7 @@ impl Scene {
                 .to_owned();
             let outcome = self
                 .grantor
-                .handle(body.clone(), &home(), Utc::now())
+                .handle(body.clone(), &home(), &invocation(Utc::now()))
                 .await
                 .expect("no fault");
             by_id.entry(id).or_default().push(outcome);
@@ -737,7 +737,7 @@ async fn given_a_granted_request_when_ending_statuses_are_forged_then_nothing_go
     s.world.signal(&bob, &id, true).await;
     for b in &s.world.drain(&s.ssm_events).await {
         s.grantor
-            .handle(b.clone(), &home(), Utc::now())
+            .handle(b.clone(), &home(), &invocation(Utc::now()))
             .await
             .unwrap();
     }
@@ -756,7 +756,11 @@ async fn given_a_granted_request_when_ending_statuses_are_forged_then_nothing_go
         "ChangeCalendarOverrideRejected",
     ] {
         let outcome = revoker
-            .handle(change_request_event(&id, status), Utc::now(), None)
+            .handle(
+                change_request_event(&id, status),
+                &invocation(Utc::now()),
+                None,
+            )
             .await
             .unwrap();
         // Then nothing is removed
@@ -786,7 +790,10 @@ async fn given_a_granted_request_when_ending_statuses_are_forged_then_nothing_go
         .pop()
         .expect("Cancelled event");
     assert_eq!(ended["detail"]["ops-item-status"], "Cancelled");
-    let outcome = revoker.handle(ended, Utc::now(), None).await.unwrap();
+    let outcome = revoker
+        .handle(ended, &invocation(Utc::now()), None)
+        .await
+        .unwrap();
 
     // Then the grant is gone before its window ends, and alice is told why
     assert!(
@@ -808,7 +815,11 @@ async fn given_a_granted_request_when_ending_statuses_are_forged_then_nothing_go
 
     // And a late "Approved" for the cancelled request grants nothing again
     for b in [change_request_event(&id, "Approved")] {
-        let outcome = s.grantor.handle(b, &home(), Utc::now()).await.unwrap();
+        let outcome = s
+            .grantor
+            .handle(b, &home(), &invocation(Utc::now()))
+            .await
+            .unwrap();
         assert!(
             matches!(&outcome, GrantOutcome::AlreadyDecided { decision, .. } if decision.starts_with("ended")),
             "{outcome:?}"
@@ -828,7 +839,7 @@ async fn given_a_status_that_does_not_end_access_when_revoke_sees_it_then_the_gr
     for status in ["CompletedWithSuccess", "Resolved", "Approved"] {
         event["detail"]["ops-item-status"] = status.into();
         let outcome = revoker
-            .handle(event.clone(), Utc::now(), None)
+            .handle(event.clone(), &invocation(Utc::now()), None)
             .await
             .unwrap();
         assert!(

@@ -466,11 +466,11 @@ async fn given_the_request_runbook_when_bob_approves_and_every_trigger_arrives_i
     // enough to wait for does not survive a loaded machine)
     let revoker = revoker(&auto.world.sdk);
     let swept = revoker
-        .handle(scheduled_event(), after(&end, 1), None)
+        .handle(scheduled_event(), &invocation(after(&end, 1)), None)
         .await
         .expect("sweep");
     let again = revoker
-        .handle(scheduled_event(), after(&end, 2), None)
+        .handle(scheduled_event(), &invocation(after(&end, 2)), None)
         .await
         .expect("sweep again");
 

@@ -74,13 +74,13 @@ impl Run {
     async fn deliver(&self, event: &Value, now: DateTime<Utc>) {
         if event["source"] == "aws.events" {
             self.revoker
-                .handle(event.clone(), now, None)
+                .handle(event.clone(), &invocation(now), None)
                 .await
                 .expect("sweep");
             return;
         }
         self.grantor
-            .handle(event.clone(), &home(), now)
+            .handle(event.clone(), &home(), &invocation(now))
             .await
             .expect("grant");
         if event["detail"]["ops-item-status"]
@@ -88,7 +88,7 @@ impl Run {
             .is_some_and(|s| Status::parse(s).ends_access())
         {
             self.revoker
-                .handle(event.clone(), now, None)
+                .handle(event.clone(), &invocation(now), None)
                 .await
                 .expect("early end");
         }

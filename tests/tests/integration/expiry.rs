@@ -111,7 +111,7 @@ async fn given_a_grant_when_it_is_attached_then_a_one_time_schedule_at_its_end_i
     // When it fires a second before the end (clock skew), nothing happens
     let early = s
         .revoker
-        .handle(input.clone(), after(&end, -1), None)
+        .handle(input.clone(), &invocation(after(&end, -1)), None)
         .await
         .unwrap();
     assert!(matches!(early, RevokeOutcome::Ignored { .. }), "{early:?}");
@@ -123,7 +123,7 @@ async fn given_a_grant_when_it_is_attached_then_a_one_time_schedule_at_its_end_i
         .revoker
         .handle(
             input,
-            after(&end, 0) + chrono::TimeDelta::milliseconds(1500),
+            &invocation(after(&end, 0) + chrono::TimeDelta::milliseconds(1500)),
             None,
         )
         .await
@@ -184,7 +184,11 @@ async fn given_a_scheduled_grant_when_its_change_request_is_cancelled_then_the_s
         .unwrap();
     let cancelled = s.world.drain(&s.ssm_events).await.pop().unwrap();
     assert_eq!(cancelled["detail"]["ops-item-status"], "Cancelled");
-    let outcome = s.revoker.handle(cancelled, Utc::now(), None).await.unwrap();
+    let outcome = s
+        .revoker
+        .handle(cancelled, &invocation(Utc::now()), None)
+        .await
+        .unwrap();
 
     assert!(
         matches!(&outcome, RevokeOutcome::Revoked { cause, .. } if cause == "Cancelled"),
@@ -232,12 +236,12 @@ async fn given_a_grant_whose_schedule_was_lost_when_the_sweep_runs_after_the_end
     // When the sweep runs a second before the end, and then a second after it
     let before = s
         .revoker
-        .handle(scheduled_event(), after(&end, -1), None)
+        .handle(scheduled_event(), &invocation(after(&end, -1)), None)
         .await
         .unwrap();
     let outcome = s
         .revoker
-        .handle(scheduled_event(), after(&end, 1), None)
+        .handle(scheduled_event(), &invocation(after(&end, 1)), None)
         .await
         .unwrap();
 

@@ -118,7 +118,7 @@ async fn given_thirty_percent_of_calls_fault_when_requests_are_granted_and_expir
         ids.push(id);
     }
     let events = world.drain(&ssm_q).await;
-    let proxy = world.aws.fault_proxy(0.3, 7);
+    let proxy = world.aws.fault_proxy(0.3, 13);
     let faulty = proxy.sdk().await;
     let (grantor, revoker) = (grantor(&faulty), revoker(&faulty));
 
@@ -127,8 +127,14 @@ async fn given_thirty_percent_of_calls_fault_when_requests_are_granted_and_expir
     let mut failed_invocations: Vec<String> = Vec::new();
     for e in &events {
         let mut last: Option<Fault> = None;
-        for _ in 0..ATTEMPTS {
-            match grantor.handle(e.clone(), &home(), Utc::now()).await {
+        // One invocation per event; Lambda's retries keep its request id.
+        let first = invocation(Utc::now());
+        for attempt in 0..ATTEMPTS {
+            let inv = match attempt {
+                0 => first.clone(),
+                _ => retry_of(&first, Utc::now()),
+            };
+            match grantor.handle(e.clone(), &home(), &inv).await {
                 Ok(_) => {
                     last = None;
                     break;
@@ -227,7 +233,11 @@ async fn given_thirty_percent_of_calls_fault_when_requests_are_granted_and_expir
     while sweeps < 3 {
         sweeps += 1;
         if let Err(fault) = revoker
-            .handle(scheduled_event(), after(&end, 60 * sweeps), None)
+            .handle(
+                scheduled_event(),
+                &invocation(after(&end, 60 * sweeps)),
+                None,
+            )
             .await
         {
             sweep_errors.push(fault.to_string());
@@ -271,7 +281,7 @@ async fn given_one_user_cannot_be_cleaned_when_sweeping_then_the_others_are_and_
 
     // When the sweep runs
     let err = revoker
-        .sweep(Utc::now(), None)
+        .sweep(&invocation(Utc::now()), None)
         .await
         .expect_err("alice's grant could not be removed");
 

@@ -46,7 +46,7 @@ impl Scene {
         for body in self.world.drain(&self.ssm_events).await {
             outcomes.push(
                 self.grantor
-                    .handle(body.clone(), &home(), Utc::now())
+                    .handle(body.clone(), &home(), &invocation(Utc::now()))
                     .await
                     .expect("no fault"),
             );
@@ -150,7 +150,7 @@ async fn given_a_granted_request_when_its_events_are_redelivered_then_nothing_ch
     let bodies = s.world.drain(&s.ssm_events).await;
     for b in &bodies {
         s.grantor
-            .handle(b.clone(), &home(), Utc::now())
+            .handle(b.clone(), &home(), &invocation(Utc::now()))
             .await
             .unwrap();
     }
@@ -170,7 +170,7 @@ async fn given_a_granted_request_when_its_events_are_redelivered_then_nothing_ch
     for b in &bodies {
         again.push(
             s.grantor
-                .handle(b.clone(), &home(), Utc::now())
+                .handle(b.clone(), &home(), &invocation(Utc::now()))
                 .await
                 .unwrap(),
         );
@@ -238,9 +238,17 @@ async fn given_a_grant_attached_but_never_announced_when_an_event_is_redelivered
         aws_sdk_dynamodb::Client::new(&s.world.sdk),
         DECISIONS_TABLE,
     );
-    let claim = changegate::record::DecisionRecord::granting(&check, &grant, Utc::now());
+    // An attempt that claimed and attached, then died: its lease has run out.
+    let died = changegate::record::Holder {
+        owner: "an-attempt-that-died".into(),
+        lease_until: Utc::now() - chrono::TimeDelta::seconds(1),
+    };
+    let claim = changegate::record::DecisionRecord::granting(&check, &grant, &died, Utc::now());
     assert!(
-        records.create(&claim).await.unwrap(),
+        records
+            .write(&changegate::record::LedgerWrite::Create(claim))
+            .await
+            .unwrap(),
         "the claim is the first decision"
     );
     s.world.attach(&grant).await;
@@ -250,7 +258,7 @@ async fn given_a_grant_attached_but_never_announced_when_an_event_is_redelivered
     for b in &bodies {
         outcomes.push(
             s.grantor
-                .handle(b.clone(), &home(), Utc::now())
+                .handle(b.clone(), &home(), &invocation(Utc::now()))
                 .await
                 .unwrap(),
         );
@@ -475,7 +483,7 @@ async fn given_an_event_claiming_approval_when_ssm_says_pending_then_nothing_is_
     // When grant receives it
     let outcome = s
         .grantor
-        .handle(pending.clone(), &home(), Utc::now())
+        .handle(pending.clone(), &home(), &invocation(Utc::now()))
         .await
         .unwrap();
 
@@ -499,7 +507,7 @@ async fn given_an_event_for_a_change_request_ssm_does_not_know_when_granting_the
         format!("arn:aws:iam::{HOME_ACCOUNT}:user/alice").into();
     let outcome = s
         .grantor
-        .handle(event.clone(), &home(), Utc::now())
+        .handle(event.clone(), &home(), &invocation(Utc::now()))
         .await
         .unwrap();
     assert!(

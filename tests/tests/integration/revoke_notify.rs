@@ -64,7 +64,7 @@ async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_g
 
     // When the sweep runs
     let RevokeOutcome::Swept(report) = revoker(&world.sdk)
-        .handle(scheduled_event(), Utc::now(), None)
+        .handle(scheduled_event(), &invocation(Utc::now()), None)
         .await
         .expect("sweep")
     else {
@@ -98,7 +98,10 @@ async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_g
     assert_eq!(bob_event["detail"]["window"]["end-offset"], "+09:00");
 
     // And a second sweep finds nothing more to do
-    let again = revoker(&world.sdk).sweep(Utc::now(), None).await.unwrap();
+    let again = revoker(&world.sdk)
+        .sweep(&invocation(Utc::now()), None)
+        .await
+        .unwrap();
     assert!(
         again.revoked.is_empty() && again.already_gone.is_empty(),
         "{again:?}"
@@ -128,7 +131,10 @@ async fn given_more_users_than_one_page_when_sweeping_then_every_page_is_read_an
     );
     world.attach(&ended).await;
 
-    let report = revoker(&world.sdk).sweep(Utc::now(), None).await.unwrap();
+    let report = revoker(&world.sdk)
+        .sweep(&invocation(Utc::now()), None)
+        .await
+        .unwrap();
 
     assert_eq!(
         (report.pages_read, report.users_scanned),
@@ -154,7 +160,7 @@ async fn given_the_deadline_is_near_when_sweeping_then_nothing_is_started_and_th
 
     let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(3);
     let err = revoker(&world.sdk)
-        .sweep(Utc::now(), Some(soon))
+        .sweep(&invocation(Utc::now()), Some(soon))
         .await
         .expect_err("no time for a revocation");
 
@@ -174,7 +180,7 @@ async fn given_the_local_aws_is_down_when_sweeping_then_the_invocation_fails_wit
     let sweeper = revoker(&world.sdk);
     drop(world.aws);
     let err = sweeper
-        .sweep(Utc::now(), None)
+        .sweep(&invocation(Utc::now()), None)
         .await
         .expect_err("no AWS, no sweep");
     assert!(

@@ -202,7 +202,7 @@ impl Scene {
         for body in self.world.drain(&self.ssm_events).await {
             let outcome = self
                 .grantor
-                .handle(body, &home(), Utc::now())
+                .handle(body, &home(), &invocation(Utc::now()))
                 .await
                 .expect("grant");
             granted |= matches!(outcome, GrantOutcome::Granted { .. });
@@ -419,7 +419,7 @@ async fn given_a_grant_when_its_window_ends_then_the_live_session_is_cut_at_the_
     // When revoke removes the grant at the window's end (its expiry schedule)
     let outcome = s
         .revoker
-        .handle(expiry(&id, "alice"), end + secs(1), None)
+        .handle(expiry(&id, "alice"), &invocation(end + secs(1)), None)
         .await
         .unwrap();
     assert!(
@@ -496,7 +496,7 @@ async fn given_overlapping_and_back_to_back_grants_when_the_first_ends_then_no_s
     // When revoke removes A at its end
     let outcome = s
         .revoker
-        .handle(expiry(&id_a, "alice"), a.1 + secs(1), None)
+        .handle(expiry(&id_a, "alice"), &invocation(a.1 + secs(1)), None)
         .await
         .unwrap();
     assert!(
@@ -542,7 +542,11 @@ async fn given_a_live_session_when_the_request_is_cancelled_then_the_cut_moves_t
         .find(|e| e["detail"]["ops-item-status"] == "Cancelled")
         .expect("Cancelled event");
     let now = Utc::now();
-    let outcome = s.revoker.handle(ended, now, None).await.unwrap();
+    let outcome = s
+        .revoker
+        .handle(ended, &invocation(now), None)
+        .await
+        .unwrap();
     assert!(
         matches!(&outcome, RevokeOutcome::Revoked { cause, .. } if cause == "Cancelled"),
         "{outcome:?}"
@@ -588,7 +592,11 @@ async fn given_a_live_session_when_an_operator_revokes_then_the_cut_moves_to_now
 
     // When an operator ends it (`{"changegate-revoke": {...}}`)
     let now = Utc::now() + secs(5);
-    let outcome = s.revoker.handle(operator(&id), now, None).await.unwrap();
+    let outcome = s
+        .revoker
+        .handle(operator(&id), &invocation(now), None)
+        .await
+        .unwrap();
     assert!(
         matches!(&outcome, RevokeOutcome::Revoked { cause, .. } if cause == "operator"),
         "{outcome:?}"
@@ -603,7 +611,7 @@ async fn given_a_live_session_when_an_operator_revokes_then_the_cut_moves_to_now
 }
 
 #[tokio::test]
-async fn given_a_cut_older_than_the_roles_max_session_when_the_policy_is_next_written_then_it_is_removed()
+async fn given_a_cut_12_hours_old_when_the_policy_is_next_written_then_it_is_removed_and_not_before()
  {
     // Given alice's grant ending in ten minutes and carol's in two hours
     let s = scene().await;
@@ -616,18 +624,29 @@ async fn given_a_cut_older_than_the_roles_max_session_when_the_policy_is_next_wr
     assert_eq!(s.cuts_of("alice").await, vec![a]);
     assert_eq!(s.cuts_of("carol").await, vec![b]);
 
-    // When alice's grant is removed late, one second before her cut is a
-    // MaxSessionDuration (1 h) old
+    // When alice's grant is removed late, one second before her cut is 12
+    // hours old (the role allows 1 h, but a console session lives up to 12 h,
+    // and the role may have allowed more when her session was issued)
+    const TWELVE_HOURS: i64 = 12 * 3600;
+    const _: () = assert!(MAX_SESSION < TWELVE_HOURS);
     s.revoker
-        .handle(expiry(&id_a, "alice"), a.1 + secs(MAX_SESSION - 1), None)
+        .handle(
+            expiry(&id_a, "alice"),
+            &invocation(a.1 + secs(TWELVE_HOURS - 1)),
+            None,
+        )
         .await
         .unwrap();
     // Then her cut stays: a session issued before it could still be alive
     assert_eq!(s.cuts_of("alice").await, vec![a]);
 
-    // When the policy is next written after that (carol's grant ends)
+    // When the policy is next written after that (carol's grant is removed, late)
     s.revoker
-        .handle(expiry(&id_b, "carol"), b.1 + secs(1), None)
+        .handle(
+            expiry(&id_b, "carol"),
+            &invocation(a.1 + secs(TWELVE_HOURS + 1)),
+            None,
+        )
         .await
         .unwrap();
 
@@ -676,7 +695,11 @@ async fn given_the_roles_inline_policies_nearly_full_when_an_early_end_needs_ano
 
     // When an operator ends alice's access: a second cut does not fit
     let now = Utc::now();
-    let outcome = s.revoker.handle(operator(&id), now, None).await.unwrap();
+    let outcome = s
+        .revoker
+        .handle(operator(&id), &invocation(now), None)
+        .await
+        .unwrap();
     assert!(
         matches!(&outcome, RevokeOutcome::Revoked { .. }),
         "{outcome:?}"
@@ -733,7 +756,7 @@ async fn given_the_production_account_unreachable_when_revoking_then_it_fails_na
 
     // When an operator ends alice's access
     let err = revoker
-        .handle(operator(&id), Utc::now(), None)
+        .handle(operator(&id), &invocation(Utc::now()), None)
         .await
         .expect_err("the production account is out of reach");
 
@@ -828,14 +851,16 @@ async fn given_the_production_account_unreachable_during_an_early_end_when_revok
     proxy.configure(json!({"rate": 1.0, "kinds": ["503"], "only": "Action=AssumeRole"}));
     let now = Utc::now();
     revoker
-        .handle(operator(&id), now, None)
+        .handle(operator(&id), &invocation(now), None)
         .await
         .expect_err("unreachable");
     assert!(s.world.policies("alice").await.is_empty());
 
     // When the production account is back and Lambda retries the invocation
     proxy.configure(json!({"rate": 0.0}));
-    let retry = revoker.handle(operator(&id), now + secs(2), None).await;
+    let retry = revoker
+        .handle(operator(&id), &invocation(now + secs(2)), None)
+        .await;
 
     // Then the cut moves to now all the same, and the revocation is announced once
     assert!(retry.is_ok(), "{retry:?}");
@@ -889,7 +914,11 @@ async fn measure_from_revokes_invocation_to_the_cut_written_on_an_early_end() {
         });
         // (each run's `now` a different second: a cut at the same second is the same statement)
         let now = Utc::now() + secs(10 * run);
-        let outcome = s.revoker.handle(operator(&id), now, None).await.unwrap();
+        let outcome = s
+            .revoker
+            .handle(operator(&id), &invocation(now), None)
+            .await
+            .unwrap();
         whole.push(started.elapsed());
         let written = watch.await.unwrap();
         to_cut.push(written);

@@ -696,7 +696,7 @@ async fn given_a_running_granted_change_request_when_a_cancelled_event_is_forged
 }
 
 #[tokio::test]
-async fn given_an_operator_ended_a_request_before_grant_ran_when_its_approval_events_arrive_then_grant_attaches_nothing()
+async fn given_an_operator_ended_a_request_before_grant_ran_when_its_approval_events_arrive_then_grant_attaches_nothing_and_refuses_once_saying_why()
  {
     // Given alice's approved request, whose approval events are still on their way
     let s = Scene::new(&[]).await;
@@ -716,14 +716,27 @@ async fn given_an_operator_ended_a_request_before_grant_ran_when_its_approval_ev
     assert_eq!(outcome(&operator[0]), "ignored", "{operator:?}");
     let got = s.run("grant", &events);
 
-    // Then grant respects the tombstone: nothing attached, nothing announced
-    assert!(count(&got, "already-decided") >= 1, "{got:?}");
+    // Then grant respects the tombstone: nothing attached, and the approval
+    // that came after the end is refused once, saying why (never silence)
+    assert_eq!(count(&got, "refused"), 1, "{got:?}");
     for r in got.iter().filter(|r| outcome(r) != "ignored") {
-        assert_eq!(outcome(r), "already-decided", "{got:?}");
-        assert_eq!(r["decision"], "ended (operator)", "{got:?}");
+        match outcome(r) {
+            "refused" => {
+                assert_eq!(r["reason_code"], "ended-before-grant", "{got:?}");
+                assert_eq!(
+                    r["reason"],
+                    "The request was ended (an operator revoked it) before it was approved, so no access is granted. File a new request if you still need access.",
+                );
+            }
+            other => {
+                assert_eq!(other, "already-decided", "{got:?}");
+                assert_eq!(r["decision"], "ended (operator)", "{got:?}");
+            }
+        }
     }
     assert!(s.world.policies("alice").await.is_empty());
-    assert!(s.announced().await.is_empty());
+    let announced = s.announced().await;
+    assert_eq!(announced.len(), 1, "{announced:?}");
 }
 
 // ------------------------------------------------------------------ 5. events and notifications nobody can forge

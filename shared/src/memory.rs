@@ -1,0 +1,263 @@
+//! AWS in memory, as strict as AWS where the protocol depends on it: the
+//! ledger applies each write only if its condition holds (the same
+//! [`crate::record::Condition`] the DynamoDB adapter renders), IAM refuses an
+//! inline policy over the user's 2,048-character budget and answers "no such
+//! entity" as AWS does, and the session cut runs the real cut algebra. The
+//! protocol's tests run on it; it has no fault injection of its own (the
+//! tests choose which step fails).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::budget;
+use crate::check::UserRecord;
+use crate::events::ChangegateEvent;
+use crate::execution::Execution;
+use crate::fault::Fault;
+use crate::ids::{ChangeRequestId, IamUserName};
+use crate::policy::{Grant, PolicyListing, UserPolicy};
+use crate::ports::{
+    Bus, CutAt, CutOutcome, Ledger, Put, Requests, Schedules, SessionCuts, UserGrants,
+};
+use crate::record::{DecisionRecord, Item, LedgerWrite};
+use crate::session::SessionCut;
+
+/// IAM's budget for all inline policies of one user, whitespace not counted.
+pub const USER_INLINE_POLICY_LIMIT: usize = 2_048;
+
+/// A user as IAM holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemUser {
+    pub name: IamUserName,
+    pub tag: Option<String>,
+    pub policies: BTreeMap<String, String>,
+}
+
+/// Everything the protocol can see, in memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct World {
+    pub executions: BTreeMap<String, Execution>,
+    pub ledger: BTreeMap<String, Item>,
+    /// Keyed by the lowercase name (IAM user names are unique regardless of case).
+    pub users: BTreeMap<String, MemUser>,
+    /// The session cut on each target role, by `account/role`; a role listed
+    /// in `roles` exists.
+    pub cuts: BTreeMap<String, SessionCut>,
+    pub roles: BTreeSet<String>,
+    pub announcements: Vec<ChangegateEvent>,
+    pub schedules: BTreeSet<String>,
+    /// How many `PutUserPolicy` calls were made.
+    pub policy_writes: usize,
+}
+
+impl World {
+    pub fn add_user(&mut self, name: &str, tag: Option<&str>) {
+        let Ok(user) = IamUserName::parse(name) else {
+            return;
+        };
+        self.users.insert(
+            name.to_ascii_lowercase(),
+            MemUser {
+                name: user,
+                tag: tag.map(str::to_owned),
+                policies: BTreeMap::new(),
+            },
+        );
+    }
+
+    pub fn record(&self, id: &ChangeRequestId) -> Option<DecisionRecord> {
+        self.ledger
+            .get(id.as_str())
+            .map(|item| DecisionRecord::from_item(id, item))
+    }
+
+    /// Every (user, policy name) pair whose name is `name`.
+    pub fn holders_of(&self, name: &str) -> Vec<String> {
+        self.users
+            .values()
+            .filter(|u| u.policies.contains_key(name))
+            .map(|u| u.name.to_string())
+            .collect()
+    }
+
+    fn user_mut(&mut self, user: &IamUserName) -> Option<&mut MemUser> {
+        self.users.get_mut(&user.as_str().to_ascii_lowercase())
+    }
+}
+
+/// The ports over a [`World`].
+#[derive(Debug, Default)]
+pub struct Memory {
+    pub world: RefCell<World>,
+}
+
+impl Memory {
+    pub fn new(world: World) -> Self {
+        Self {
+            world: RefCell::new(world),
+        }
+    }
+}
+
+impl Requests for Memory {
+    async fn execution(&self, id: &ChangeRequestId) -> Result<Option<Execution>, Fault> {
+        Ok(self.world.borrow().executions.get(id.as_str()).cloned())
+    }
+}
+
+impl Ledger for Memory {
+    async fn record(&self, id: &ChangeRequestId) -> Result<Option<DecisionRecord>, Fault> {
+        Ok(self.world.borrow().record(id))
+    }
+
+    async fn write(&self, write: &LedgerWrite) -> Result<bool, Fault> {
+        let mut world = self.world.borrow_mut();
+        let key = write.id().as_str().to_owned();
+        let item = world.ledger.get(&key);
+        if !write.condition().holds(item) {
+            return Ok(false);
+        }
+        let new = write.update().apply(write.id(), item);
+        world.ledger.insert(key, new);
+        Ok(true)
+    }
+}
+
+impl UserGrants for Memory {
+    async fn user(&self, user: &IamUserName) -> Result<Option<UserRecord>, Fault> {
+        let world = self.world.borrow();
+        Ok(world
+            .users
+            .get(&user.as_str().to_ascii_lowercase())
+            .map(|u| UserRecord {
+                name: Some(u.name.clone()),
+                tag: u.tag.clone(),
+                inline_policies: u
+                    .policies
+                    .iter()
+                    .map(|(n, d)| (n.clone(), d.clone()))
+                    .collect(),
+            }))
+    }
+
+    async fn policy(&self, user: &IamUserName, policy: &str) -> Result<Option<String>, Fault> {
+        let world = self.world.borrow();
+        Ok(world
+            .users
+            .get(&user.as_str().to_ascii_lowercase())
+            .and_then(|u| u.policies.get(policy).cloned()))
+    }
+
+    async fn put_policy(
+        &self,
+        user: &IamUserName,
+        policy: &str,
+        document: &str,
+    ) -> Result<Put, Fault> {
+        let mut world = self.world.borrow_mut();
+        world.policy_writes += 1;
+        let Some(u) = world.user_mut(user) else {
+            return Ok(Put::NoSuchUser);
+        };
+        let others = u
+            .policies
+            .iter()
+            .filter(|(n, _)| *n != policy)
+            .map(|(_, d)| d.as_str());
+        let (_, fits) = budget::fits(others, document);
+        if !fits {
+            return Err(Fault::Unexpected {
+                operation: "iam:PutUserPolicy",
+                why: format!(
+                    "LimitExceeded: the user's inline policies would exceed {USER_INLINE_POLICY_LIMIT} characters"
+                ),
+            });
+        }
+        u.policies.insert(policy.to_owned(), document.to_owned());
+        Ok(Put::Done)
+    }
+
+    async fn delete_policy(&self, user: &IamUserName, policy: &str) -> Result<bool, Fault> {
+        let mut world = self.world.borrow_mut();
+        Ok(world
+            .user_mut(user)
+            .is_some_and(|u| u.policies.remove(policy).is_some()))
+    }
+
+    async fn policies_with_prefix(&self, prefix: &str) -> Result<PolicyListing, Fault> {
+        let world = self.world.borrow();
+        let mut listing = PolicyListing {
+            pages: 1,
+            ..PolicyListing::default()
+        };
+        for u in world.users.values() {
+            listing.users += 1;
+            for (name, document) in &u.policies {
+                if name.starts_with(prefix) {
+                    listing.policies.push(UserPolicy {
+                        user: u.name.to_string(),
+                        name: name.clone(),
+                        document: document.clone(),
+                    });
+                }
+            }
+        }
+        Ok(listing)
+    }
+}
+
+impl SessionCuts for Memory {
+    async fn cut(&self, grant: &Grant, at: CutAt, now: DateTime<Utc>) -> Result<CutOutcome, Fault> {
+        let mut world = self.world.borrow_mut();
+        let role = format!("{}/{}", grant.account, grant.role);
+        if !world.roles.contains(&role) {
+            return Ok(CutOutcome::NoSuchRole);
+        }
+        let cut = world.cuts.entry(role).or_insert_with(SessionCut::empty);
+        match at {
+            CutAt::WindowEnd => cut.extend(
+                &grant.user,
+                grant.window.start_utc(),
+                grant.window.end_utc(),
+                now,
+            ),
+            CutAt::Now => cut.cut_now(&grant.user, now),
+        }
+        cut.collect(now, TimeDelta::hours(1));
+        Ok(CutOutcome::Cut)
+    }
+}
+
+impl Bus for Memory {
+    async fn announce(&self, event: &ChangegateEvent) -> Result<(), Fault> {
+        self.world.borrow_mut().announcements.push(event.clone());
+        Ok(())
+    }
+}
+
+impl Schedules for Memory {
+    async fn schedule_expiry(&self, grant: &Grant) -> Result<(), Fault> {
+        self.world
+            .borrow_mut()
+            .schedules
+            .insert(grant.policy_name());
+        Ok(())
+    }
+
+    async fn unschedule(&self, name: &str) -> Result<bool, Fault> {
+        Ok(self.world.borrow_mut().schedules.remove(name))
+    }
+}
+
+/// Runs a future that never waits (the in-memory ports' futures are ready
+/// at once) to its output.
+pub fn ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => unreachable!("the in-memory ports never wait"),
+    }
+}

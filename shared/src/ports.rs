@@ -1,0 +1,102 @@
+//! The ports: what the protocol asks of AWS, narrowly. The adapters in
+//! `changegate-aws` implement them over the SDK; [`crate::memory`]
+//! implements them in memory, as strictly as AWS (conditional writes, IAM's
+//! size limits, not-found answers), for the protocol's tests. Nothing behind
+//! a port decides: every decision is in [`crate::protocol`].
+//!
+//! "Not found" is an answer (`None`, `false`), never a fault; a fault is a
+//! call that did not succeed, and fails the invocation so Lambda retries it.
+
+#![allow(async_fn_in_trait)]
+
+use chrono::{DateTime, Utc};
+
+use crate::check::UserRecord;
+use crate::events::ChangegateEvent;
+use crate::execution::Execution;
+use crate::fault::Fault;
+use crate::ids::{ChangeRequestId, IamUserName};
+use crate::policy::{Grant, PolicyListing};
+use crate::record::{DecisionRecord, LedgerWrite};
+
+/// Systems Manager: the request as its Automation execution records it.
+pub trait Requests {
+    async fn execution(&self, id: &ChangeRequestId) -> Result<Option<Execution>, Fault>;
+}
+
+/// The decision table.
+pub trait Ledger {
+    /// The record of a request (strongly consistent); `None` if there is none.
+    async fn record(&self, id: &ChangeRequestId) -> Result<Option<DecisionRecord>, Fault>;
+    /// Applies `write` if its condition holds; `false` when it did not hold.
+    async fn write(&self, write: &LedgerWrite) -> Result<bool, Fault>;
+}
+
+/// Whether a put reached its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Done,
+    NoSuchUser,
+}
+
+/// IAM in changegate's account: the users who receive grants.
+pub trait UserGrants {
+    /// The user's eligibility tag and inline policies; `None`: no such user.
+    async fn user(&self, user: &IamUserName) -> Result<Option<UserRecord>, Fault>;
+    /// The decoded document of `policy` on `user`; `None` when either is missing.
+    async fn policy(&self, user: &IamUserName, policy: &str) -> Result<Option<String>, Fault>;
+    async fn put_policy(
+        &self,
+        user: &IamUserName,
+        policy: &str,
+        document: &str,
+    ) -> Result<Put, Fault>;
+    /// `false` when it was already gone.
+    async fn delete_policy(&self, user: &IamUserName, policy: &str) -> Result<bool, Fault>;
+    /// Every inline user policy whose name starts with `prefix`, all pages read.
+    async fn policies_with_prefix(&self, prefix: &str) -> Result<PolicyListing, Fault>;
+}
+
+/// Where a session cut takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CutAt {
+    /// At the window's end (written when access is granted, restored at the end).
+    WindowEnd,
+    /// Now: an early end or an operator.
+    Now,
+}
+
+/// What a session cut did in the production account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CutOutcome {
+    /// The person's sessions are cut at the window's end (or now).
+    Cut,
+    /// The role's inline-policy budget was full: every session of the role
+    /// issued before now is denied instead (IAM's "revoke active sessions").
+    AllSessionsCut,
+    /// The target role does not exist there: no session of it can be live.
+    NoSuchRole,
+}
+
+/// The production accounts: the session cut on the target role.
+pub trait SessionCuts {
+    async fn cut(&self, grant: &Grant, at: CutAt, now: DateTime<Utc>) -> Result<CutOutcome, Fault>;
+}
+
+/// changegate's event bus: the announcements.
+pub trait Bus {
+    async fn announce(&self, event: &ChangegateEvent) -> Result<(), Fault>;
+}
+
+/// EventBridge Scheduler: a grant's one-time expiry schedule.
+pub trait Schedules {
+    /// Creates the grant's schedule (an existing one is kept).
+    async fn schedule_expiry(&self, grant: &Grant) -> Result<(), Fault>;
+    /// Deletes the schedule named `name`; `false` when it was already gone.
+    async fn unschedule(&self, name: &str) -> Result<bool, Fault>;
+}
+
+/// Everything the protocol may ask for.
+pub trait Ports: Requests + Ledger + UserGrants + SessionCuts + Bus + Schedules {}
+
+impl<T: Requests + Ledger + UserGrants + SessionCuts + Bus + Schedules> Ports for T {}

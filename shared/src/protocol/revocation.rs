@@ -1,0 +1,214 @@
+//! Removing a grant: the one path for every cause (its window ended, its
+//! request ended early, an operator ended it, or grant undoes its own attach).
+//! The policy goes first; then live sessions are cut (at the window's end for
+//! an ended window, now for any other cause); the expiry schedule goes; the
+//! revocation is recorded, and whoever records it first announces it, once.
+
+use chrono::Timelike;
+
+use crate::events::{AccessRevoked, Cause, ChangegateEvent};
+use crate::policy::Grant;
+use crate::ports::{CutAt, CutOutcome};
+use crate::protocol::{Answer, Invocation, Machine, Next, Step};
+use crate::record::{DecisionRecord, LedgerWrite};
+use crate::window::utc_string;
+
+/// Which parts of the deployment a revocation touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Reach {
+    /// Live sessions are cut in the production accounts.
+    pub cuts: bool,
+    /// Grants have expiry schedules.
+    pub expiry: bool,
+}
+
+/// What a revocation did.
+// One value per step, moved once: boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// This invocation recorded (and announced) the revocation.
+    Revoked(AccessRevoked),
+    /// Another invocation had already revoked it.
+    AlreadyGone,
+}
+
+/// Where the live sessions of a revoked grant are cut: at the window's end
+/// when the window ended (the cut written at grant time), now for any other cause.
+pub fn cut_for(cause: &Cause) -> CutAt {
+    match cause {
+        Cause::WindowEnded => CutAt::WindowEnd,
+        Cause::EndedEarly(_) | Cause::Operator => CutAt::Now,
+    }
+}
+
+/// What happened to live sessions, in words for the notification.
+pub fn sessions_note(
+    cut: CutOutcome,
+    grant: &Grant,
+    cause: &Cause,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    // A cut now is at the next whole second (see session.rs); at the end, the end.
+    let at = match cut_for(cause) {
+        CutAt::WindowEnd => grant.window.end_utc(),
+        CutAt::Now => match now.with_nanosecond(0) {
+            Some(s) if s != now => s + chrono::TimeDelta::seconds(1),
+            _ => now,
+        },
+    };
+    let at = utc_string(at);
+    match cut {
+        CutOutcome::Cut => format!(
+            "sessions of {} in {}/{} issued before {at} are denied from then on",
+            grant.user, grant.account, grant.role
+        ),
+        CutOutcome::AllSessionsCut => format!(
+            "the role's inline-policy budget was full: every session of {}/{} issued before {at} is denied (operators were alerted)",
+            grant.account, grant.role
+        ),
+        CutOutcome::NoSuchRole => format!(
+            "{}/{} does not exist: no session to cut",
+            grant.account, grant.role
+        ),
+    }
+}
+
+/// One revocation, as a machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    grant: Grant,
+    cause: Cause,
+    inv: Invocation,
+    reach: Reach,
+    removed: Option<bool>,
+    cut: Option<CutOutcome>,
+    unscheduled: bool,
+    recorded: Option<bool>,
+    record: Option<Option<DecisionRecord>>,
+    announced: bool,
+    settled: bool,
+    pending: Option<Pending>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Pending {
+    Remove,
+    Cut,
+    Unschedule,
+    Record,
+    Reread,
+    Announce,
+    Settle,
+}
+
+impl Revocation {
+    pub fn new(grant: Grant, cause: Cause, inv: Invocation, reach: Reach) -> Self {
+        Self {
+            grant,
+            cause,
+            inv,
+            reach,
+            removed: None,
+            cut: None,
+            unscheduled: false,
+            recorded: None,
+            record: None,
+            announced: false,
+            settled: false,
+            pending: None,
+        }
+    }
+
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
+
+    fn event(&self) -> AccessRevoked {
+        let mut revoked = AccessRevoked::of(&self.grant, self.inv.now, &self.cause);
+        revoked.sessions = self
+            .cut
+            .map(|c| sessions_note(c, &self.grant, &self.cause, self.inv.now));
+        revoked
+    }
+
+    fn ask(&mut self, pending: Pending, step: Step) -> Next<Revoked> {
+        self.pending = Some(pending);
+        Next::Do(step)
+    }
+}
+
+impl Machine for Revocation {
+    type Outcome = Revoked;
+
+    fn next(&mut self) -> Next<Revoked> {
+        let id = self.grant.change_request.clone();
+        if self.removed.is_none() {
+            return self.ask(Pending::Remove, Step::Remove(self.grant.clone()));
+        }
+        if self.reach.cuts && self.cut.is_none() {
+            let at = cut_for(&self.cause);
+            return self.ask(Pending::Cut, Step::Cut(self.grant.clone(), at));
+        }
+        if self.reach.expiry && self.cause != Cause::WindowEnded && !self.unscheduled {
+            return self.ask(
+                Pending::Unschedule,
+                Step::Unschedule(self.grant.policy_name()),
+            );
+        }
+        match self.recorded {
+            None => {
+                let write = LedgerWrite::Revoked {
+                    id,
+                    cause: self.cause.clone(),
+                    at: self.inv.now,
+                    lag_ms: self.event().revocation_lag_ms,
+                    by: self.inv.id.clone(),
+                };
+                return self.ask(Pending::Record, Step::Write(write));
+            }
+            Some(false) => match &self.record {
+                None => return self.ask(Pending::Reread, Step::ReadRecord(id)),
+                // Recorded by an earlier attempt of this invocation (a retry
+                // carries on), or by another invocation (which announces it).
+                Some(r) => {
+                    let mine = r
+                        .as_ref()
+                        .and_then(|r| r.revoked.as_ref())
+                        .is_some_and(|v| v.by.as_deref() == Some(&self.inv.id) && !v.announced);
+                    if !mine {
+                        return Next::Done(Revoked::AlreadyGone);
+                    }
+                }
+            },
+            Some(true) => {}
+        }
+        if !self.announced {
+            let event = ChangegateEvent::Revoked(self.event());
+            return self.ask(Pending::Announce, Step::Announce(event));
+        }
+        if !self.settled {
+            let write = LedgerWrite::MarkRevocationAnnounced {
+                id,
+                by: self.inv.id.clone(),
+            };
+            return self.ask(Pending::Settle, Step::Settle(write));
+        }
+        Next::Done(Revoked::Revoked(self.event()))
+    }
+
+    fn learn(&mut self, answer: Answer) {
+        match (self.pending.take(), answer) {
+            (Some(Pending::Remove), Answer::Removed(r)) => self.removed = Some(r),
+            (Some(Pending::Cut), Answer::Cut(c)) => self.cut = Some(c),
+            (Some(Pending::Unschedule), _) => self.unscheduled = true,
+            (Some(Pending::Record), Answer::Written(w)) => self.recorded = Some(w == Some(true)),
+            (Some(Pending::Reread), Answer::Record(r)) => self.record = Some(r),
+            (Some(Pending::Announce), _) => self.announced = true,
+            (Some(Pending::Settle), _) => self.settled = true,
+            (pending, answer) => {
+                debug_assert!(false, "{pending:?} answered by {answer:?}");
+            }
+        }
+    }
+}
