@@ -15,14 +15,16 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use changegate::approval::{ApproverDecision, Decision};
 use changegate::config::GrantConfig;
+use changegate::events::Cause;
 use changegate::events::ChangegateEvent;
 use changegate::execution::{ApprovalStep, Execution, Origin};
 use changegate::ids::{ChangeRequestId, Home};
 use changegate::memory::{Memory, World, ready};
 use changegate::policy::policy_name;
+use changegate::ports::Ledger;
 use changegate::protocol::grant::{GrantOutcome, GrantRun};
 use changegate::protocol::{Invocation, Machine, Next, on_fault, perform};
-use changegate::record::State;
+use changegate::record::{DecisionRecord, Holder, LedgerWrite, State};
 use changegate::request::RawParameters;
 use changegate::status::Status;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -31,6 +33,8 @@ const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
 const BOB: &str = "arn:aws:iam::123456789012:user/bob";
 const ID: &str = "d0585556-80f6-4522-8dad-dada6d45b67d";
 const LEASE: TimeDelta = TimeDelta::seconds(160);
+/// A marker the End event leaves in the world (as a schedule name).
+const GRANTED_FIRST: &str = "marker: ended after the grant was recorded";
 
 fn params(pairs: &[(&str, &str)]) -> RawParameters {
     pairs
@@ -140,6 +144,10 @@ struct Actor<'a> {
 enum Event {
     /// The requester cancels the execution (Systems Manager now reports Cancelled).
     Cancel,
+    /// An early end's tombstone lands (what revoke writes first on a cancel or
+    /// an operator's end); `granted_first` is set when the record was already
+    /// granted then (revoke removes that grant; before it, no grant may stay).
+    End,
 }
 
 struct Explorer<'a> {
@@ -191,6 +199,22 @@ impl<'a> Explorer<'a> {
                         x.status = Status::Cancelled;
                     }
                 }
+                Event::End => {
+                    let granted = w
+                        .record(&id())
+                        .is_some_and(|r| r.state == Some(State::Granted));
+                    let end = LedgerWrite::End {
+                        id: id(),
+                        cause: Cause::Operator,
+                        at: t("2026-12-01T08:59:30Z"),
+                    };
+                    let memory = Memory::new(w);
+                    assert!(ready(memory.write(&end)).unwrap());
+                    w = memory.world.into_inner();
+                    if granted {
+                        w.schedules.insert(GRANTED_FIRST.to_owned());
+                    }
+                }
             }
             let mut rest = events.clone();
             rest.remove(e);
@@ -235,10 +259,21 @@ fn invariants(world: &World, actors: &[Actor<'_>]) {
     let holders = world.holders_of(&name);
     let record = world.record(&id());
     assert!(holders.len() <= 1, "one policy per request: {holders:?}");
+    // (An end that came after the grant was recorded is revoke's to remove.)
+    let granted_first = world.schedules.contains(GRANTED_FIRST);
     if let Some(r) = &record {
-        if r.ended.is_some() {
-            assert!(holders.is_empty(), "no policy after an end: {r:?}");
+        if r.ended.is_some() && !granted_first {
+            assert!(
+                holders.is_empty(),
+                "no policy after an end: {r:?} {actors:#?}"
+            );
         }
+    }
+    if forged(world) {
+        assert!(
+            holders.is_empty(),
+            "a forged record grants nothing: {holders:?}"
+        );
     }
     if !holders.is_empty() {
         let r = record.as_ref().expect("every policy in IAM has a record");
@@ -269,13 +304,13 @@ fn invariants(world: &World, actors: &[Actor<'_>]) {
         .executions
         .get(ID)
         .is_some_and(|e| e.status == Status::Cancelled);
-    if !given_up && !ended {
+    if !given_up && !ended && !forged(world) {
         assert_eq!(
             decisions, 1,
             "the decision is announced: {world:?} {actors:?}"
         );
     }
-    if !given_up && !ended && !cancelled {
+    if !given_up && !ended && !cancelled && !forged(world) {
         assert!(
             matches!(record.as_ref().and_then(|r| r.state), Some(State::Granted)),
             "an approved request is granted: {record:?}"
@@ -293,7 +328,24 @@ fn invariants(world: &World, actors: &[Actor<'_>]) {
     }
 }
 
+/// Whether the run started from a record someone forged (see the forged cases).
+fn forged(world: &World) -> bool {
+    world.schedules.contains(FORGED)
+}
+
+const FORGED: &str = "marker: the table was written by someone else";
+
 fn explore(
+    actors: &[(&str, DateTime<Utc>)],
+    events: Vec<Event>,
+    faults: u8,
+    cut: bool,
+) -> (usize, usize) {
+    explore_from(world(), actors, events, faults, cut)
+}
+
+fn explore_from(
+    start: World,
     actors: &[(&str, DateTime<Utc>)],
     events: Vec<Event>,
     faults: u8,
@@ -322,7 +374,7 @@ fn explore(
             }
         })
         .collect();
-    ex.dfs(world(), actors, events, faults);
+    ex.dfs(start, actors, events, faults);
     eprintln!(
         "explored {} states, {} complete runs",
         ex.states, ex.terminals
@@ -353,4 +405,65 @@ fn given_a_cancel_racing_two_deliveries_when_every_interleaving_runs_then_nothin
     let at = t("2026-12-01T08:59:00Z");
     let (_, runs) = explore(&[("a", at), ("b", at)], vec![Event::Cancel], 1, false);
     assert!(runs > 50, "the scheduler explored {runs} runs");
+}
+
+#[test]
+fn given_an_early_end_racing_two_deliveries_when_every_interleaving_runs_then_no_grant_stays_that_the_end_preceded()
+ {
+    let at = t("2026-12-01T08:59:00Z");
+    let (_, runs) = explore(&[("a", at), ("b", at)], vec![Event::End], 1, false);
+    assert!(runs > 50, "the scheduler explored {runs} runs");
+}
+
+/// A claim someone wrote into the table themselves, for `account` until `end`,
+/// whose holder's lease has run out.
+fn forged_claim(world: &mut World, account: &str, end: &str) {
+    let holder = Holder {
+        owner: "mallory".into(),
+        lease_until: t("2026-12-01T08:00:00Z"),
+    };
+    let mut record = DecisionRecord::refused(
+        &id(),
+        &changegate::refusal::Refusal::ApprovalUnknown,
+        Some(ALICE.into()),
+        &holder,
+        t("2026-12-01T08:00:00Z"),
+    );
+    record.state = Some(State::Granting);
+    record.reason_code = None;
+    record.reason = None;
+    record.grant = Some(changegate::record::Decided {
+        source: "automation".into(),
+        beneficiary: "alice".into(),
+        approvers: vec![],
+        account: account.into(),
+        role: "OrganizationAccountAccessRole".into(),
+        window: changegate::events::WindowDetail {
+            start: "2026-12-01T08:00:00Z".into(),
+            end: end.into(),
+            start_offset: "Z".into(),
+            end_offset: "Z".into(),
+        },
+        request_reason: None,
+        named_sessions: false,
+    });
+    world.ledger.insert(ID.to_owned(), record.to_item());
+    world.schedules.insert(FORGED.to_owned());
+}
+
+#[test]
+fn given_a_forged_claim_for_a_request_ssm_does_not_know_when_grant_runs_then_nothing_is_attached() {
+    let mut w = world();
+    w.executions.clear();
+    forged_claim(&mut w, "999988887777", "2027-12-01T08:00:00Z");
+    let at = t("2026-12-01T08:59:00Z");
+    explore_from(w, &[("a", at), ("b", at)], vec![], 1, false);
+}
+
+#[test]
+fn given_a_forged_claim_that_disagrees_with_ssm_when_grant_runs_then_nothing_is_attached() {
+    let mut w = world();
+    forged_claim(&mut w, "999988887777", "2027-12-01T08:00:00Z");
+    let at = t("2026-12-01T08:59:00Z");
+    explore_from(w, &[("a", at), ("b", at)], vec![], 1, false);
 }

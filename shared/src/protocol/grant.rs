@@ -485,7 +485,11 @@ impl<'a> GrantRun<'a> {
                 // A claim raced the end: its grant must not stay (the revocation
                 // that ended it removes it too). The holder undoes it; another
                 // invocation only if IAM shows the policy on the user.
-                (Some(State::Granting | State::Granted), decision) if r.revoked.is_none() => {
+                // (The holder removes even after another invocation recorded
+                // the revocation: its own attach may have come after that removal.)
+                (Some(State::Granting | State::Granted), decision)
+                    if mine || r.revoked.is_none() =>
+                {
                     let grant = match decision {
                         Some(Ok(grant)) => Some(grant),
                         _ => r.grant.as_ref().and_then(|d| d.to_removal(&self.id)),
