@@ -107,20 +107,42 @@ impl Status {
     }
 
     /// Statuses that end a request before its window does: any access granted
-    /// for it is removed at once. (`Resolved` is not among them: its meaning for
-    /// change requests is undocumented; the window's end still removes access.)
+    /// for it is removed at once. Every terminal status AWS documents for an
+    /// execution or change request other than a success, and the states on the
+    /// way there (`Cancelling`):
+    /// - `Exited` (an `AutomationExecutionStatus`; what ends an execution in it
+    ///   is not documented, and changegate's runbooks only end early when
+    ///   someone ends them);
+    /// - a stop with `Type=Complete` (StopAutomationExecution documents the type
+    ///   but not the status it ends in, *unconfirmed*: the local AWS ends it
+    ///   `Exited`, and `Cancelled` or `Failed` end access too; were it to end in
+    ///   `Success`/`CompletedWithSuccess`, the grant would still end at EndTime,
+    ///   as approved, by its own policy condition, the expiry schedule and the
+    ///   sweep);
+    /// - `Revoked` (an `OpsItemStatus`, which the enum does not name yet: its
+    ///   meaning for change requests is undocumented, and ending access early
+    ///   is the safe reading of it).
+    ///
+    /// `Resolved` is not among them: its meaning for change requests is
+    /// undocumented, and it may be how a completed request is closed; the
+    /// window's end still removes access. Keep the lists of template.yaml's
+    /// end-of-request rules equal to this set (a test below reads them).
     pub fn ends_access(&self) -> bool {
-        matches!(
-            self,
-            Self::Rejected
-                | Self::Cancelling
-                | Self::Cancelled
-                | Self::Closed
-                | Self::Failed
-                | Self::TimedOut
-                | Self::CompletedWithFailure
-                | Self::ChangeCalendarOverrideRejected
-        )
+        match self {
+            Self::Unknown(raw) => raw == "Revoked",
+            known => matches!(
+                known,
+                Self::Rejected
+                    | Self::Cancelling
+                    | Self::Cancelled
+                    | Self::Closed
+                    | Self::Failed
+                    | Self::TimedOut
+                    | Self::CompletedWithFailure
+                    | Self::ChangeCalendarOverrideRejected
+                    | Self::Exited
+            ),
+        }
     }
 }
 
@@ -132,6 +154,8 @@ impl fmt::Display for Status {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -176,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn given_early_end_statuses_when_asked_then_cancel_reject_fail_and_timeout_end_access_but_resolved_does_not()
+    fn given_early_end_statuses_when_asked_then_cancel_reject_fail_timeout_and_exit_end_access_but_resolved_does_not()
      {
         for s in [
             "Rejected",
@@ -186,6 +210,9 @@ mod tests {
             "Failed",
             "TimedOut",
             "CompletedWithFailure",
+            "ChangeCalendarOverrideRejected",
+            "Exited",
+            "Revoked",
         ] {
             assert!(Status::parse(s).ends_access(), "{s}");
         }
@@ -194,9 +221,83 @@ mod tests {
             "CompletedWithSuccess",
             "Success",
             "InProgress",
-            "Exited",
+            "Open",
+            "Approved",
         ] {
             assert!(!Status::parse(s).ends_access(), "{s}");
         }
+    }
+
+    /// Every status the SDK's model (AWS's API) names, known here or not.
+    fn aws_statuses() -> BTreeSet<&'static str> {
+        use aws_sdk_ssm::types::{AutomationExecutionStatus, OpsItemStatus};
+        AutomationExecutionStatus::values()
+            .iter()
+            .chain(OpsItemStatus::values())
+            .copied()
+            .collect()
+    }
+
+    #[test]
+    fn given_the_apis_automation_statuses_when_parsed_then_each_is_known() {
+        for s in aws_sdk_ssm::types::AutomationExecutionStatus::values() {
+            assert_ne!(Status::parse(s), Status::Unknown((*s).to_owned()), "{s}");
+        }
+    }
+
+    /// The flow list `key: [A, B, ...]` inside the resource `logical_id` of
+    /// template.yaml (a top-level resource, two spaces in).
+    fn template_list(logical_id: &str, key: &str) -> BTreeSet<String> {
+        const TEMPLATE: &str = include_str!("../../template.yaml");
+        let start = format!("\n  {logical_id}:\n");
+        let at = TEMPLATE
+            .find(&start)
+            .unwrap_or_else(|| panic!("template.yaml has no resource {logical_id}"));
+        let body = &TEMPLATE[at + start.len()..];
+        let end = body
+            .lines()
+            .position(|l| {
+                l.starts_with("  ") && !l.starts_with("   ") || !l.starts_with(' ') && !l.is_empty()
+            })
+            .unwrap_or(usize::MAX);
+        let line = body
+            .lines()
+            .take(end)
+            .find_map(|l| l.trim().strip_prefix(&format!("{key}: [")))
+            .unwrap_or_else(|| panic!("{logical_id} has no one-line list {key}"));
+        line.trim_end_matches(']')
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn given_template_yamls_end_of_request_rules_when_read_then_they_list_exactly_the_statuses_that_end_access()
+     {
+        let ending: BTreeSet<String> = aws_statuses()
+            .into_iter()
+            .filter(|s| Status::parse(s).ends_access())
+            .map(str::to_owned)
+            .collect();
+        let automation: BTreeSet<String> = aws_sdk_ssm::types::AutomationExecutionStatus::values()
+            .iter()
+            .filter(|s| Status::parse(s).ends_access())
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert!(
+            ending.contains("Exited") && ending.contains("Revoked"),
+            "{ending:?}"
+        );
+        // A change request's event carries an OpsItem status, but which values
+        // it takes is not documented: the rule lists every ending one of both.
+        assert_eq!(
+            template_list("RevokeChangeRequestEndedRule", "ops-item-status"),
+            ending
+        );
+        // A plain execution's event carries its AutomationExecutionStatus.
+        assert_eq!(
+            template_list("RevokeRequestEndedRule", "Status"),
+            automation
+        );
     }
 }
