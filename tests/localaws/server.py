@@ -95,7 +95,8 @@ SUCCESS = "Success"
 FAILED = "Failed"
 PENDING = "Pending"
 TIMED_OUT = "TimedOut"
-FINAL = {REJECTED, COMPLETED_WITH_SUCCESS, COMPLETED_WITH_FAILURE, CANCELLED, SUCCESS, FAILED, TIMED_OUT}
+EXITED = "Exited"
+FINAL = {REJECTED, COMPLETED_WITH_SUCCESS, COMPLETED_WITH_FAILURE, CANCELLED, SUCCESS, FAILED, TIMED_OUT, EXITED}
 STEP_FINAL = {SUCCESS, FAILED, CANCELLED, TIMED_OUT}
 
 CHANGE_TEMPLATE_TYPE = "Automation.ChangeTemplate"
@@ -1436,7 +1437,22 @@ def send_automation_signal(self: SimpleSystemManagerResponse) -> ActionResult:
     return ActionResult({})
 
 
+# The status each StopAutomationExecution ``Type`` ends an execution in. The
+# API reference documents the types (Cancel, the default, and Complete) but
+# not what a Complete stop ends in (*unconfirmed*): the emulator ends it
+# ``Exited``, the one terminal status that is neither a success nor any
+# other documented ending. changegate ends access on both (status.rs).
+STOP_STATUS = {"Cancel": CANCELLED, "Complete": EXITED}
+
+
 def stop_automation_execution(self: SimpleSystemManagerResponse) -> ActionResult:
+    kind = self._get_param("Type") or "Cancel"
+    if kind not in STOP_STATUS:
+        raise _error(
+            "ValidationException",
+            f"1 validation error detected: Value '{kind}' at 'type' failed to satisfy constraint: "
+            "Member must satisfy enum value set: [Complete, Cancel]",
+        )
     with _LOCK:
         ex = _get(self, self._get_param("AutomationExecutionId"))
         if ex.status in FINAL:
@@ -1446,7 +1462,7 @@ def stop_automation_execution(self: SimpleSystemManagerResponse) -> ActionResult
             ex.timer.cancel()
         _stop_run(ex, ex.approval_run)
         _stop_run(ex, ex.run)
-        _set_status(ex, CANCELLED, by)
+        _set_status(ex, STOP_STATUS[kind], by)
     return ActionResult({})
 
 

@@ -423,6 +423,24 @@ def test_reject_and_stop(world: World) -> None:
     assert [s["StepStatus"] for s in world.all_steps(stopped)][-1] == "Cancelled"
 
 
+def test_a_complete_stop_ends_the_execution_exited(world: World) -> None:
+    """StopAutomationExecution Type=Complete: AWS documents the type, not the
+    status it ends in; the emulator ends it Exited (an ending status changegate
+    removes access on), and refuses a type AWS does not list."""
+    world.document("changegate-access-request", request_runbook(APPROVERS))
+    execution = start(world, window(60))
+    world.ssm["bob"].send_automation_signal(AutomationExecutionId=execution, SignalType="Approve")
+    world.events()
+    stop = world.ssm["alice"].stop_automation_execution
+    assert error_code(stop, AutomationExecutionId=execution, Type="Finish") == "ValidationException"
+    stop(AutomationExecutionId=execution, Type="Complete")
+    ex = world.execution(execution)
+    assert ex["AutomationExecutionStatus"] == "Exited" and "ExecutionEndTime" in ex
+    ended = [e["detail"]["Status"] for e in world.events() if e["detail-type"].endswith("Execution Status-change Notification")]
+    assert ended == ["Exited"]
+    assert error_code(stop, AutomationExecutionId=execution) == "InvalidAutomationStatusUpdateException"
+
+
 def test_approval_topic_must_be_named_automation(world: World) -> None:
     sns = client(world.url, "sns")
     good = sns.create_topic(Name="Automation-changegate-approvers")["TopicArn"]
