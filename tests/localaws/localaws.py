@@ -518,7 +518,10 @@ class Stack:
                 return json.dumps(self.resolve(arg), separators=(",", ":"))
             if key.startswith("Fn::"):
                 raise UnresolvedReference(f"{key} is not supported locally")
-        return {k: self.resolve(v) for k, v in value.items()}
+        # A key whose value is AWS::NoValue is left out, as CloudFormation
+        # removes such a property.
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not None}
 
     def _sub(self, arg: Any) -> str:
         text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
@@ -549,11 +552,14 @@ class Stack:
         return {k: function_short_name(k) for k in self.of_type("AWS::Serverless::Function", "AWS::Lambda::Function")}
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
-        """The function's environment variables (Globals first), resolved."""
+        """The function's environment variables (Globals first), resolved. A
+        variable whose value is AWS::NoValue is not set at all, as Lambda gets
+        it from CloudFormation (not the string "None")."""
         globals_env = ((self.template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
         own = (self.resources[logical_id].get("Properties") or {}).get("Environment") or {}
         merged = {**(globals_env.get("Variables") or {}), **(own.get("Variables") or {})}
-        return {k: str(self.resolve(v)) for k, v in merged.items()}
+        resolved = {k: self.resolve(v) for k, v in merged.items()}
+        return {k: str(v) for k, v in resolved.items() if v is not None}
 
 
 @dataclass

@@ -148,6 +148,26 @@ def test_given_template_yaml_when_provisioned_then_every_function_is_built_and_e
     assert world.function_env("notify")["CHANGEGATE_TOPIC_ARN"] == world.topic_arn
 
 
+def test_given_a_variable_that_is_aws_novalue_when_the_environment_is_resolved_then_it_is_not_set() -> None:
+    """The template passes CHANGEGATE_SESSION_CUTTER_ROLE only with the cut on
+    (!If [CutSessions, ..., !Ref AWS::NoValue]); off, Lambda has no such
+    variable, so neither may the local function."""
+    tpl = localaws.load_template()
+    off = localaws.Stack(tpl).function_environment("GrantFunction")
+    on = localaws.Stack(tpl, {"SessionCutterRoleName": "changegate-session-cutter"}).function_environment("GrantFunction")
+
+    assert "CHANGEGATE_SESSION_CUTTER_ROLE" not in off
+    assert "None" not in off.values()
+    assert on["CHANGEGATE_SESSION_CUTTER_ROLE"] == "changegate-session-cutter"
+
+
+def test_given_a_property_that_is_aws_novalue_when_resolved_then_it_is_left_out() -> None:
+    stack = localaws.Stack(mini(), {"Approvers": BOB})
+
+    assert stack.resolve({"A": {"Ref": "AWS::NoValue"}, "B": {"Fn::If": ["AutomationOn", "x", {"Ref": "AWS::NoValue"}]}}) == {
+        "B": "x"}
+
+
 def test_given_a_stray_aws_profile_when_building_a_function_environment_then_it_is_removed(
     aws: localaws.Server, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
