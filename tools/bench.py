@@ -102,8 +102,8 @@ class Bench:
                 iam.create_user(UserName=user, Tags=[{"Key": localaws.ELIGIBILITY_TAG, "Value": PROD}])
                 k = iam.create_access_key(UserName=user)["AccessKey"]
                 mine = aws.client("ssm", {"aws_access_key_id": k["AccessKeyId"], "aws_secret_access_key": k["SecretAccessKey"]})
-                cid = mine.start_change_request_execution(DocumentName=localaws.CHANGE_TEMPLATE, Runbooks=[{
-                    "DocumentName": localaws.ACCESS_RUNBOOK, "Parameters": {
+                cid = mine.start_change_request_execution(DocumentName=world.document_name("ChangeTemplate"), Runbooks=[{
+                    "DocumentName": world.document_name("AccessRunbook"), "Parameters": {
                         "IAMUserName": [user], "AWSAccountId": [PROD],
                         "StartTime": [utc(now)], "EndTime": [utc(now + timedelta(hours=1))]}}])["AutomationExecutionId"]
                 approver.send_automation_signal(AutomationExecutionId=cid, SignalType="Approve")

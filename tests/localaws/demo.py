@@ -567,16 +567,17 @@ def change_manager_path(demo: Demo) -> None:
     bob = f"arn:aws:iam::{localaws.HOME_ACCOUNT}:user/bob"
     demo.env = {"CHANGEGATE_SOURCES": "change-manager"}
     demo.setup({"RequestSources": "ChangeManager", "ApproverArns": bob})
-    stack_template = next((d for d in demo.world.documents if d.name == localaws.CHANGE_TEMPLATE), None)
+    stack_template = next((d for d in demo.world.documents if d.logical_id == "ChangeTemplate"), None)
     check(stack_template is not None and stack_template.created,
-          f"template.yaml's change template {localaws.CHANGE_TEMPLATE} was not deployed: "
+          "template.yaml's change template was not deployed: "
           f"{stack_template.skipped if stack_template else 'not in the template'}")
     assert stack_template is not None
+    change_template, access_runbook = stack_template.name, demo.world.document_name("AccessRunbook")
     # What Change Manager holds is the stack's own document, as template.yaml resolves it.
-    held = demo.client("ssm").get_document(Name=localaws.CHANGE_TEMPLATE)
+    held = demo.client("ssm").get_document(Name=change_template)
     check(held["DocumentType"] == "Automation.ChangeTemplate" and json.loads(held["Content"]) == stack_template.content,
-          f"{localaws.CHANGE_TEMPLATE} in SSM is not template.yaml's change template")
-    out.say(f"the stack's change template {localaws.CHANGE_TEMPLATE} (version {held['DocumentVersion']}, "
+          f"{change_template} in SSM is not template.yaml's change template")
+    out.say(f"the stack's change template {change_template} (version {held['DocumentVersion']}, "
             f"from template.yaml), runbooks {compact(stack_template.content.get('executableRunBooks'))}:")
     for st in stack_template.content.get("mainSteps", []):
         if st.get("action") == "aws:approve":
@@ -588,19 +589,19 @@ def change_manager_path(demo: Demo) -> None:
     demo.try_assume_role(expect_ok=False)
 
     out.step("alice files a change request for a short window, written in +09:00")
-    out.say(f"alice: ssm:StartChangeRequestExecution  template {localaws.CHANGE_TEMPLATE}, runbook {localaws.ACCESS_RUNBOOK}")
+    out.say(f"alice: ssm:StartChangeRequestExecution  template {change_template}, runbook {access_runbook}")
     params = demo.window()
     out.block("\n".join(f"{k:<12} = {v[0]}" for k, v in params.items()))
     demo.request_id = demo.client("ssm", demo.alice).start_change_request_execution(
-        DocumentName=localaws.CHANGE_TEMPLATE,
+        DocumentName=change_template,
         ChangeRequestName="alice: prod access for an incident",
-        Runbooks=[{"DocumentName": localaws.ACCESS_RUNBOOK, "Parameters": params}],
+        Runbooks=[{"DocumentName": access_runbook, "Parameters": params}],
     )["AutomationExecutionId"]
     out.say(f"  → change request {demo.request_id}")
     filed = demo.client("ssm").get_automation_execution(AutomationExecutionId=demo.request_id)["AutomationExecution"]
     out.say(f"  → Systems Manager: template {filed['DocumentName']} v{filed['DocumentVersion']}, "
             f"runbook {filed['Runbooks'][0]['DocumentName']}, status {filed['AutomationExecutionStatus']}")
-    check(filed["DocumentName"] == localaws.CHANGE_TEMPLATE and filed["DocumentVersion"] == held["DocumentVersion"],
+    check(filed["DocumentName"] == change_template and filed["DocumentVersion"] == held["DocumentVersion"],
           f"the change request does not use the stack's change template: {filed['DocumentName']}")
     grants = demo.deliver().get("grant", [])
     check(all(o.get("outcome") != "granted" for o in grants), f"grant granted a request awaiting approval: {compact(grants)}")
@@ -639,20 +640,20 @@ def automation_path(demo: Demo) -> None:
     bob = f"arn:aws:iam::{localaws.HOME_ACCOUNT}:user/bob"
     demo.env = {"CHANGEGATE_SOURCES": "automation", "CHANGEGATE_APPROVERS": bob, "CHANGEGATE_MIN_APPROVALS": "1"}
     demo.setup({"RequestSources": "Automation", "ApproverArns": bob})
-    runbook = next((d for d in demo.world.documents if d.name == localaws.REQUEST_RUNBOOK), None)
-    check(runbook is not None, f"template.yaml has no request runbook {localaws.REQUEST_RUNBOOK} yet "
-          f"(run `make demo SOURCE=change-manager`)")
+    runbook = next((d for d in demo.world.documents if d.logical_id == "RequestRunbook"), None)
+    check(runbook is not None, "template.yaml has no request runbook yet (run `make demo SOURCE=change-manager`)")
     check(bool(runbook and runbook.created), f"the request runbook could not be created locally: {runbook and runbook.skipped}")
+    assert runbook is not None
 
     out.step("Without a grant, alice cannot assume the production role")
     demo.try_assume_role(expect_ok=False)
 
     out.step("alice starts the request runbook for a short window, written in +09:00")
-    out.say(f"alice: ssm:StartAutomationExecution  runbook {localaws.REQUEST_RUNBOOK}")
+    out.say(f"alice: ssm:StartAutomationExecution  runbook {runbook.name}")
     params = {**demo.window(), "Reason": ["incident 4711"]}
     out.block("\n".join(f"{k:<12} = {v[0]}" for k, v in params.items()))
     demo.request_id = demo.client("ssm", demo.alice).start_automation_execution(
-        DocumentName=localaws.REQUEST_RUNBOOK, Parameters=params)["AutomationExecutionId"]
+        DocumentName=runbook.name, Parameters=params)["AutomationExecutionId"]
     out.say(f"  → execution {demo.request_id}")
     ex = demo.client("ssm").get_automation_execution(AutomationExecutionId=demo.request_id)["AutomationExecution"]
     steps = ex.get("StepExecutions", [])

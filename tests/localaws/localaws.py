@@ -36,6 +36,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import select
 import socket
 import subprocess
@@ -68,9 +69,6 @@ STACK_NAME = "changegate"
 EVENT_BUS = "changegate"
 DECISIONS_TABLE = "changegate-decisions"
 TOPIC_NAME = "changegate-notifications"
-CHANGE_TEMPLATE = "changegate-access"
-ACCESS_RUNBOOK = "changegate-access-runbook"
-REQUEST_RUNBOOK = "changegate-access-request"
 ROLE_NAME = "CM-Prd-role"
 ELIGIBILITY_TAG = "changegate:eligible"
 FUNCTIONS = ("grant", "revoke", "notify")
@@ -79,7 +77,30 @@ DUMMY_CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing
 
 SERVER_READY_S = 60.0  # moto's imports take a few seconds on a cold cache
 
-# Resources with a fixed local name, whatever the template calls them.
+# The longest name AWS takes for each kind of resource (and where it says
+# so): the names the template gives, and those CloudFormation generates for
+# the rest (stack name, logical id and a random suffix, cut to fit), must fit.
+NAME_LIMITS: dict[str, tuple[int, str]] = {
+    "AWS::DynamoDB::Table": (255, "DynamoDB: table names 3-255 characters"),
+    "AWS::Events::EventBus": (256, "EventBridge CreateEventBus: Name 1-256"),
+    "AWS::Events::Rule": (64, "EventBridge PutRule: Name 1-64"),
+    "AWS::SNS::Topic": (256, "SNS CreateTopic: up to 256 characters"),
+    "AWS::SQS::Queue": (80, "SQS CreateQueue: a queue name can have up to 80 characters"),
+    "AWS::Scheduler::ScheduleGroup": (64, "AWS::Scheduler::ScheduleGroup Name: maximum 64"),
+    "AWS::SSM::Document": (128, "SSM CreateDocument: Name ^[a-zA-Z0-9_\\-.]{3,128}$"),
+    "AWS::SSM::Parameter": (1011, "SSM PutParameter: a parameter name is at most 1011 characters"),
+    "AWS::IAM::Role": (64, "IAM CreateRole: RoleName 1-64"),
+    "AWS::Serverless::Function": (64, "Lambda CreateFunction: a function name is 1-64 characters"),
+    "AWS::Lambda::Function": (64, "Lambda CreateFunction: a function name is 1-64 characters"),
+    "AWS::Logs::LogGroup": (512, "CloudWatch Logs CreateLogGroup: logGroupName 1-512"),
+    "AWS::CloudWatch::Alarm": (255, "CloudWatch PutMetricAlarm: AlarmName 1-255"),
+}
+# The name property of each kind of resource, where it is not Name.
+NAME_PROPERTIES = ("Name", "TopicName", "QueueName", "TableName", "RoleName", "FunctionName", "LogGroupName",
+                   "AlarmName", "ScheduleGroupName")
+
+# Resources with a fixed local name, whatever the template calls them
+# (the default local stack only; a stack named in provision() has AWS's names).
 LOCAL_NAMES_BY_TYPE = {
     "AWS::Events::EventBus": EVENT_BUS,
     "AWS::DynamoDB::Table": DECISIONS_TABLE,
@@ -383,8 +404,17 @@ class Stack:
     ``!Ref``, ``!GetAtt``, ``!Sub``, ``!Join``, ``!If`` and the condition
     functions, ``!Select``, ``!Split``."""
 
-    def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, str] | None = None):
+    def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, str] | None = None,
+                 stack_name: str | None = None):
+        """``stack_name``: a stack as CloudFormation would deploy it under that
+        name (its names generated as AWS would, none of the local world's
+        fixed ones); without it, the local world's stack ``changegate``."""
         self.template = template
+        self.local = stack_name is None
+        self.stack_name = stack_name or STACK_NAME
+        # A stack id ends in a UUID of its own; derived from the name here, so
+        # that the local world's names are the same in every run.
+        stack_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"{HOME_ACCOUNT}/{REGION}/{self.stack_name}")
         self.resources: dict[str, Any] = dict(template.get("Resources") or {})
         self.parameters: dict[str, Any] = {}
         for name, spec in (template.get("Parameters") or {}).items():
@@ -397,8 +427,8 @@ class Stack:
             "AWS::Region": REGION,
             "AWS::AccountId": HOME_ACCOUNT,
             "AWS::Partition": PARTITION,
-            "AWS::StackName": STACK_NAME,
-            "AWS::StackId": f"arn:{PARTITION}:cloudformation:{REGION}:{HOME_ACCOUNT}:stack/{STACK_NAME}/local",
+            "AWS::StackName": self.stack_name,
+            "AWS::StackId": f"arn:{PARTITION}:cloudformation:{REGION}:{HOME_ACCOUNT}:stack/{self.stack_name}/{stack_uuid}",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": None,
         }
@@ -409,23 +439,98 @@ class Stack:
         return str(self.resources[logical_id].get("Type", ""))
 
     def name(self, logical_id: str) -> str:
-        """The local physical name of a resource."""
+        """The physical name of a resource: the one the template gives, else
+        (local world) a fixed local one, else one generated as CloudFormation
+        does ("stack-LogicalId-RANDOM", cut to the kind's longest name)."""
         if logical_id in self._names:
             return self._names[logical_id]
         kind = self.type_of(logical_id)
         props = self.resources[logical_id].get("Properties") or {}
-        if logical_id in LOCAL_NAMES_BY_ID:
+        key = next((k for k in NAME_PROPERTIES if k in props), None)
+        if self.local and logical_id in LOCAL_NAMES_BY_ID:
             name = LOCAL_NAMES_BY_ID[logical_id]
-        elif kind in LOCAL_NAMES_BY_TYPE:
+        elif self.local and kind in LOCAL_NAMES_BY_TYPE:
             name = LOCAL_NAMES_BY_TYPE[kind]
-        elif kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
-            name = props.get("FunctionName") or f"{STACK_NAME}-{function_short_name(logical_id)}"
+        elif key:
+            name = props[key]
+        elif self.local and kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            name = f"{STACK_NAME}-{function_short_name(logical_id)}"
+        elif self.local:
+            name = f"{STACK_NAME}-{_kebab(logical_id)}"
         else:
-            key = next((k for k in ("Name", "TopicName", "QueueName", "TableName", "RoleName", "ScheduleGroupName")
-                        if k in props), None)
-            name = props[key] if key else f"{STACK_NAME}-{_kebab(logical_id)}"
+            name = self.generated_name(logical_id)
         self._names[logical_id] = name = str(self.resolve(name))
         return name
+
+    def generated_name(self, logical_id: str, kind: str | None = None) -> str:
+        """A name as CloudFormation generates one for a resource the template
+        leaves unnamed: stack name, logical id and a 12-character random
+        suffix, the first two cut so that the whole fits the kind's limit
+        ("CloudFormation resource custom naming", CloudFormation template
+        reference)."""
+        limit = NAME_LIMITS.get(kind or self.type_of(logical_id), (64, ""))[0]
+        suffix = "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(12))
+        return f"{self.stack_name}-{logical_id}"[: limit - len(suffix) - 1] + "-" + suffix
+
+    def physical_names(self) -> dict[str, tuple[str, str]]:
+        """Every named resource the template deploys (conditions applied),
+        with SAM's generated ones (function roles, function event rules):
+        logical id -> (kind, physical name)."""
+        out: dict[str, tuple[str, str]] = {}
+        for logical, spec in self.resources.items():
+            if not self._included(logical) or spec.get("Type") not in NAME_LIMITS:
+                continue
+            out[logical] = (str(spec["Type"]), self.name(logical))
+        for logical in self.functions():
+            role = f"{logical}Role"
+            if role not in self.resources:
+                out[role] = ("AWS::IAM::Role", self._names.setdefault(role, self.generated_name(role, "AWS::IAM::Role")))
+        for rule in template_rules(self):
+            out.setdefault(rule.name, ("AWS::Events::Rule", rule.physical))
+        return out
+
+    def dependencies(self, logical_id: str) -> set[str]:
+        """The resources ``logical_id`` depends on: DependsOn, and every
+        resource its properties Ref, GetAtt or Sub."""
+        spec = self.resources[logical_id]
+        found = {spec["DependsOn"]} if isinstance(spec.get("DependsOn"), str) else set(spec.get("DependsOn") or [])
+
+        def walk(value: Any) -> None:
+            if isinstance(value, dict):
+                for key, arg in value.items():
+                    if key == "Ref" and isinstance(arg, str):
+                        found.add(arg)
+                    elif key == "Fn::GetAtt":
+                        found.add((arg if isinstance(arg, list) else str(arg).split("."))[0])
+                    elif key == "Fn::Sub":
+                        text = arg if isinstance(arg, str) else arg[0]
+                        found.update(m.split(".")[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", str(text)))
+                    walk(arg)
+            elif isinstance(value, list):
+                for v in value:
+                    walk(v)
+
+        walk(spec.get("Properties") or {})
+        return found & set(self.resources)
+
+    def creation_order(self, logical_ids: list[str]) -> list[str]:
+        """``logical_ids`` ordered so that each comes after what it depends on
+        (as CloudFormation creates them), else in template order."""
+        wanted, done, order = set(logical_ids), set(), []
+
+        def visit(logical: str, path: tuple[str, ...]) -> None:
+            if logical in done:
+                return
+            if logical in path:
+                raise LocalAwsError(f"circular dependency: {' -> '.join((*path, logical))}")
+            for dep in sorted(self.dependencies(logical) & wanted):
+                visit(dep, (*path, logical))
+            done.add(logical)
+            order.append(logical)
+
+        for logical in logical_ids:
+            visit(logical, ())
+        return order
 
     def arn(self, logical_id: str) -> str:
         kind, name = self.type_of(logical_id), self.name(logical_id)
@@ -470,6 +575,8 @@ class Stack:
             return self.name(target)
         if attribute == "QueueUrl":
             return self.ref(target)
+        if attribute == "Value" and self.type_of(target) == "AWS::SSM::Parameter":
+            return self.resolve((self.resources[target].get("Properties") or {}).get("Value"))
         raise UnresolvedReference(f"!GetAtt {target}.{attribute}: not known locally")
 
     # -- intrinsic functions ---------------------------------------------------
@@ -573,10 +680,14 @@ class Rule:
     pattern: dict[str, Any] | None  # None: a schedule
     schedule: str | None = None
     queue_url: str | None = None
+    physical: str = ""  # its name in AWS: the local world's is ``name``, a named stack's generated
+
+    def __post_init__(self) -> None:
+        self.physical = self.physical or self.name
 
     @property
     def arn(self) -> str:
-        return f"arn:{PARTITION}:events:{REGION}:{HOME_ACCOUNT}:rule/{self.name}"
+        return f"arn:{PARTITION}:events:{REGION}:{HOME_ACCOUNT}:rule/{self.physical}"
 
 
 def template_rules(stack: Stack) -> list[Rule]:
@@ -590,11 +701,13 @@ def template_rules(stack: Stack) -> list[Rule]:
         for event_name, spec in events.items():
             kind, props = spec.get("Type"), stack.resolve(spec.get("Properties") or {})
             bus = str(props.get("EventBusName") or "default")
+            name = f"{logical}{event_name}"
+            physical = "" if stack.local else stack._names.setdefault(name, stack.generated_name(name, "AWS::Events::Rule"))
             if kind in ("EventBridgeRule", "CloudWatchEvent"):
-                rules.append(Rule(f"{logical}{event_name}", short, bus, props.get("Pattern")))
+                rules.append(Rule(name, short, bus, props.get("Pattern"), physical=physical))
             elif kind in ("Schedule", "ScheduleV2"):
-                rules.append(Rule(f"{logical}{event_name}", short, bus, None,
-                                  schedule=props.get("Schedule") or props.get("ScheduleExpression")))
+                rules.append(Rule(name, short, bus, None,
+                                  schedule=props.get("Schedule") or props.get("ScheduleExpression"), physical=physical))
     for logical in stack.of_type("AWS::Events::Rule"):
         props = stack.resources[logical].get("Properties") or {}
         for target in props.get("Targets") or []:
@@ -602,8 +715,9 @@ def template_rules(stack: Stack) -> list[Rule]:
             fn = (arn.get("Fn::GetAtt") or [None])[0] if isinstance(arn, dict) else None
             if fn in functions:
                 p = stack.resolve(props)
-                rules.append(Rule(str(p.get("Name") or logical), functions[fn], str(p.get("EventBusName") or "default"),
-                                  p.get("EventPattern"), schedule=p.get("ScheduleExpression")))
+                rules.append(Rule(logical, functions[fn], str(p.get("EventBusName") or "default"),
+                                  p.get("EventPattern"), schedule=p.get("ScheduleExpression"),
+                                  physical=str(p.get("Name") or ("" if stack.local else stack.name(logical)))))
     return rules
 
 
@@ -614,24 +728,33 @@ class Document:
     content: dict[str, Any]
     created: bool = False
     skipped: str | None = None  # why it could not be created locally
+    logical_id: str = ""
+    document_format: str = "JSON"  # the template's DocumentFormat (CloudFormation's default: JSON)
+    text: str = ""  # the content as SSM gets it, in that format
 
 
 def template_documents(stack: Stack) -> list[Document]:
-    """The template's SSM documents, their content resolved. A document whose
-    content refers to what cannot be resolved locally is kept with ``skipped``."""
+    """The template's SSM documents, their content resolved, in the order
+    CloudFormation may create them. A document whose content refers to what
+    cannot be resolved locally is kept with ``skipped``. Content given as a
+    string reaches SSM as written; given as a map, CloudFormation writes it
+    in the document's format."""
     docs = []
-    for logical in stack.of_type("AWS::SSM::Document"):
+    for logical in stack.creation_order(stack.of_type("AWS::SSM::Document")):
         props = stack.resources[logical].get("Properties") or {}
         name = stack.name(logical)
         kind = str(props.get("DocumentType") or "Command")
+        fmt = str(props.get("DocumentFormat") or "JSON")
         try:
             content = stack.resolve(props.get("Content") or {})
         except LocalAwsError as e:
-            docs.append(Document(name, kind, {}, skipped=str(e)))
+            docs.append(Document(name, kind, {}, skipped=str(e), logical_id=logical, document_format=fmt))
             continue
         if isinstance(content, str):
-            content = yaml.safe_load(content)
-        docs.append(Document(name, kind, content))
+            text, content = content, yaml.safe_load(content)
+        else:
+            text = json.dumps(content) if fmt == "JSON" else yaml.safe_dump(content, sort_keys=False)
+        docs.append(Document(name, kind, content, logical_id=logical, document_format=fmt, text=text))
     return docs
 
 
@@ -652,10 +775,23 @@ class World:
     documents: list[Document] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
     schedule_groups: list[str] = field(default_factory=list)
+    queues: dict[str, str] = field(default_factory=dict)  # logical id -> URL
 
     @property
     def topic_arn(self) -> str:
         return self.topics.get("NotificationTopic") or next(iter(self.topics.values()))
+
+    def document(self, logical_id: str) -> Document:
+        """The template's document ``logical_id`` (AccessRunbook, ChangeTemplate,
+        RequestRunbook), as provisioned."""
+        found = next((d for d in self.documents if d.logical_id == logical_id), None)
+        if found is None:
+            raise LocalAwsError(f"the stack deploys no document {logical_id} (with these parameters)")
+        return found
+
+    def document_name(self, logical_id: str) -> str:
+        """The name the stack gives its document ``logical_id``."""
+        return self.document(logical_id).name
 
     def client(self, service: str, creds: Mapping[str, str] | None = None, **config: Any) -> Any:
         return client(self.url, service, creds, **config)
@@ -724,6 +860,7 @@ def provision(
     template: Path | Mapping[str, Any] = TEMPLATE,
     parameters: Mapping[str, str] | None = None,
     capture: bool = True,
+    stack_name: str | None = None,
 ) -> World:
     """Creates in the local AWS at ``url`` what template.yaml deploys and
     changegate's functions talk to: the decision table (key
@@ -731,16 +868,23 @@ def provision(
     the schedule groups, the SSM documents (parameters substituted; a type
     moto refuses is recorded in ``Document.skipped``), and, with ``capture``,
     each rule that targets a function with an SQS queue of the rule's name
-    as its target (``World.pending()`` reads them)."""
+    as its target (``World.pending()`` reads them). With ``stack_name``, the
+    stack is deployed under that name with the names AWS would give it, so
+    that two stacks can stand side by side in one local account."""
     tpl = load_template(template) if isinstance(template, Path) else template
-    stack = Stack(tpl, parameters)
+    stack = Stack(tpl, parameters, stack_name)
     world = World(url, stack)
+    buses = stack.of_type("AWS::Events::EventBus")
+    tables = stack.of_type("AWS::DynamoDB::Table")
+    if buses:
+        world.bus = stack.name(buses[0])
+    if tables:
+        world.table = stack.name(tables[0])
 
     ddb = world.client("dynamodb")
-    tables = stack.of_type("AWS::DynamoDB::Table")
     spec = (stack.resources[tables[0]].get("Properties") or {}) if tables else {}
     ddb.create_table(
-        TableName=DECISIONS_TABLE,
+        TableName=world.table,
         KeySchema=spec.get("KeySchema") or [{"AttributeName": "change_request_id", "KeyType": "HASH"}],
         AttributeDefinitions=spec.get("AttributeDefinitions")
         or [{"AttributeName": "change_request_id", "AttributeType": "S"}],
@@ -748,7 +892,7 @@ def provision(
     )
 
     events = world.client("events")
-    events.create_event_bus(Name=EVENT_BUS)
+    events.create_event_bus(Name=world.bus)
 
     sns = world.client("sns")
     for logical in stack.of_type("AWS::SNS::Topic"):
@@ -761,27 +905,30 @@ def provision(
         scheduler.create_schedule_group(Name=stack.name(logical))
         world.schedule_groups.append(stack.name(logical))
 
+    sqs = world.client("sqs")
+    for logical in stack.of_type("AWS::SQS::Queue"):
+        world.queues[logical] = sqs.create_queue(QueueName=stack.name(logical))["QueueUrl"]
+
     ssm = world.client("ssm")
     world.documents = template_documents(stack)
     for doc in world.documents:
         if doc.skipped:
             continue
         try:
-            ssm.create_document(Name=doc.name, DocumentType=doc.document_type, DocumentFormat="JSON",
-                                Content=json.dumps(doc.content))
+            ssm.create_document(Name=doc.name, DocumentType=doc.document_type, DocumentFormat=doc.document_format,
+                                Content=doc.text)
             doc.created = True
         except ClientError as e:
             doc.skipped = f"{e.response['Error']['Code']}: {e.response['Error'].get('Message', '')}"
 
     world.rules = template_rules(stack)
     if capture:
-        sqs = world.client("sqs")
         for r in world.rules:
             if r.pattern is None:
                 continue  # moto does not fire schedules: tests hand revoke the event
-            r.queue_url, arn = queue(sqs, r.name)
-            events.put_rule(Name=r.name, EventBusName=r.bus, EventPattern=json.dumps(r.pattern))
-            events.put_targets(Rule=r.name, EventBusName=r.bus, Targets=[{"Id": "capture", "Arn": arn}])
+            r.queue_url, arn = queue(sqs, r.physical)
+            events.put_rule(Name=r.physical, EventBusName=r.bus, EventPattern=json.dumps(r.pattern))
+            events.put_targets(Rule=r.physical, EventBusName=r.bus, Targets=[{"Id": "capture", "Arn": arn}])
     return world
 
 

@@ -33,13 +33,14 @@ import sys
 import traceback
 from typing import Any
 
+import yaml
 from sam_transform import expand
 
 APPROVERS = ["arn:aws:iam::123456789012:user/bob", "arn:aws:iam::123456789012:role/ProdApprovers"]
 CHANGE_MANAGER_EVENT = "Change Request Status Update"
 AUTOMATION_EVENTS = ("EC2 Automation Step Status-change Notification", "EC2 Automation Execution Status-change Notification")
 CHANGE_TEMPLATE = "Automation.ChangeTemplate"
-REQUEST_RUNBOOK = "changegate-access-request"
+REQUEST_RUNBOOK = "RequestRunbook"  # its logical id (its name is the stack's own)
 
 
 class Unresolved(Exception):
@@ -140,7 +141,8 @@ def references(value: Any) -> set[str]:
                 found.add(v[0] if isinstance(v, list) else str(v).split(".")[0])
             elif k == "Fn::Sub":
                 text = v if isinstance(v, str) else v[0]
-                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", text)}
+                named = set() if isinstance(v, str) else set(v[1])  # the Sub's own variables
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", text)} - named
                 if not isinstance(v, str):
                     found |= references(v[1])
             else:
@@ -158,6 +160,16 @@ def deployed(template: dict[str, Any], parameters: dict[str, Any]) -> dict[str, 
     return resources
 
 
+def content(props: dict[str, Any]) -> dict[str, Any]:
+    """A document's Content as a map: given as one, or as YAML or JSON text,
+    plain or in a Fn::Sub (each ${...} read as a placeholder string)."""
+    value = props.get("Content") or {}
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+        value = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+        value = re.sub(r"\$\{[^}]*\}", "SUBSTITUTED", value)
+    return yaml.safe_load(value) if isinstance(value, str) else value
+
+
 def event_types(resource: dict[str, Any]) -> set[str]:
     pattern = (resource.get("Properties") or {}).get("EventPattern") or {}
     if isinstance(pattern, str):
@@ -169,8 +181,8 @@ def check(template: dict[str, Any], sources: str) -> list[str]:
     resources = deployed(template, {"RequestSources": sources, "ApproverArns": APPROVERS})
     problems = []
     documents = {
-        (r.get("Properties") or {}).get("Name"): (r.get("Properties") or {})
-        for r in resources.values()
+        logical: (r.get("Properties") or {})
+        for logical, r in resources.items()
         if r.get("Type") == "AWS::SSM::Document"
     }
     kinds = {p.get("DocumentType") for p in documents.values()}
@@ -190,7 +202,7 @@ def check(template: dict[str, Any], sources: str) -> list[str]:
         if (event in rule_events) != auto:
             problems.append(f"rule for {event!r} {'missing' if auto else 'deployed'}")
     for props in documents.values():
-        if props.get("DocumentType") == CHANGE_TEMPLATE and props["Content"].get("autoApprovable") is not False:
+        if props.get("DocumentType") == CHANGE_TEMPLATE and content(props).get("autoApprovable") is not False:
             problems.append("change template allows auto-approval")
     # Nothing deployed may point at a resource that is not.
     known = set(resources) | set(template.get("Parameters") or {})

@@ -15,10 +15,13 @@ from botocore.exceptions import ClientError
 
 import localaws
 
+# This test's own change template and runbook (not template.yaml's).
+CHANGE_TEMPLATE_NAME = "changegate-access"
+ACCESS_RUNBOOK = "changegate-access-runbook"
 ALICE = "arn:aws:iam::123456789012:user/alice"
 BOB = "arn:aws:iam::123456789012:user/bob"
 RUNBOOK = {
-    "DocumentName": localaws.ACCESS_RUNBOOK,
+    "DocumentName": ACCESS_RUNBOOK,
     "Parameters": {
         "IAMUserName": ["alice"],
         "AWSAccountId": [localaws.PROD_ACCOUNT],
@@ -39,7 +42,7 @@ CHANGE_TEMPLATE = {
     "schemaVersion": "0.3",
     "emergencyChange": False,
     "autoApprovable": True,
-    "executableRunBooks": [{"name": localaws.ACCESS_RUNBOOK, "version": "$DEFAULT"}],
+    "executableRunBooks": [{"name": ACCESS_RUNBOOK, "version": "$DEFAULT"}],
     "mainSteps": [{
         "name": "ApproveChangeRequest",
         "action": "aws:approve",
@@ -60,10 +63,11 @@ class ChangeManager:
 
     def __init__(self, aws: localaws.Server, people: dict[str, dict[str, str]]):
         ssm = aws.client("ssm")
-        ssm.create_document(Name=localaws.CHANGE_TEMPLATE, DocumentType="Automation.ChangeTemplate",
-                            DocumentFormat="JSON", Content=json.dumps(CHANGE_TEMPLATE))
-        ssm.create_document(Name=localaws.ACCESS_RUNBOOK, DocumentType="Automation", DocumentFormat="JSON",
+        # The runbook first: a change template's runbooks must exist.
+        ssm.create_document(Name=ACCESS_RUNBOOK, DocumentType="Automation", DocumentFormat="JSON",
                             Content=json.dumps(QUICK_RUNBOOK))
+        ssm.create_document(Name=CHANGE_TEMPLATE_NAME, DocumentType="Automation.ChangeTemplate",
+                            DocumentFormat="JSON", Content=json.dumps(CHANGE_TEMPLATE))
         self.alice = aws.client("ssm", people["alice"])
         self.bob = aws.client("ssm", people["bob"])
         self.sqs = aws.client("sqs")
@@ -75,7 +79,7 @@ class ChangeManager:
 
     def start(self, **extra: Any) -> str:
         return self.alice.start_change_request_execution(
-            DocumentName=localaws.CHANGE_TEMPLATE, ChangeRequestName="title", Runbooks=[RUNBOOK], **extra
+            DocumentName=CHANGE_TEMPLATE_NAME, ChangeRequestName="title", Runbooks=[RUNBOOK], **extra
         )["AutomationExecutionId"]
 
     def execution(self, cid: str) -> dict[str, Any]:
@@ -225,7 +229,7 @@ def test_given_a_client_token_when_the_same_request_is_retried_then_the_same_id_
 
 def test_given_two_runbooks_when_filing_then_validation_fails(cm: ChangeManager) -> None:
     expect_error("ValidationException", lambda: cm.alice.start_change_request_execution(
-        DocumentName=localaws.CHANGE_TEMPLATE, Runbooks=[RUNBOOK, RUNBOOK]))
+        DocumentName=CHANGE_TEMPLATE_NAME, Runbooks=[RUNBOOK, RUNBOOK]))
 
 
 def test_given_a_change_request_when_tagged_then_its_tags_read_back_and_unknown_ids_are_invalid(

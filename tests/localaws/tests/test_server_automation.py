@@ -548,19 +548,21 @@ def test_the_templates_documents_run_here(url: str) -> None:
     provisioned = localaws.provision(
         url, parameters={"RequestSources": "Both", "ApproverArns": ",".join(people), "AllowedAccountIds": "111122223333"}
     )
-    made = {d.name: d.document_type for d in provisioned.documents if d.created}
-    assert made.get("changegate-access-request") == "Automation"
-    execution = start(world, window(2))
+    made = {d.logical_id: d.document_type for d in provisioned.documents if d.created}
+    assert made == {"AccessRunbook": "Automation", "ChangeTemplate": "Automation.ChangeTemplate",
+                    "RequestRunbook": "Automation"}, [d.skipped for d in provisioned.documents]
+    execution = world.ssm["alice"].start_automation_execution(
+        DocumentName=provisioned.document_name("RequestRunbook"), Parameters=window(2))["AutomationExecutionId"]
     assert world.execution(execution)["AutomationExecutionStatus"] == "Waiting"
     world.ssm["bob"].send_automation_signal(AutomationExecutionId=execution, SignalType="Approve")
     assert world.execution(execution)["AutomationExecutionStatus"] == "InProgress"
     assert [c["AutomationExecutionId"] for c in world.invocations(drain=True)] == [execution]
     ids = [execution]
-    if made.get("changegate-access") == "Automation.ChangeTemplate":
-        cr = file_request(world, params=window(2))
-        world.ssm["carol"].send_automation_signal(AutomationExecutionId=cr, SignalType="Approve")
-        assert world.execution(cr)["AutomationExecutionStatus"] == "RunbookInProgress"
-        ids.append(cr)
+    cr = file_request(world, template=provisioned.document_name("ChangeTemplate"),
+                      runbook=provisioned.document_name("AccessRunbook"), params=window(2))
+    world.ssm["carol"].send_automation_signal(AutomationExecutionId=cr, SignalType="Approve")
+    assert world.execution(cr)["AutomationExecutionStatus"] == "RunbookInProgress"
+    ids.append(cr)
     for i in ids:
         wait_for(lambda i=i: world.execution(i)["AutomationExecutionStatus"] in ("Success", "CompletedWithSuccess"))
 

@@ -11,7 +11,7 @@ def test_given_a_filtered_subscriber_when_json_structured_messages_are_published
     aws: localaws.Server,
 ) -> None:
     sns, sqs = aws.client("sns"), aws.client("sqs")
-    topic = sns.create_topic(Name=localaws.TOPIC_NAME)["TopicArn"]
+    topic = sns.create_topic(Name="changegate-notifications")["TopicArn"]
     queue, arn = localaws.queue(sqs, "alice-email")
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn,
                   Attributes={"FilterPolicy": json.dumps({"user": ["alice"]})})

@@ -37,3 +37,49 @@ def test_given_an_arn_parameter_when_its_arn_is_in_any_partition_then_the_patter
         arn = f"arn:{partition}:iam::123456789012:{kind}/bob"
         assert re.search(pattern, arn), f"{name} {param} refuses {arn} ({pattern})"
         assert not re.search(pattern, f"arn:{partition}:sts::123456789012:{kind}/bob"), param
+
+
+# Stack names may have 128 characters (CloudFormation CreateStack: StackName,
+# [a-zA-Z][-a-zA-Z0-9]*, at most 128). Two that differ in their last one only.
+STACKS = ("changegate-" + "x" * 116 + "a", "changegate-" + "x" * 116 + "b")
+BOB = f"arn:aws:iam::{localaws.HOME_ACCOUNT}:user/bob"
+BOTH = {"RequestSources": "Both", "ApproverArns": BOB, "AllowedAccountIds": localaws.PROD_ACCOUNT}
+
+
+def test_given_two_stacks_with_128_character_names_in_one_account_when_provisioned_then_no_name_collides_or_is_too_long(
+    aws: localaws.Server,
+) -> None:
+    """Staging beside production: both stacks deploy in one account and
+    Region, each with its own names, every one within AWS's limit for its
+    kind (NAME_LIMITS), including those CloudFormation and SAM generate."""
+    assert all(len(s) == 128 for s in STACKS)
+    worlds = [localaws.provision(aws.url, parameters=BOTH, stack_name=name) for name in STACKS]
+
+    for world in worlds:
+        assert [d.logical_id for d in world.documents if d.created] == ["AccessRunbook", "ChangeTemplate", "RequestRunbook"], [
+            d.skipped for d in world.documents]
+    owner: dict[tuple[str, str], str] = {}
+    for world in worlds:
+        for logical, (kind, name) in world.stack.physical_names().items():
+            limit, source = localaws.NAME_LIMITS[kind]
+            assert len(name) <= limit, f"{logical} ({kind}) is {len(name)} characters, over {limit} ({source}): {name}"
+            assert (kind, name) not in owner, f"{logical} ({kind}) of both stacks is named {name}"
+            owner[kind, name] = world.stack.stack_name
+    # Each stack's functions name their own stack's resources.
+    envs = [w.function_env("grant") for w in worlds]
+    for var in ("CHANGEGATE_CHANGE_TEMPLATE", "CHANGEGATE_ACCESS_RUNBOOK", "CHANGEGATE_REQUEST_RUNBOOK",
+                "CHANGEGATE_DECISIONS_TABLE", "CHANGEGATE_EVENT_BUS", "CHANGEGATE_EXPIRY_SCHEDULE_GROUP"):
+        assert envs[0][var] != envs[1][var], var
+    for world, env in zip(worlds, envs, strict=True):
+        assert env["CHANGEGATE_REQUEST_RUNBOOK"] == world.document_name("RequestRunbook")
+        assert env["CHANGEGATE_CHANGE_TEMPLATE"] == world.document_name("ChangeTemplate")
+        assert env["CHANGEGATE_ACCESS_RUNBOOK"] == world.document_name("AccessRunbook")
+        assert env["CHANGEGATE_EXPIRY_SCHEDULE_GROUP"] in world.schedule_groups
+    # The rules listen for their own stack's documents only.
+    for world in worlds:
+        for rule in world.rules:
+            detail = (rule.pattern or {}).get("detail") or {}
+            if "Definition" in detail:
+                assert detail["Definition"] == [world.document_name("RequestRunbook")], rule.name
+            if rule.pattern and rule.pattern.get("detail-type") == ["Change Request Status Update"]:
+                assert detail.get("change-template-document-name") == [world.document_name("ChangeTemplate")], rule.name

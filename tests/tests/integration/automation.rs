@@ -92,7 +92,7 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 import localaws
 stack = localaws.Stack(localaws.load_template(), {"RequestSources": "Automation", "ApproverArns": sys.argv[2], "MinRequiredApprovals": "1"})
-doc = next(d for d in localaws.template_documents(stack) if d.name == localaws.REQUEST_RUNBOOK)
+doc = next(d for d in localaws.template_documents(stack) if d.logical_id == "RequestRunbook")
 assert not doc.skipped, doc.skipped
 print(json.dumps({"content": doc.content, "topic": stack.name("ApproversTopic")}))
 "#;
