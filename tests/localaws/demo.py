@@ -55,6 +55,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
 from botocore.exceptions import ClientError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -575,7 +576,7 @@ def change_manager_path(demo: Demo) -> None:
     change_template, access_runbook = stack_template.name, demo.world.document_name("AccessRunbook")
     # What Change Manager holds is the stack's own document, as template.yaml resolves it.
     held = demo.client("ssm").get_document(Name=change_template)
-    check(held["DocumentType"] == "Automation.ChangeTemplate" and json.loads(held["Content"]) == stack_template.content,
+    check(held["DocumentType"] == "Automation.ChangeTemplate" and yaml.safe_load(held["Content"]) == stack_template.content,
           f"{change_template} in SSM is not template.yaml's change template")
     out.say(f"the stack's change template {change_template} (version {held['DocumentVersion']}, "
             f"from template.yaml), runbooks {compact(stack_template.content.get('executableRunBooks'))}:")

@@ -86,7 +86,7 @@ sources_breakage() {
 }
 sources_breakage "an unconditional change template" '/^  ChangeTemplate:$/,/^    Condition: UseChangeManager$/{/^    Condition: UseChangeManager$/d}'
 sources_breakage "an unconditional Change Manager rule" '/^  GrantChangeRequestStatusRule:$/,/^    Condition: UseChangeManager$/{/^    Condition: UseChangeManager$/d}'
-sources_breakage "a change template that allows auto-approval" 's/^        autoApprovable: false$/        autoApprovable: true/'
+sources_breakage "a change template that allows auto-approval" 's/^          autoApprovable: false$/          autoApprovable: true/'
 
 # The production-account stack: plain CloudFormation (no transform), so
 # cfn-lint checks its IAM actions as written.
