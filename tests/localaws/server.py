@@ -199,6 +199,108 @@ def _document(account: str, region: str, name: str, version: str | None, kind: s
     return found
 
 
+# aws:executeScript runtimes the emulator accepts: the one AWS tells runbook
+# authors to use (user guide, aws:executeScript: "Beginning December 4, 2024,
+# you can no longer create or update runbooks that use the aws:executeScript
+# action with Python 3.6, 3.7, or 3.8 runtimes ... upgrade ... to Python
+# 3.11"). Any other is refused, as 3.6-3.8 are on AWS (stricter than AWS for
+# the runtimes it still lists: it runs Python only, changegate's 3.11).
+SCRIPT_RUNTIMES = {"python3.11"}
+_REFERENCE = re.compile(r"^\{\{\s*[\w:.\-]+\s*\}\}$")
+
+
+def _whole_number(value: Any) -> bool:
+    """An Integer input as SSM documents it: a number in the content, or a
+    ``{{ reference }}`` resolved at run time, never a string like "1"."""
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and bool(_REFERENCE.match(value)))
+
+
+def _content_problems(content: dict[str, Any], document_format: str) -> list[str]:
+    """What SSM documents as invalid in an Automation document's steps, that
+    moto does not check:
+    * aws:executeScript: an inline ``Script`` in a JSON document ("This
+      parameter is not supported for JSON runbooks. JSON runbooks must
+      provide script content using the Attachment input parameter"), and a
+      runtime outside SCRIPT_RUNTIMES;
+    * aws:approve: ``MinRequiredApprovals`` (and an approver's
+      ``minRequiredApprovals``) that is not an integer ("Type: Integer").
+    Where AWS would refuse these (at CreateDocument or when the step runs) is
+    not documented: the emulator refuses the document, and a value that only
+    turns out wrong at run time fails the step (_approver_entries)."""
+    problems = []
+    for step in content.get("mainSteps") or []:
+        if not isinstance(step, dict):
+            continue
+        inputs = step.get("inputs") or {}
+        name, action = step.get("name"), step.get("action")
+        if action == "aws:executeScript":
+            if "Script" in inputs and document_format.upper() == "JSON":
+                problems.append(f"step {name}: the Script input parameter is not supported for JSON documents; "
+                                "JSON documents must provide script content using the Attachment input parameter")
+            if inputs.get("Runtime") not in SCRIPT_RUNTIMES:
+                problems.append(f"step {name}: Runtime {inputs.get('Runtime')!r} is not supported "
+                                f"(localaws takes {', '.join(sorted(SCRIPT_RUNTIMES))})")
+        if action == "aws:approve":
+            enhanced = inputs.get("EnhancedApprovals") if isinstance(inputs.get("EnhancedApprovals"), dict) else {}
+            for where, holder in (("inputs", inputs), ("EnhancedApprovals", enhanced)):
+                if "MinRequiredApprovals" in holder and not _whole_number(holder["MinRequiredApprovals"]):
+                    problems.append(f"step {name}: {where}.MinRequiredApprovals must be an Integer, "
+                                    f"not {holder['MinRequiredApprovals']!r}")
+            for approver in enhanced.get("Approvers") or inputs.get("Approvers") or []:
+                if isinstance(approver, dict) and "minRequiredApprovals" in approver and not _whole_number(
+                        approver["minRequiredApprovals"]):
+                    problems.append(f"step {name}: an approver's minRequiredApprovals must be an Integer, "
+                                    f"not {approver['minRequiredApprovals']!r}")
+    return problems
+
+
+def _parsed(content: str, document_format: str) -> dict[str, Any] | None:
+    import yaml
+
+    try:
+        value = json.loads(content) if document_format.upper() == "JSON" else yaml.safe_load(content)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _wrap_document_checks() -> None:
+    """CreateDocument and UpdateDocument refuse what _content_problems finds
+    (InvalidDocumentContent), in Automation documents and change templates."""
+    from moto.ssm.exceptions import InvalidDocumentContent
+
+    original_create = SimpleSystemManagerBackend.create_document
+    if getattr(original_create, "_localaws", False):
+        return
+    original_update = SimpleSystemManagerBackend.update_document
+
+    def check(backend: SimpleSystemManagerBackend, content: str, document_type: str | None, document_format: str) -> None:
+        if document_type not in ("Automation", CHANGE_TEMPLATE_TYPE):
+            return
+        parsed = _parsed(content, document_format or "JSON")
+        problems = _content_problems(parsed, document_format or "JSON") if parsed is not None else []
+        if problems:
+            raise InvalidDocumentContent("; ".join(problems))
+
+    def create(self: SimpleSystemManagerBackend, content: str, requires: Any, attachments: Any, name: str,
+               version_name: str, document_type: str, document_format: str, target_type: str, tags: Any) -> Any:
+        check(self, content, document_type, document_format)
+        return original_create(self, content, requires, attachments, name, version_name, document_type,
+                               document_format, target_type, tags)
+
+    def update(self: SimpleSystemManagerBackend, content: str, attachments: Any, name: str, version_name: str,
+               document_version: str, document_format: str, target_type: str) -> Any:
+        docs = self._documents.get(name)
+        kind = docs.get_default_version().document_type if docs is not None else None
+        check(self, content, kind, document_format)
+        return original_update(self, content, attachments, name, version_name, document_version, document_format,
+                               target_type)
+
+    create._localaws = True  # type: ignore[attr-defined]
+    SimpleSystemManagerBackend.create_document = create  # type: ignore[method-assign]
+    SimpleSystemManagerBackend.update_document = update  # type: ignore[method-assign]
+
+
 def _wrap_document_types() -> None:
     """CreateDocument / UpdateDocument accept ``Automation.ChangeTemplate``
     (moto 5.2.1 rejects it as an invalid document type)."""
@@ -370,7 +472,10 @@ def _approver_entries(inputs: dict[str, Any]) -> tuple[list[tuple[str, str]], in
         if isinstance(item, dict):
             name = str(item.get("approver") or item.get("Approver") or item.get("Name") or "")
             kind = str(item.get("type") or item.get("Type") or item.get("ApproverType") or "")
-            per_approver += int(item.get("minRequiredApprovals") or 0)
+            each = item.get("minRequiredApprovals") or 0
+            if isinstance(each, bool) or not isinstance(each, int):
+                raise ValueError(f"an approver's minRequiredApprovals must be an Integer, not {each!r}")
+            per_approver += each
         else:
             name, kind = str(item), ""
         if name:
@@ -380,7 +485,11 @@ def _approver_entries(inputs: dict[str, Any]) -> tuple[list[tuple[str, str]], in
         minimum = enhanced.get("MinRequiredApprovals")
     if minimum is None:
         minimum = per_approver or 1
-    return entries, int(minimum)
+    if isinstance(minimum, bool) or not isinstance(minimum, int):
+        # aws:approve documents MinRequiredApprovals as an Integer: a string
+        # (a !Ref of a Number parameter, or a {{ }} of a String) is refused.
+        raise ValueError(f"MinRequiredApprovals must be an Integer, not {minimum!r}")
+    return entries, minimum
 
 
 def _is_approver(caller: str, entries: list[tuple[str, str]], account: str) -> bool:
@@ -803,7 +912,11 @@ def _start_step(ex: Execution, run: Run, step: Step) -> None:
     inputs = step.inputs
     action = step.action
     if action == "aws:approve":
-        step.approvers, step.min_required = _approver_entries(inputs)
+        try:
+            step.approvers, step.min_required = _approver_entries(inputs)
+        except ValueError as exc:
+            _set_step(ex, step, FAILED, f"aws:approve: {exc}")
+            return
         problem = None
         if not step.approvers:
             problem = "aws:approve needs Approvers"
@@ -928,8 +1041,8 @@ def _execute_script(ex: Execution, run: Run, step: Step) -> None:
     read from it with their ``Selector`` (``$.Payload.a.b``)."""
     inputs = step.inputs or {}
     runtime = str(inputs.get("Runtime") or "")
-    if not runtime.startswith("python3"):
-        _set_step(ex, step, FAILED, f"localaws runs Python scripts only (Runtime {runtime!r})")
+    if runtime not in SCRIPT_RUNTIMES:
+        _set_step(ex, step, FAILED, f"localaws runs {', '.join(sorted(SCRIPT_RUNTIMES))} scripts only (Runtime {runtime!r})")
         return
     if not inputs.get("Script") or not inputs.get("Handler"):
         _set_step(ex, step, FAILED, "localaws runs an inline Script with a Handler only (no attachments)")
@@ -1207,7 +1320,10 @@ def start_change_request_execution(self: SimpleSystemManagerResponse) -> ActionR
         if not levels.steps:
             raise _error("ValidationException", f"Change template {template.name} has no aws:approve step.")
         for level in levels.steps:
-            entries, minimum = _approver_entries(_resolve(level.spec.get("inputs") or {}, levels.ctx))
+            try:
+                entries, minimum = _approver_entries(_resolve(level.spec.get("inputs") or {}, levels.ctx))
+            except ValueError as exc:
+                raise _error("ValidationException", f"Change template {template.name}: level {level.name}: {exc}") from None
             if not entries or minimum < 1:
                 raise _error(
                     "ValidationException", f"Change template {template.name}: approval level {level.name} has no valid approvers."
@@ -1784,6 +1900,7 @@ def install() -> None:
     SimpleSystemManagerResponse.describe_automation_step_executions = describe_automation_step_executions  # type: ignore[attr-defined]
     SimpleSystemManagerResponse.describe_automation_executions = describe_automation_executions  # type: ignore[attr-defined]
     _wrap_document_types()
+    _wrap_document_checks()
     _wrap_tag_validation()
     _wrap_reset()
     IamResponse.get_account_authorization_details = get_account_authorization_details  # type: ignore[method-assign]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from botocore.exceptions import ClientError
 
 import localaws
 
@@ -33,20 +34,23 @@ Resources:
     Properties:
       Name: changegate-access-request
       DocumentType: Automation
-      Content:
-        schemaVersion: '0.3'
-        parameters: {IAMUserName: {type: String}}
-        mainSteps:
-          - name: Approve
-            action: aws:approve
-            inputs:
-              Approvers: !Ref Approvers
-              MinRequiredApprovals: !Ref MinApprovals
-          - name: Grant
-            action: aws:invokeLambdaFunction
-            inputs:
-              FunctionName: !GetAtt GrantFunction.Arn
-              Payload: !Sub '{"changegate-request": {"execution-id": "{{automation:EXECUTION_ID}}"}}'
+      DocumentFormat: YAML
+      Content: !Sub
+        - |
+          schemaVersion: '0.3'
+          parameters: {IAMUserName: {type: String}}
+          mainSteps:
+            - name: Approve
+              action: aws:approve
+              inputs:
+                Approvers: ["${Approvers}"]
+                MinRequiredApprovals: ${MinApprovals}
+            - name: Grant
+              action: aws:invokeLambdaFunction
+              inputs:
+                FunctionName: ${GrantFunction.Arn}
+                Payload: '{"changegate-request": {"execution-id": "{{automation:EXECUTION_ID}}"}}'
+        - Approvers: !Join ['", "', !Ref Approvers]
   GrantFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -78,8 +82,8 @@ def test_given_short_tags_when_the_template_is_read_then_they_become_intrinsic_f
     tpl = mini()
 
     assert tpl["Resources"]["Bus"]["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-bus"}
-    assert tpl["Resources"]["RequestRunbook"]["Properties"]["Content"]["mainSteps"][1]["inputs"]["FunctionName"] == {
-        "Fn::GetAtt": ["GrantFunction", "Arn"]}
+    assert tpl["Resources"]["RequestRunbook"]["Properties"]["Content"]["Fn::Sub"][1] == {
+        "Approvers": {"Fn::Join": ['", "', {"Ref": "Approvers"}]}}
     assert tpl["Conditions"]["AutomationOn"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "Sources"}, "change-manager"]}]}
 
 
@@ -110,7 +114,8 @@ def test_given_a_false_condition_when_listing_documents_then_the_conditional_one
 
     assert [d.name for d in on] == ["changegate-access-request"] and off == []
     steps = on[0].content["mainSteps"]
-    assert steps[0]["inputs"] == {"Approvers": [BOB], "MinRequiredApprovals": "1"}
+    assert steps[0]["inputs"] == {"Approvers": [BOB], "MinRequiredApprovals": 1}
+    assert on[0].document_format == "YAML" and yaml.safe_load(on[0].text) == on[0].content
     assert steps[1]["inputs"]["FunctionName"] == "arn:aws:lambda:us-east-1:123456789012:function:changegate-grant"
     assert json.loads(steps[1]["inputs"]["Payload"]) == {
         "changegate-request": {"execution-id": "{{automation:EXECUTION_ID}}"}}
@@ -134,6 +139,43 @@ def test_given_the_mini_template_when_provisioned_then_the_table_bus_runbook_and
     [event] = world.pending()["grant"]
     assert (event["source"], event["account"], event["version"]) == ("changegate", localaws.HOME_ACCOUNT, "0")
     assert world.pending() == {}
+
+
+def test_given_a_number_parameter_referenced_into_a_document_map_when_provisioned_then_the_local_aws_refuses_it(
+    aws: localaws.Server,
+) -> None:
+    """A !Ref of a Number parameter is a string ("the parameter value becomes a
+    string", CloudFormation Parameters), and aws:approve's MinRequiredApprovals
+    is an Integer: the local AWS refuses the document, as its documentation
+    reads, so a template that did this cannot pass here."""
+    tpl = mini()
+    props = tpl["Resources"]["RequestRunbook"]["Properties"]
+    props["Content"] = {"schemaVersion": "0.3", "mainSteps": [{"name": "Approve", "action": "aws:approve", "inputs": {
+        "Approvers": {"Ref": "Approvers"}, "MinRequiredApprovals": {"Ref": "MinApprovals"}}}]}
+
+    world = localaws.provision(aws.url, template=tpl, parameters={"Approvers": BOB})
+
+    [doc] = world.documents
+    assert not doc.created and doc.skipped and "MinRequiredApprovals must be an Integer" in doc.skipped
+
+
+def test_given_an_inline_script_in_a_json_document_when_created_then_the_local_aws_refuses_it(aws: localaws.Server) -> None:
+    """aws:executeScript: Script "is not supported for JSON runbooks"; the
+    same runbook in YAML is taken, and a runtime AWS no longer runs is not."""
+    step = {"name": "S", "action": "aws:executeScript",
+            "inputs": {"Runtime": "python3.11", "Handler": "h", "Script": "def h(e, c):\n    return {}\n"}}
+    runbook = {"schemaVersion": "0.3", "mainSteps": [step]}
+    ssm = aws.client("ssm")
+
+    with pytest.raises(ClientError) as refused:
+        ssm.create_document(Name="inline-json", DocumentType="Automation", DocumentFormat="JSON", Content=json.dumps(runbook))
+    assert refused.value.response["Error"]["Code"] == "InvalidDocumentContent"
+    assert "not supported for JSON" in str(refused.value)
+    ssm.create_document(Name="inline-yaml", DocumentType="Automation", DocumentFormat="YAML", Content=yaml.safe_dump(runbook))
+    step["inputs"]["Runtime"] = "python3.8"
+    with pytest.raises(ClientError, match="python3.8"):
+        ssm.create_document(Name="old-runtime", DocumentType="Automation", DocumentFormat="YAML",
+                            Content=yaml.safe_dump(runbook))
 
 
 def test_given_template_yaml_when_provisioned_then_every_function_is_built_and_every_document_accounted_for(

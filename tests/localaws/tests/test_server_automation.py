@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import botocore.exceptions
 import pytest
+import yaml
 
 import localaws
 
@@ -131,7 +132,8 @@ class World:
         events.put_targets(Rule="ssm", Targets=[{"Id": "q", "Arn": arn}])
 
     def document(self, name: str, content: dict[str, Any], kind: str = "Automation") -> None:
-        self.ssm["admin"].create_document(Name=name, DocumentType=kind, DocumentFormat="JSON", Content=json.dumps(content))
+        """YAML, as changegate's documents are: an inline script is refused in JSON."""
+        self.ssm["admin"].create_document(Name=name, DocumentType=kind, DocumentFormat="YAML", Content=yaml.safe_dump(content))
 
     def events(self) -> list[dict[str, Any]]:
         out = []
@@ -449,7 +451,8 @@ def test_approval_topic_must_be_named_automation(world: World) -> None:
     ex = world.execution(start(world))
     assert ex["AutomationExecutionStatus"] == "Failed"
     world.ssm["admin"].update_document(
-        Name="changegate-access-request", Content=json.dumps(request_runbook(APPROVERS, topic=good)), DocumentVersion="$LATEST"
+        Name="changegate-access-request", Content=yaml.safe_dump(request_runbook(APPROVERS, topic=good)),
+        DocumentFormat="YAML", DocumentVersion="$LATEST",
     )
     world.ssm["admin"].update_document_default_version(Name="changegate-access-request", DocumentVersion="2")
     execution = start(world)

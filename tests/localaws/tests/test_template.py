@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import pytest
+import yaml
 
 import localaws
 
@@ -83,3 +84,52 @@ def test_given_two_stacks_with_128_character_names_in_one_account_when_provision
                 assert detail["Definition"] == [world.document_name("RequestRunbook")], rule.name
             if rule.pattern and rule.pattern.get("detail-type") == ["Change Request Status Update"]:
                 assert detail.get("change-template-document-name") == [world.document_name("ChangeTemplate")], rule.name
+
+
+def documents(parameters: dict[str, str] | None = None) -> list[localaws.Document]:
+    return localaws.template_documents(localaws.Stack(localaws.load_template(), {**BOTH, **(parameters or {})}))
+
+
+def steps(doc: localaws.Document, action: str) -> list[dict[str, Any]]:
+    return [s for s in doc.content.get("mainSteps") or [] if s.get("action") == action]
+
+
+def test_given_a_runbook_with_an_inline_script_when_read_then_it_is_a_yaml_document_on_a_runtime_aws_runs() -> None:
+    """aws:executeScript's Script "is not supported for JSON runbooks", and
+    AWS::SSM::Document's DocumentFormat defaults to JSON: each runbook with an
+    inline script says YAML, its content is YAML text, and its runtime is one
+    the local AWS takes (python3.11, the one AWS tells runbooks to move to)."""
+    import server
+
+    scripted = [d for d in documents() if steps(d, "aws:executeScript")]
+    assert {d.logical_id for d in scripted} == {"AccessRunbook", "RequestRunbook"}
+    for doc in scripted:
+        assert doc.document_format == "YAML", doc.logical_id
+        assert yaml.safe_load(doc.text) == doc.content
+        for step in steps(doc, "aws:executeScript"):
+            assert step["inputs"]["Runtime"] in server.SCRIPT_RUNTIMES, (doc.logical_id, step["name"])
+
+
+@pytest.mark.parametrize("minimum", ["1", "3"])
+def test_given_min_required_approvals_when_the_documents_are_read_then_it_is_an_integer_in_each(minimum: str) -> None:
+    """A !Ref of a Number parameter is a string; aws:approve takes an Integer."""
+    approvers = ",".join(f"arn:aws:iam::{localaws.HOME_ACCOUNT}:user/u{i}" for i in range(3))
+    approvals = [(d.logical_id, s) for d in documents({"MinRequiredApprovals": minimum, "ApproverArns": approvers})
+                 for s in steps(d, "aws:approve")]
+    assert {logical for logical, _ in approvals} == {"ChangeTemplate", "RequestRunbook"}
+    for logical, step in approvals:
+        value = step["inputs"]["MinRequiredApprovals"]
+        assert type(value) is int and value == int(minimum), (logical, value)
+
+
+def test_given_the_change_template_when_read_then_it_depends_on_each_runbook_it_lists() -> None:
+    """CloudFormation may create resources in parallel; the change template
+    names its runbook, so it waits for it (DependsOn)."""
+    stack = localaws.Stack(localaws.load_template(), BOTH)
+    by_name = {d.name: d.logical_id for d in localaws.template_documents(stack)}
+    template = next(d for d in localaws.template_documents(stack) if d.logical_id == "ChangeTemplate")
+    depends_on = stack.resources["ChangeTemplate"].get("DependsOn")
+    explicit = {depends_on} if isinstance(depends_on, str) else set(depends_on or [])
+    listed = {by_name.get(r["name"], r["name"]) for r in template.content["executableRunBooks"]}
+    assert listed == {"AccessRunbook"}
+    assert listed <= explicit, f"ChangeTemplate's DependsOn {sorted(explicit)} misses {sorted(listed - explicit)}"

@@ -81,6 +81,8 @@ fn shuffled(items: &[Value]) -> Vec<Value> {
 /// [`APPROVERS`] (`ApproverArns`) and one approval, and the name of its
 /// approvers' topic. localaws.py reads the YAML (short tags and all), once
 /// per test run.
+/// It is created as YAML, as the template does (its inline script is refused
+/// in a JSON document); the JSON text of the content is YAML too.
 fn template_request_runbook() -> (Value, String) {
     static RESOLVED: std::sync::OnceLock<(Value, String)> = std::sync::OnceLock::new();
     RESOLVED.get_or_init(resolve_request_runbook).clone()
@@ -162,7 +164,7 @@ impl Auto {
             .create_document()
             .name(REQUEST_RUNBOOK)
             .document_type(aws_sdk_ssm::types::DocumentType::Automation)
-            .document_format(aws_sdk_ssm::types::DocumentFormat::Json)
+            .document_format(aws_sdk_ssm::types::DocumentFormat::Yaml)
             .content(content.to_string())
             .send()
             .await
@@ -705,7 +707,7 @@ async fn given_a_look_alike_runbook_when_alice_starts_it_and_bob_approves_then_i
         .create_document()
         .name("changegate-access-request-copy")
         .document_type(aws_sdk_ssm::types::DocumentType::Automation)
-        .document_format(aws_sdk_ssm::types::DocumentFormat::Json)
+        .document_format(aws_sdk_ssm::types::DocumentFormat::Yaml)
         .content(content.to_string())
         .send()
         .await
@@ -748,7 +750,7 @@ async fn given_a_tampered_runbook_version_with_other_approvers_when_its_approver
         .update_document()
         .name(REQUEST_RUNBOOK)
         .document_version("$LATEST")
-        .document_format(aws_sdk_ssm::types::DocumentFormat::Json)
+        .document_format(aws_sdk_ssm::types::DocumentFormat::Yaml)
         .content(content.to_string())
         .send()
         .await
