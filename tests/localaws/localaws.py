@@ -399,6 +399,36 @@ class UnresolvedReference(LocalAwsError):
     pass
 
 
+# What a template's Rules may use (CloudFormation template reference, "Rule
+# functions": Fn::RefAll, Fn::ValueOf and Fn::ValueOfAll read AWS-specific
+# parameter types, which this template has none of, and are not emulated).
+RULE_FUNCTIONS = {"Ref", "Fn::And", "Fn::Or", "Fn::Not", "Fn::Equals", "Fn::Contains", "Fn::EachMemberEquals",
+                  "Fn::EachMemberIn"}
+
+
+def _parameter_problem(spec: Mapping[str, Any], value: str) -> str | None:
+    """Why CloudFormation would refuse ``value`` for a parameter declared as
+    ``spec`` (one entry of a list parameter), or None."""
+    if "Number" in str(spec.get("Type", "")):
+        try:
+            number = float(value)
+        except ValueError:
+            return "must be a number"
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            return f"must be at least {spec['MinValue']}"
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            return f"must be at most {spec['MaxValue']}"
+    if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
+        return f"must be one of {spec['AllowedValues']}"
+    if "AllowedPattern" in spec and not re.fullmatch(str(spec["AllowedPattern"]), value):
+        return f"must match pattern {spec['AllowedPattern']}"
+    if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+        return f"must have at least {spec['MinLength']} characters"
+    if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+        return f"must have at most {spec['MaxLength']} characters"
+    return None
+
+
 class Stack:
     """template.yaml with its references resolved to the local world's names:
     ``!Ref``, ``!GetAtt``, ``!Sub``, ``!Join``, ``!If`` and the condition
@@ -646,6 +676,63 @@ class Stack:
 
         return re.sub(r"\$\{([^}]+)\}", one, text)
 
+    # -- what CloudFormation checks before it creates anything ----------------
+    def validate_parameters(self) -> None:
+        """Each parameter's value against its Type, AllowedValues,
+        AllowedPattern (each entry of a list), MinValue/MaxValue and
+        MinLength/MaxLength, as CloudFormation does before creating anything;
+        a failure names the parameter and its ConstraintDescription."""
+        for name, spec in (self.template.get("Parameters") or {}).items():
+            if name not in self.parameters:
+                raise LocalAwsError(f"Parameters: [{name}] must have values")
+            value = self.parameters[name]
+            for one in value if isinstance(value, list) else [value]:
+                problem = _parameter_problem(spec, str(one))
+                if problem:
+                    why = spec.get("ConstraintDescription") or problem
+                    raise LocalAwsError(f"Parameter '{name}' failed to satisfy constraint: {why} (value {one!r})")
+
+    def check_rules(self) -> None:
+        """The template's Rules, as CloudFormation evaluates them before a
+        change set: only rule functions and Ref may appear ("Rule functions";
+        anything else fails as CloudFormation fails it), and a false assertion
+        refuses the stack with its AssertDescription."""
+        for name, rule in (self.template.get("Rules") or {}).items():
+            condition = rule.get("RuleCondition")
+            if condition is not None and not self._rule_value(condition):
+                continue
+            for assertion in rule.get("Assertions") or []:
+                if not self._rule_value(assertion.get("Assert")):
+                    raise LocalAwsError(f"Rule {name}: {assertion.get('AssertDescription') or 'an assertion failed'}")
+
+    def _rule_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self._rule_value(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1:
+            raise LocalAwsError(f"Template format error: not a rule function: {value!r}")
+        (fn, arg), = value.items()
+        if fn not in RULE_FUNCTIONS:
+            raise LocalAwsError("Template format error: Following functions are not supported in the Rules block "
+                                f"of the template: [{fn.removeprefix('Fn::')}]")
+        if fn == "Ref":
+            return self.ref(arg)
+        args = self._rule_value(arg)
+        if fn == "Fn::Not":
+            return not args[0]
+        if fn == "Fn::And":
+            return all(args)
+        if fn == "Fn::Or":
+            return any(args)
+        if fn == "Fn::Equals":
+            return str(args[0]) == str(args[1])
+        if fn == "Fn::Contains":
+            return str(args[1]) in [str(v) for v in args[0]]
+        if fn == "Fn::EachMemberEquals":
+            return all(str(v) == str(args[1]) for v in args[0])
+        return all(str(v) in [str(w) for w in args[1]] for v in args[0])  # Fn::EachMemberIn
+
     # -- what the local world mirrors -----------------------------------------
     def of_type(self, *kinds: str) -> list[str]:
         return [k for k, r in self.resources.items() if r.get("Type") in kinds and self._included(k)]
@@ -873,7 +960,21 @@ def provision(
     that two stacks can stand side by side in one local account."""
     tpl = load_template(template) if isinstance(template, Path) else template
     stack = Stack(tpl, parameters, stack_name)
+    stack.validate_parameters()
+    stack.check_rules()
     world = World(url, stack)
+    # SSM parameters first: the stack's checks are parameters that cannot be
+    # created when a check fails, and then nothing else should be either.
+    ssm = world.client("ssm")
+    for logical in stack.creation_order(stack.of_type("AWS::SSM::Parameter")):
+        props = stack.resolve(stack.resources[logical].get("Properties") or {})
+        extra = {k: props[k] for k in ("Description", "AllowedPattern") if k in props}
+        try:
+            ssm.put_parameter(Name=stack.name(logical), Value=str(props.get("Value")), Type=str(props.get("Type", "String")),
+                              **extra)
+        except ClientError as e:
+            raise LocalAwsError(f"{logical} CREATE_FAILED ({e.response['Error']['Code']}: "
+                                f"{e.response['Error'].get('Message', '')}): {props.get('Value')}") from None
     buses = stack.of_type("AWS::Events::EventBus")
     tables = stack.of_type("AWS::DynamoDB::Table")
     if buses:
@@ -909,7 +1010,6 @@ def provision(
     for logical in stack.of_type("AWS::SQS::Queue"):
         world.queues[logical] = sqs.create_queue(QueueName=stack.name(logical))["QueueUrl"]
 
-    ssm = world.client("ssm")
     world.documents = template_documents(stack)
     for doc in world.documents:
         if doc.skipped:

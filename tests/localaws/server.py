@@ -301,6 +301,29 @@ def _wrap_document_checks() -> None:
     SimpleSystemManagerBackend.update_document = update  # type: ignore[method-assign]
 
 
+def _wrap_parameter_pattern() -> None:
+    """PutParameter validates the value against the parameter's
+    AllowedPattern ("A regular expression used to validate the parameter
+    value", PutParameter); moto 5.2.1 stores any value. The error code is
+    ParameterPatternMismatchException, as PutParameter lists it (its wording
+    for this case is *unconfirmed*)."""
+    from moto.ssm.exceptions import SSMException
+
+    original = SimpleSystemManagerBackend.put_parameter
+    if getattr(original, "_localaws", False):
+        return
+
+    def put(self: SimpleSystemManagerBackend, name: str, description: str, value: str, parameter_type: str,
+            allowed_pattern: str, *args: Any, **kwargs: Any) -> Any:
+        if allowed_pattern and value is not None and not re.search(allowed_pattern, str(value)):
+            raise SSMException("ParameterPatternMismatchException",
+                               f"Parameter value, cannot be validated against allowedPattern: {allowed_pattern}")
+        return original(self, name, description, value, parameter_type, allowed_pattern, *args, **kwargs)
+
+    put._localaws = True  # type: ignore[attr-defined]
+    SimpleSystemManagerBackend.put_parameter = put  # type: ignore[method-assign]
+
+
 def _wrap_document_types() -> None:
     """CreateDocument / UpdateDocument accept ``Automation.ChangeTemplate``
     (moto 5.2.1 rejects it as an invalid document type)."""
@@ -1901,6 +1924,7 @@ def install() -> None:
     SimpleSystemManagerResponse.describe_automation_executions = describe_automation_executions  # type: ignore[attr-defined]
     _wrap_document_types()
     _wrap_document_checks()
+    _wrap_parameter_pattern()
     _wrap_tag_validation()
     _wrap_reset()
     IamResponse.get_account_authorization_details = get_account_authorization_details  # type: ignore[method-assign]

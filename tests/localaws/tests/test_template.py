@@ -133,3 +133,58 @@ def test_given_the_change_template_when_read_then_it_depends_on_each_runbook_it_
     listed = {by_name.get(r["name"], r["name"]) for r in template.content["executableRunBooks"]}
     assert listed == {"AccessRunbook"}
     assert listed <= explicit, f"ChangeTemplate's DependsOn {sorted(explicit)} misses {sorted(listed - explicit)}"
+
+
+def approvers(n: int, kind: str = "user") -> str:
+    return ",".join(f"arn:aws:iam::{localaws.HOME_ACCOUNT}:{kind}/a{i}" for i in range(n))
+
+
+@pytest.mark.parametrize(("sources", "count", "minimum", "refused_by"), [
+    ("Automation", 11, "1", "RefuseMoreThanTenApprovers"),
+    ("Automation", 2, "3", "RefuseFewerApproversThanMinRequiredApprovals"),
+    ("Both", 1, "2", "RefuseFewerApproversThanMinRequiredApprovals"),
+    ("ChangeManager", 6, "1", "RefuseMoreThanFiveApproversForChangeManager"),
+    ("Both", 6, "6", "Rule ChangeManagerTakesAtMostFiveApprovals"),
+    ("ChangeManager", 10, "10", "Rule ChangeManagerTakesAtMostFiveApprovals"),
+])
+def test_given_approvals_aws_would_not_run_when_deployed_then_the_deployment_fails_saying_why(
+    aws: localaws.Server, sources: str, count: int, minimum: str, refused_by: str,
+) -> None:
+    """aws:approve takes at most 10 approvers and a minimum no larger than
+    their number; a change template's level names at most five. Each bad
+    combination fails before any request could, naming what is wrong."""
+    parameters = {**BOTH, "RequestSources": sources, "ApproverArns": approvers(count), "MinRequiredApprovals": minimum}
+
+    with pytest.raises(localaws.LocalAwsError) as refused:
+        localaws.provision(aws.url, parameters=parameters)
+
+    message = str(refused.value)
+    assert message.startswith(refused_by), message
+    assert "MinRequiredApprovals" in message or "ApproverArns" in message
+
+
+@pytest.mark.parametrize(("sources", "count", "minimum"), [
+    ("Automation", 10, "10"), ("Automation", 3, "2"), ("ChangeManager", 5, "5"), ("Both", 5, "1"), ("Both", 1, "1"),
+])
+def test_given_approvals_within_the_limits_when_deployed_then_every_document_is_created(
+    aws: localaws.Server, sources: str, count: int, minimum: str,
+) -> None:
+    parameters = {**BOTH, "RequestSources": sources, "ApproverArns": approvers(count, "role"), "MinRequiredApprovals": minimum}
+
+    world = localaws.provision(aws.url, parameters=parameters)
+
+    assert world.documents and all(d.created for d in world.documents), [d.skipped for d in world.documents]
+    for doc in world.documents:
+        for step in steps(doc, "aws:approve"):
+            listed = step["inputs"].get("Approvers") or step["inputs"]["EnhancedApprovals"]["Approvers"]
+            assert len(listed) == count and step["inputs"]["MinRequiredApprovals"] == int(minimum)
+
+
+def test_given_a_rule_that_uses_a_function_rules_cannot_when_checked_then_it_fails_as_cloudformation_does() -> None:
+    """Rules take Ref and rule functions only: a rule that counted approvers
+    with Fn::Select or referred to a Condition would fail the change set."""
+    tpl = localaws.load_template()
+    tpl["Rules"]["Counting"] = {"Assertions": [{"Assert": {"Condition": "TooManyApprovers"}}]}
+
+    with pytest.raises(localaws.LocalAwsError, match=r"not supported in the Rules block .*\[Condition\]"):
+        localaws.Stack(tpl, BOTH).check_rules()
