@@ -863,6 +863,7 @@ class World:
     rules: list[Rule] = field(default_factory=list)
     schedule_groups: list[str] = field(default_factory=list)
     queues: dict[str, str] = field(default_factory=dict)  # logical id -> URL
+    roles: dict[str, str] = field(default_factory=dict)  # logical id -> role name
 
     @property
     def topic_arn(self) -> str:
@@ -1009,6 +1010,19 @@ def provision(
     sqs = world.client("sqs")
     for logical in stack.of_type("AWS::SQS::Queue"):
         world.queues[logical] = sqs.create_queue(QueueName=stack.name(logical))["QueueUrl"]
+
+    # The template's own roles (SAM's function roles are not in it), with
+    # their trust and inline policies: a runbook acts as its assumeRole.
+    iam = world.client("iam")
+    for logical in stack.of_type("AWS::IAM::Role"):
+        props = stack.resolve(stack.resources[logical].get("Properties") or {})
+        name = stack.name(logical)
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
+                        Description=str(props.get("Description", "")), **({"Path": props["Path"]} if "Path" in props else {}))
+        for policy in props.get("Policies") or []:
+            iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
+                                PolicyDocument=json.dumps(policy["PolicyDocument"]))
+        world.roles[logical] = name
 
     world.documents = template_documents(stack)
     for doc in world.documents:

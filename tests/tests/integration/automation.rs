@@ -80,15 +80,29 @@ fn shuffled(items: &[Value]) -> Vec<Value> {
 /// template.yaml's request runbook, resolved as the stack deploys it with
 /// [`APPROVERS`] (`ApproverArns`) and one approval, and the name of its
 /// approvers' topic. localaws.py reads the YAML (short tags and all), once
-/// per test run.
-/// It is created as YAML, as the template does (its inline script is refused
-/// in a JSON document); the JSON text of the content is YAML too.
+/// per test run. Tests create it as YAML, as the template does (its inline
+/// script is refused in a JSON document); its content's JSON text is YAML.
 fn template_request_runbook() -> (Value, String) {
-    static RESOLVED: std::sync::OnceLock<(Value, String)> = std::sync::OnceLock::new();
-    RESOLVED.get_or_init(resolve_request_runbook).clone()
+    let v = resolved_request_runbook();
+    (
+        v["content"].clone(),
+        v["topic"].as_str().expect("topic").to_owned(),
+    )
 }
 
-fn resolve_request_runbook() -> (Value, String) {
+/// The role the request runbook runs as (its `assumeRole`), as the template
+/// defines it: name, trust policy and inline policies. The runbook's steps
+/// act as it, so it must exist with them.
+fn template_runbook_role() -> Value {
+    resolved_request_runbook()["role"].clone()
+}
+
+fn resolved_request_runbook() -> &'static Value {
+    static RESOLVED: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    RESOLVED.get_or_init(resolve_request_runbook)
+}
+
+fn resolve_request_runbook() -> Value {
     let code = r#"
 import json, sys
 sys.path.insert(0, sys.argv[1])
@@ -96,7 +110,9 @@ import localaws
 stack = localaws.Stack(localaws.load_template(), {"RequestSources": "Automation", "ApproverArns": sys.argv[2], "MinRequiredApprovals": "1"})
 doc = next(d for d in localaws.template_documents(stack) if d.logical_id == "RequestRunbook")
 assert not doc.skipped, doc.skipped
-print(json.dumps({"content": doc.content, "topic": stack.name("ApproversTopic")}))
+role = stack.resolve(stack.resources["RequestRunbookRole"]["Properties"])
+print(json.dumps({"content": doc.content, "topic": stack.name("ApproversTopic"), "role": {
+    "name": stack.name("RequestRunbookRole"), "trust": role["AssumeRolePolicyDocument"], "policies": role["Policies"]}}))
 "#;
     let out = Command::new(python())
         .args(["-c", code])
@@ -109,11 +125,7 @@ print(json.dumps({"content": doc.content, "topic": stack.name("ApproversTopic")}
         "localaws.py could not resolve the request runbook: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("runbook JSON");
-    (
-        v["content"].clone(),
-        v["topic"].as_str().expect("topic").to_owned(),
-    )
+    serde_json::from_slice(&out.stdout).expect("runbook JSON")
 }
 
 // ---------------------------------------------------------------------------
@@ -160,6 +172,27 @@ impl Auto {
             .topic_arn()
             .expect("arn")
             .to_owned();
+        let role = template_runbook_role();
+        let role_name = role["name"].as_str().expect("role name");
+        world
+            .iam
+            .create_role()
+            .role_name(role_name)
+            .assume_role_policy_document(role["trust"].to_string())
+            .send()
+            .await
+            .expect("the runbook's role");
+        for policy in role["policies"].as_array().expect("policies") {
+            world
+                .iam
+                .put_role_policy()
+                .role_name(role_name)
+                .policy_name(policy["PolicyName"].as_str().expect("policy name"))
+                .policy_document(policy["PolicyDocument"].to_string())
+                .send()
+                .await
+                .expect("the runbook role's policy");
+        }
         aws_sdk_ssm::Client::new(&world.sdk)
             .create_document()
             .name(REQUEST_RUNBOOK)

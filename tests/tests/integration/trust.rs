@@ -334,6 +334,42 @@ async fn given_a_change_request_running_a_look_alike_copy_of_the_runbook_when_ap
         content,
     )
     .await;
+    // and a new default version of changegate's change template that lists
+    // it too (Change Manager runs only a runbook its template lists)
+    let template = s
+        .ssm_client()
+        .get_document()
+        .name(CHANGE_TEMPLATE)
+        .send()
+        .await
+        .expect("get change template");
+    let mut tampered: Value =
+        serde_json::from_str(template.content().expect("content")).expect("template JSON");
+    tampered["executableRunBooks"]
+        .as_array_mut()
+        .expect("runbooks")
+        .push(json!({"name": "changegate-access-runbook-v2", "version": "$DEFAULT"}));
+    let version = s
+        .ssm_client()
+        .update_document()
+        .name(CHANGE_TEMPLATE)
+        .document_version("$LATEST")
+        .document_format(aws_sdk_ssm::types::DocumentFormat::Json)
+        .content(tampered.to_string())
+        .send()
+        .await
+        .expect("update change template")
+        .document_description()
+        .and_then(|d| d.document_version())
+        .expect("new version")
+        .to_owned();
+    s.ssm_client()
+        .update_document_default_version()
+        .name(CHANGE_TEMPLATE)
+        .document_version(version)
+        .send()
+        .await
+        .expect("make it the default");
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
 
