@@ -279,6 +279,16 @@ def _wrap_document_checks() -> None:
             return
         parsed = _parsed(content, document_format or "JSON")
         problems = _content_problems(parsed, document_format or "JSON") if parsed is not None else []
+        if parsed is not None and document_type == CHANGE_TEMPLATE_TYPE:
+            # Its runbooks must exist when it is created or updated. Whether
+            # SSM checks this is not documented (*unconfirmed*): strict here,
+            # so that a stack creating the template before its runbook fails.
+            for entry in parsed.get("executableRunBooks") or []:
+                name = entry.get("name") if isinstance(entry, dict) else None
+                try:
+                    _document(backend.account_id, backend.region_name, str(name), entry.get("version"), "Automation")
+                except JsonRESTError:
+                    problems.append(f"executableRunBooks: runbook {name} version {entry.get('version')} does not exist")
         if problems:
             raise InvalidDocumentContent("; ".join(problems))
 
@@ -635,6 +645,8 @@ class Run:
     active: bool = True
     declared_outputs: list[str] = field(default_factory=list)  # the document's ``outputs``
     plan: list[dict[str, Any]] = field(default_factory=list)  # the document's mainSteps
+    assume_role: str | None = None  # the document's assumeRole, resolved: the role its steps act as
+    started: bool = False
 
 
 @dataclass
@@ -914,6 +926,7 @@ def _new_run(ex: Execution, document: Any, values: dict[str, list[str]]) -> Run:
             "global:DATE_TIME": _now().strftime("%Y-%m-%d_%H.%M.%S"),
         }
     )
+    role = _resolve(document.content_json.get("assumeRole"), ctx)
     return Run(
         document=document.name,
         version=document.document_version,
@@ -921,7 +934,60 @@ def _new_run(ex: Execution, document: Any, values: dict[str, list[str]]) -> Run:
         ctx=ctx,
         plan=list(document.content_json.get("mainSteps") or []),
         declared_outputs=[str(o) for o in document.content_json.get("outputs") or []],
+        assume_role=role if isinstance(role, str) and role else None,
     )
+
+
+# -- the runbook's role ------------------------------------------------------------
+
+
+def _role(ex: Execution, role_arn: str) -> Any:
+    """The IAM role ``role_arn`` names in moto, or None (another account's,
+    or none of that name)."""
+    m = re.match(r"^arn:[\w-]+:iam::(\d{12}):role/(?:.*/)?([^/]+)$", role_arn)
+    if not m or m.group(1) != ex.account:
+        return None
+    try:
+        return iam_backends[ex.account][ex.partition].get_role(m.group(2))
+    except Exception:  # noqa: BLE001 - moto's NoSuchEntity: no such role
+        return None
+
+
+def _assume_role_problem(ex: Execution, role_arn: str) -> str | None:
+    """Why Automation could not act as the runbook's ``assumeRole``: the role
+    must exist and trust ssm.amazonaws.com with sts:AssumeRole (its trust
+    policy's conditions are not evaluated, as moto evaluates none but
+    StringEquals). None if it can."""
+    role = _role(ex, role_arn)
+    if role is None:
+        return f"The defined assume role is unable to be assumed: {role_arn} does not exist."
+    trust = role.assume_role_policy_document
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    for statement in (trust or {}).get("Statement") or []:
+        services = (statement.get("Principal") or {}).get("Service") or []
+        actions = statement.get("Action") or []
+        if (statement.get("Effect") == "Allow" and "ssm.amazonaws.com" in ([services] if isinstance(services, str) else services)
+                and "sts:AssumeRole" in ([actions] if isinstance(actions, str) else actions)):
+            return None
+    return f"The defined assume role is unable to be assumed: {role_arn} does not trust ssm.amazonaws.com."
+
+
+def _role_permits(ex: Execution, role_arn: str, action: str, resource: str) -> bool:
+    """Whether the role's own policies (inline and attached) allow ``action``
+    on ``resource``: an explicit Deny wins, no Allow denies."""
+    role = _role(ex, role_arn)
+    if role is None:
+        return False
+    backend = iam_backends[ex.account][ex.partition]
+    documents = [backend.get_role_policy(role.name, name)[1] for name in backend.list_role_policies(role.name)]
+    documents += list(getattr(role, "managed_policies", {}).values())
+    permitted = False
+    for document in documents:
+        verdict = IAMPolicy(document).is_action_permitted(action, resource)
+        if verdict == PermissionResult.DENIED:
+            return False
+        permitted = permitted or verdict == PermissionResult.PERMITTED
+    return permitted
 
 
 def _start_step(ex: Execution, run: Run, step: Step) -> None:
@@ -965,6 +1031,18 @@ def _start_step(ex: Execution, run: Run, step: Step) -> None:
     if action == "aws:invokeLambdaFunction":
         invocation_type = str(inputs.get("InvocationType") or "RequestResponse")
         payload = inputs.get("Payload")
+        function = str(inputs.get("FunctionName") or "")
+        function_arn = function if function.startswith("arn:") else (
+            f"arn:{ex.partition}:lambda:{ex.region}:{ex.account}:function:{function}")
+        # With a service role, the step invokes as that role: its policies must
+        # allow lambda:InvokeFunction on the function (Systems Manager user
+        # guide, aws:invokeLambdaFunction; "Create the service roles for
+        # Automation"). Without one, the caller's own permissions apply, which
+        # moto checks only for the caller's own calls.
+        if run.assume_role and not _role_permits(ex, run.assume_role, "lambda:InvokeFunction", function_arn):
+            _set_step(ex, step, FAILED, f"AccessDenied: {run.assume_role} is not authorized to perform "
+                                        f"lambda:InvokeFunction on {function_arn}")
+            return
         with _LAMBDA_LOCK:
             _LAMBDA_INVOCATIONS.append(
                 {
@@ -1143,6 +1221,12 @@ def _advance(ex: Execution, run: Run) -> None:
     done. After a step: ``isEnd`` ends the run; ``aws:branch``'s choice or
     ``nextStep`` names the next step; otherwise the next in the document."""
     order = [str(s.get("name")) for s in run.plan]
+    if not run.started:
+        run.started = True
+        problem = _assume_role_problem(ex, run.assume_role) if run.assume_role else None
+        if problem:
+            _finish(ex, run, False, problem)
+            return
     while run.active and run.index < len(run.steps):
         if len(run.steps) > MAX_STEP_EXECUTIONS:
             _finish(ex, run, False, f"more than {MAX_STEP_EXECUTIONS} step executions (localaws loop guard)")
@@ -1306,9 +1390,19 @@ def start_change_request_execution(self: SimpleSystemManagerResponse) -> ActionR
         template = _document(account, region, template_name, self._get_param("DocumentVersion"), CHANGE_TEMPLATE_TYPE)
         runbook = dict(runbooks[0])
         runbook_doc = _document(account, region, runbook["DocumentName"], runbook.get("DocumentVersion"), "Automation")
+        _check_executable(account, region, template, runbook_doc)
         runbook_values = _validate_parameters(
             runbook_doc.content_json.get("parameters"), runbook.get("Parameters"), runbook_doc.name
         )
+        # The runbook's service role is passed to Automation when the request
+        # runs it: as for StartAutomationExecution, the requester needs
+        # iam:PassRole on it. Who passes it for a change request is not
+        # documented (*unconfirmed*); requiring it of the requester is the
+        # strict reading (README: requesters hold PassRole on RunbookRoleArn).
+        role = _resolve(runbook_doc.content_json.get("assumeRole"),
+                        _typed(runbook_doc.content_json.get("parameters"), runbook_values))
+        if isinstance(role, str) and role.startswith("arn:"):
+            _check_pass_role(self, role)
         runbook["DocumentVersion"] = runbook_doc.document_version
         template_values = _validate_parameters(
             template.content_json.get("parameters"), self._get_param("Parameters"), template.name
@@ -1372,6 +1466,33 @@ def start_change_request_execution(self: SimpleSystemManagerResponse) -> ActionR
             levels.active = False
             _all_approved(ex, requester)
     return ActionResult({"AutomationExecutionId": ex.id})
+
+
+def _executable(account: str, region: str, template: Any) -> list[tuple[str, str]]:
+    """A change template's executableRunBooks as (name, version): the
+    runbooks a change request under it may run ("Creating change templates
+    using command line tools")."""
+    out = []
+    for entry in template.content_json.get("executableRunBooks") or []:
+        if isinstance(entry, dict) and entry.get("name"):
+            out.append((str(entry["name"]), str(entry.get("version") or "$DEFAULT")))
+    return out
+
+
+def _check_executable(account: str, region: str, template: Any, runbook: Any) -> None:
+    """A change request may run only a runbook its template lists, at the
+    version listed ($DEFAULT and $LATEST as they stand when it is filed)."""
+    for name, version in _executable(account, region, template):
+        if name != runbook.name:
+            continue
+        listed = _document(account, region, name, version, "Automation").document_version
+        if listed == runbook.document_version:
+            return
+    raise _error(
+        "ValidationException",
+        f"Runbook {runbook.name} version {runbook.document_version} is not one of change template "
+        f"{template.name}'s executableRunBooks {_executable(account, region, template)}.",
+    )
 
 
 def _open_level(ex: Execution, run: Run, level: Step, by: str) -> None:

@@ -646,3 +646,96 @@ def test_a_runbook_with_a_service_role_needs_pass_role(world: World) -> None:
             world.url + "/moto-api/reset-auth", data=b"inf", method="POST", headers={"Content-Type": "text/plain"}
         )
         urllib.request.urlopen(off).read()
+
+
+# -- as strict as AWS: the runbook's role and the change template's runbooks -----------
+
+
+def runbook_role(world: World, name: str, statements: list[dict[str, Any]], service: str = "ssm.amazonaws.com") -> str:
+    iam = client(world.url, "iam")
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    if statements:
+        iam.put_role_policy(RoleName=name, PolicyName="p",
+                            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    return arn
+
+
+def test_a_runbook_invokes_lambda_as_its_role_only_where_the_role_allows_it(world: World) -> None:
+    """aws:invokeLambdaFunction in a runbook with an assumeRole acts as that
+    role: without lambda:InvokeFunction on the function the step fails (and,
+    onFailure Continue aside, nothing is invoked); a role that does not exist
+    or does not trust Systems Manager ends the execution before any step."""
+    grant_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:changegate-grant"
+    allowed = runbook_role(world, "can-invoke", [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": grant_arn}])
+    other = runbook_role(world, "invokes-another", [
+        {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": f"{grant_arn}-other"}])
+    untrusting = runbook_role(world, "trusts-lambda", [], service="lambda.amazonaws.com")
+    outcomes = {}
+    for role in (allowed, other, untrusting, f"arn:aws:iam::{ACCOUNT}:role/no-such-role"):
+        runbook = dict(request_runbook(APPROVERS, sleep={"Duration": "PT0S"}), assumeRole=role)
+        world.document(f"rb-{role.rsplit('/', 1)[1]}", runbook)
+        execution = world.ssm["alice"].start_automation_execution(
+            DocumentName=f"rb-{role.rsplit('/', 1)[1]}", Parameters=window(2))["AutomationExecutionId"]
+        if world.execution(execution)["AutomationExecutionStatus"] == "Waiting":
+            world.ssm["bob"].send_automation_signal(AutomationExecutionId=execution, SignalType="Approve")
+        ex = world.execution(execution)
+        steps = {s["StepName"]: s for s in world.all_steps(execution)}
+        outcomes[role.rsplit("/", 1)[1]] = (ex["AutomationExecutionStatus"], steps.get("Grant", {}).get("StepStatus"),
+                                            ex.get("FailureMessage", ""))
+    calls = world.invocations(drain=True)
+
+    assert outcomes["can-invoke"][:2] == ("Success", "Success")
+    assert outcomes["invokes-another"][:2] == ("Failed", "Failed") and "lambda:InvokeFunction" in outcomes["invokes-another"][2]
+    assert outcomes["trusts-lambda"][:2] == ("Failed", "Pending") and "ssm.amazonaws.com" in outcomes["trusts-lambda"][2]
+    assert outcomes["no-such-role"][:2] == ("Failed", "Pending") and "does not exist" in outcomes["no-such-role"][2]
+    assert len(calls) == 1
+
+
+def test_a_change_template_runs_only_the_runbooks_it_lists_and_they_must_exist_first(world: World) -> None:
+    """executableRunBooks: a change template listing a runbook that does not
+    exist is refused, and a change request may run only a listed runbook at
+    the listed version."""
+    code = error_code(world.ssm["admin"].create_document, Name="changegate-access", DocumentType="Automation.ChangeTemplate",
+                      DocumentFormat="YAML", Content=yaml.safe_dump(change_template([["bob"]])))
+    assert code == "InvalidDocumentContent"
+    world.document("changegate-access-runbook", RUNBOOK)
+    world.document("changegate-access-runbook-copy", RUNBOOK)
+    world.document("changegate-access", change_template([["bob"]]), kind="Automation.ChangeTemplate")
+
+    start = world.ssm["alice"].start_change_request_execution
+    copy = [{"DocumentName": "changegate-access-runbook-copy", "Parameters": window(2)}]
+    assert error_code(start, DocumentName="changegate-access", Runbooks=copy) == "ValidationException"
+    world.ssm["admin"].update_document(Name="changegate-access-runbook", Content=yaml.safe_dump(dict(RUNBOOK, description="v2")),
+                                       DocumentFormat="YAML", DocumentVersion="$LATEST")
+    older = [{"DocumentName": "changegate-access-runbook", "DocumentVersion": "2", "Parameters": window(2)}]
+    assert error_code(start, DocumentName="changegate-access", Runbooks=older) == "ValidationException"
+    assert file_request(world)
+
+
+def test_a_change_request_whose_runbook_has_a_service_role_needs_pass_role(world: World) -> None:
+    """As for StartAutomationExecution: the requester passes the runbook's
+    role (who must for a change request is not documented; strict here)."""
+    role = runbook_role(world, "waits", [])
+    world.document("changegate-access-runbook", dict(RUNBOOK, assumeRole=role))
+    world.document("changegate-access", change_template([["bob"]]), kind="Automation.ChangeTemplate")
+    iam = client(world.url, "iam")
+    may_file = {"Effect": "Allow", "Action": "ssm:StartChangeRequestExecution", "Resource": "*"}
+    may_pass = {"Effect": "Allow", "Action": "iam:PassRole", "Resource": role,
+                "Condition": {"StringEquals": {"iam:PassedToService": "ssm.amazonaws.com"}}}
+    for user, statements in (("alice", [may_file, may_pass]), ("dave", [may_file])):
+        iam.put_user_policy(UserName=user, PolicyName="p",
+                            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    auth = urllib.request.Request(world.url + "/moto-api/reset-auth", data=b"0", method="POST",
+                                  headers={"Content-Type": "text/plain"})
+    urllib.request.urlopen(auth).read()
+    try:
+        assert file_request(world, who="alice")
+        with pytest.raises(botocore.exceptions.ClientError) as denied:
+            file_request(world, who="dave")
+        assert "iam:PassRole" in str(denied.value)
+    finally:
+        off = urllib.request.Request(world.url + "/moto-api/reset-auth", data=b"inf", method="POST",
+                                     headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(off).read()
