@@ -5,6 +5,7 @@ depends on."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -188,3 +189,27 @@ def test_given_a_rule_that_uses_a_function_rules_cannot_when_checked_then_it_fai
 
     with pytest.raises(localaws.LocalAwsError, match=r"not supported in the Rules block .*\[Condition\]"):
         localaws.Stack(tpl, BOTH).check_rules()
+
+
+def test_given_a_request_stopped_with_type_complete_when_its_events_are_routed_then_revoke_hears_it_end(
+    aws: localaws.Server, people: dict[str, dict[str, str]],
+) -> None:
+    """A stop of Type Complete ends the execution Exited in the local AWS (AWS
+    documents no status for it): the template's end-of-request rule for the
+    request runbook routes that to revoke, as it does a Cancel."""
+    world = localaws.provision(aws.url, parameters={**BOTH, "RequestSources": "Automation"})
+    alice, bob = aws.client("ssm", people["alice"]), aws.client("ssm", people["bob"])
+    now = datetime.now(timezone.utc)
+    ended = {}
+    for kind in ("Complete", "Cancel"):
+        execution = alice.start_automation_execution(DocumentName=world.document_name("RequestRunbook"), Parameters={
+            "IAMUserName": ["alice"], "AWSAccountId": [localaws.PROD_ACCOUNT],
+            "StartTime": [f"{now:%Y-%m-%dT%H:%M:%S}Z"], "EndTime": [f"{now + timedelta(hours=1):%Y-%m-%dT%H:%M:%S}Z"]},
+        )["AutomationExecutionId"]
+        bob.send_automation_signal(AutomationExecutionId=execution, SignalType="Approve")
+        world.pending()
+        alice.stop_automation_execution(AutomationExecutionId=execution, Type=kind)
+        revoke = world.pending().get("revoke", [])
+        ended[kind] = [e["detail"]["Status"] for e in revoke if e["detail"].get("ExecutionId") == execution]
+
+    assert ended == {"Complete": ["Exited"], "Cancel": ["Cancelled"]}
