@@ -82,6 +82,10 @@ impl World {
             .collect()
     }
 
+    fn user(&self, user: &IamUserName) -> Option<&MemUser> {
+        self.users.get(&user.as_str().to_ascii_lowercase())
+    }
+
     fn user_mut(&mut self, user: &IamUserName) -> Option<&mut MemUser> {
         self.users.get_mut(&user.as_str().to_ascii_lowercase())
     }
@@ -128,25 +132,21 @@ impl Ledger for Memory {
 impl UserGrants for Memory {
     async fn user(&self, user: &IamUserName) -> Result<Option<UserRecord>, Fault> {
         let world = self.world.borrow();
-        Ok(world
-            .users
-            .get(&user.as_str().to_ascii_lowercase())
-            .map(|u| UserRecord {
-                name: Some(u.name.clone()),
-                tag: u.tag.clone(),
-                inline_policies: u
-                    .policies
-                    .iter()
-                    .map(|(n, d)| (n.clone(), d.clone()))
-                    .collect(),
-            }))
+        Ok(world.user(user).map(|u| UserRecord {
+            name: Some(u.name.clone()),
+            tag: u.tag.clone(),
+            inline_policies: u
+                .policies
+                .iter()
+                .map(|(n, d)| (n.clone(), d.clone()))
+                .collect(),
+        }))
     }
 
     async fn policy(&self, user: &IamUserName, policy: &str) -> Result<Option<String>, Fault> {
         let world = self.world.borrow();
         Ok(world
-            .users
-            .get(&user.as_str().to_ascii_lowercase())
+            .user(user)
             .and_then(|u| u.policies.get(policy).cloned()))
     }
 

@@ -233,14 +233,39 @@ impl<'a> GrantRun<'a> {
         }
     }
 
+    /// The announcement of `grant`, from this invocation's checks of the request.
     fn granted_event(&self, grant: &Grant) -> ChangegateEvent {
         let checked = self.checked.as_deref();
-        let requester = checked
-            .map(|c| c.requester.user.clone())
-            .unwrap_or_else(|| grant.user.clone());
-        let approvers = checked.map(|c| c.approvers.clone()).unwrap_or_default();
-        let source = checked.map(|c| c.source.as_str()).unwrap_or_default();
-        let reason = checked.and_then(|c| c.request.reason.clone());
+        self.grant_announcement(
+            grant,
+            checked.map(|c| c.requester.user.clone()),
+            checked.map(|c| c.approvers.clone()).unwrap_or_default(),
+            checked.map(|c| c.source.as_str()).unwrap_or_default(),
+            checked.and_then(|c| c.request.reason.clone()),
+        )
+    }
+
+    /// The announcement of a grant as its record decided it.
+    fn recorded_grant_event(&self, r: &DecisionRecord, grant: &Grant) -> ChangegateEvent {
+        let decided = r.grant.as_ref();
+        self.grant_announcement(
+            grant,
+            user_of(r.requester.as_deref()),
+            decided.map(|d| d.approvers.clone()).unwrap_or_default(),
+            decided.map(|d| d.source.as_str()).unwrap_or_default(),
+            decided.and_then(|d| d.request_reason.clone()),
+        )
+    }
+
+    fn grant_announcement(
+        &self,
+        grant: &Grant,
+        requester: Option<IamUserName>,
+        approvers: Vec<String>,
+        source: &str,
+        reason: Option<String>,
+    ) -> ChangegateEvent {
+        let requester = requester.unwrap_or_else(|| grant.user.clone());
         let mut event = ChangegateEvent::granted(grant, &requester, &approvers, source, reason);
         if let ChangegateEvent::Granted(g) = &mut event {
             g.sessions_cut = self.config.session_cutter.is_some();
@@ -248,18 +273,29 @@ impl<'a> GrantRun<'a> {
         event
     }
 
-    /// The announcement of a grant as its record decided it.
-    fn recorded_grant_event(&self, r: &DecisionRecord, grant: &Grant) -> ChangegateEvent {
-        let requester = user_of(r.requester.as_deref()).unwrap_or_else(|| grant.user.clone());
-        let decided = r.grant.as_ref();
-        let approvers = decided.map(|d| d.approvers.clone()).unwrap_or_default();
-        let source = decided.map(|d| d.source.as_str()).unwrap_or_default();
-        let reason = decided.and_then(|d| d.request_reason.clone());
-        let mut event = ChangegateEvent::granted(grant, &requester, &approvers, source, reason);
-        if let ChangegateEvent::Granted(g) = &mut event {
-            g.sessions_cut = self.config.session_cutter.is_some();
-        }
-        event
+    /// The refused record this invocation would write.
+    fn refused_record(&self, refusal: &Refusal) -> DecisionRecord {
+        DecisionRecord::refused(
+            &self.id,
+            refusal,
+            self.requester(),
+            &self.inv.holder(),
+            self.inv.now,
+        )
+    }
+
+    /// The claim's holder refuses instead (the user vanished, or IAM or the
+    /// checks now say no): the refusal replaces its claim, then is announced.
+    fn refuse_held(&mut self, refusal: Refusal) -> Next<GrantOutcome> {
+        let write = LedgerWrite::Refuse {
+            record: self.refused_record(&refusal),
+            holder: self.inv.id.clone(),
+        };
+        self.course = Course::Refusing {
+            refusal,
+            written: false,
+        };
+        self.ask(Pending::Refuse, Step::Write(write))
     }
 
     /// Starts refusing: a final refusal is recorded first (first writer wins).
@@ -320,23 +356,7 @@ impl<'a> GrantRun<'a> {
                 let refusal = Refusal::UserNotFound {
                     user: grant.user.to_string(),
                 };
-                let requester = self.requester();
-                let record = DecisionRecord::refused(
-                    &self.id,
-                    &refusal,
-                    requester,
-                    &self.inv.holder(),
-                    self.inv.now,
-                );
-                self.course = Course::Refusing {
-                    refusal,
-                    written: false,
-                };
-                let write = LedgerWrite::Refuse {
-                    record,
-                    holder: self.inv.id.clone(),
-                };
-                return self.ask(Pending::Refuse, Step::Write(write));
+                return self.refuse_held(refusal);
             }
             Some(Put::Done) => {}
         }
@@ -465,14 +485,7 @@ impl<'a> GrantRun<'a> {
                     let refusal = Refusal::EndedBeforeGrant {
                         cause: cause.describe(),
                     };
-                    let requester = self.requester();
-                    let record = DecisionRecord::refused(
-                        &self.id,
-                        &refusal,
-                        requester,
-                        &self.inv.holder(),
-                        self.inv.now,
-                    );
+                    let record = self.refused_record(&refusal);
                     self.course = Course::Refusing {
                         refusal,
                         written: false,
@@ -538,23 +551,7 @@ impl<'a> GrantRun<'a> {
                     Some(Ok(grant)) => grant,
                     Some(Err(refusal)) if mine => {
                         // Holding the claim, and IAM or the checks now say no.
-                        let requester = self.requester();
-                        let record = DecisionRecord::refused(
-                            &self.id,
-                            &refusal,
-                            requester,
-                            &self.inv.holder(),
-                            self.inv.now,
-                        );
-                        self.course = Course::Refusing {
-                            refusal,
-                            written: false,
-                        };
-                        let write = LedgerWrite::Refuse {
-                            record,
-                            holder: self.inv.id.clone(),
-                        };
-                        return self.ask(Pending::Refuse, Step::Write(write));
+                        return self.refuse_held(refusal);
                     }
                     // Systems Manager says the request ended, and this invocation holds
                     // the claim (its earlier attempt may have attached): undo.
@@ -696,14 +693,7 @@ impl Machine for GrantRun<'_> {
             Course::Holding(grant, h) => self.next_holding(grant, h),
             Course::Refusing { refusal, written } => {
                 if !written {
-                    let requester = self.requester();
-                    let record = DecisionRecord::refused(
-                        &self.id,
-                        &refusal,
-                        requester,
-                        &self.inv.holder(),
-                        self.inv.now,
-                    );
+                    let record = self.refused_record(&refusal);
                     return self.ask(Pending::Refuse, Step::Write(LedgerWrite::Create(record)));
                 }
                 let event = self.refused_event(&refusal);
