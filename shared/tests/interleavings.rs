@@ -467,3 +467,32 @@ fn given_a_forged_claim_that_disagrees_with_ssm_when_grant_runs_then_nothing_is_
     let at = t("2026-12-01T08:59:00Z");
     explore_from(w, &[("a", at), ("b", at)], vec![], 1, false);
 }
+
+#[test]
+fn given_a_forged_claim_that_disagrees_with_ssm_when_grant_runs_then_the_refusal_says_both_grants()
+{
+    // Given an approved request, and a claim someone wrote for another account and a year
+    let mut w = world();
+    forged_claim(&mut w, "999988887777", "2027-12-01T08:00:00Z");
+    let memory = Memory::new(w);
+    let (config, home) = (config(false), home());
+    let inv = invocation("a", t("2026-12-01T08:59:00Z"));
+
+    // When grant runs
+    let mut run = GrantRun::new(id(), inv.clone(), &config, &home);
+    let outcome = ready(changegate::protocol::run(&mut run, &memory, inv.now)).unwrap();
+
+    // Then it is refused with both grants named, and nothing is written or attached
+    assert_eq!(
+        outcome,
+        GrantOutcome::Refused {
+            change_request_id: ID.to_owned(),
+            reason_code: "record-disagrees".to_owned(),
+            reason: "changegate's decision record for this request names another grant (alice on 999988887777/OrganizationAccountAccessRole from 2026-12-01T08:00:00Z to 2027-12-01T08:00:00Z) than Systems Manager's record of the request (alice on 111122223333/CM-Prd-role from 2026-12-01T09:00:00Z to 2026-12-01T10:00:00Z); nothing was granted. Operators were alerted.".to_owned(),
+        }
+    );
+    let world = memory.world.into_inner();
+    assert!(world.holders_of(&policy_name(&id())).is_empty());
+    assert!(world.announcements.is_empty());
+    assert_eq!(world.policy_writes, 0);
+}
