@@ -127,6 +127,19 @@ impl Ledger for Memory {
         world.ledger.insert(key, new);
         Ok(true)
     }
+
+    async fn unannounced_revocations(&self) -> Result<Vec<DecisionRecord>, Fault> {
+        let world = self.world.borrow();
+        Ok(world
+            .ledger
+            .iter()
+            .filter(|(_, item)| item.contains_key(crate::record::attr::PENDING))
+            .filter_map(|(key, item)| {
+                let id = ChangeRequestId::parse(key).ok()?;
+                Some(DecisionRecord::from_item(&id, item))
+            })
+            .collect())
+    }
 }
 
 impl UserGrants for Memory {

@@ -30,6 +30,10 @@ pub trait Ledger {
     async fn record(&self, id: &ChangeRequestId) -> Result<Option<DecisionRecord>, Fault>;
     /// Applies `write` if its condition holds; `false` when it did not hold.
     async fn write(&self, write: &LedgerWrite) -> Result<bool, Fault>;
+    /// Every record whose revocation is not announced yet (the table's
+    /// sparse index: eventually consistent, so each is re-checked by a
+    /// conditional write before anything is announced).
+    async fn unannounced_revocations(&self) -> Result<Vec<DecisionRecord>, Fault>;
 }
 
 /// Whether a put reached its user.

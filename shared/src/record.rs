@@ -55,7 +55,18 @@ pub mod attr {
     pub const REVOCATION_LAG_MS: &str = "revocation_lag_ms";
     pub const REVOKED_BY: &str = "revoked_by";
     pub const REVOCATION_ANNOUNCED: &str = "revocation_announced";
+    /// The lease of the invocation that recorded the revocation.
+    pub const REVOKED_LEASE_UNTIL: &str = "revoked_lease_until";
+    /// Set while a decision is made but not announced yet: the key of the
+    /// table's sparse index [`super::PENDING_INDEX`], which the sweep reads.
+    pub const PENDING: &str = "pending_announcement";
 }
+
+/// The table's index of records whose revocation is not announced yet
+/// (sparse: only items holding [`attr::PENDING`] are in it).
+pub const PENDING_INDEX: &str = "pending-announcements";
+/// [`attr::PENDING`]'s value while a revocation waits for its announcement.
+pub const PENDING_REVOCATION: &str = "revocation";
 
 /// Where the decision stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -148,9 +159,20 @@ pub struct Revoked {
     pub at: DateTime<Utc>,
     pub cause: Cause,
     pub lag_ms: Option<i64>,
-    /// The invocation that recorded the revocation first: the one that announces it.
+    /// The invocation that recorded the revocation first: the one that
+    /// announces it (or took the announcement over once its lease ran out).
     pub by: Option<String>,
+    /// Until when `by` may still be announcing it.
+    pub lease_until: Option<DateTime<Utc>>,
     pub announced: bool,
+}
+
+impl Revoked {
+    /// Whether the revocation waits for an announcement that its recorder
+    /// can no longer make (its lease ran out): another invocation may take it over.
+    pub fn orphaned(&self, now: DateTime<Utc>) -> bool {
+        !self.announced && self.lease_until.is_none_or(|l| l < now)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -334,6 +356,7 @@ impl DecisionRecord {
                     _ => None,
                 },
                 by: text(attr::REVOKED_BY),
+                lease_until: time(attr::REVOKED_LEASE_UNTIL),
                 announced: flag(attr::REVOCATION_ANNOUNCED),
             }),
         }
@@ -384,10 +407,12 @@ impl Condition {
 pub enum Update {
     /// Replaces the whole item.
     Put(Item),
-    /// Sets these attributes; `keep` ones only where they are not set yet.
+    /// Sets these attributes; `keep` ones only where they are not set yet;
+    /// removes the `remove` ones.
     Set {
         set: Vec<(&'static str, Value)>,
         keep: Vec<(&'static str, Value)>,
+        remove: Vec<&'static str>,
     },
 }
 
@@ -396,7 +421,7 @@ impl Update {
     pub fn apply(&self, id: &ChangeRequestId, item: Option<&Item>) -> Item {
         match self {
             Self::Put(new) => new.clone(),
-            Self::Set { set, keep } => {
+            Self::Set { set, keep, remove } => {
                 let mut out = item
                     .cloned()
                     .unwrap_or_else(|| Item::from([(KEY.to_owned(), Value::S(id.to_string()))]));
@@ -405,6 +430,9 @@ impl Update {
                 }
                 for (k, v) in keep {
                     out.entry((*k).to_owned()).or_insert_with(|| v.clone());
+                }
+                for k in remove {
+                    out.remove(*k);
                 }
                 out
             }
@@ -455,7 +483,15 @@ pub enum LedgerWrite {
         cause: Cause,
         at: DateTime<Utc>,
         lag_ms: Option<i64>,
-        by: String,
+        by: Holder,
+    },
+    /// Takes over announcing a revocation whose recorder's lease ran out:
+    /// only if it is still that recorder's and still unannounced.
+    TakeOverRevocation {
+        id: ChangeRequestId,
+        from: String,
+        lease_until: Option<DateTime<Utc>>,
+        to: Holder,
     },
     /// The revocation was announced (by the invocation that recorded it).
     MarkRevocationAnnounced { id: ChangeRequestId, by: String },
@@ -476,6 +512,7 @@ impl LedgerWrite {
             | Self::MarkAnnounced { id, .. }
             | Self::End { id, .. }
             | Self::Revoked { id, .. }
+            | Self::TakeOverRevocation { id, .. }
             | Self::MarkRevocationAnnounced { id, .. } => id,
         }
     }
@@ -514,6 +551,16 @@ impl LedgerWrite {
             Self::MarkAnnounced { holder, .. } => Equals(attr::OWNER, s(holder.as_str())),
             Self::End { .. } => All(vec![]),
             Self::Revoked { .. } => Absent(attr::REVOKED_AT),
+            Self::TakeOverRevocation {
+                from, lease_until, ..
+            } => All(vec![
+                Equals(attr::REVOKED_BY, s(from.as_str())),
+                match lease_until {
+                    Some(l) => Equals(attr::REVOKED_LEASE_UNTIL, s(utc_string(*l))),
+                    None => Absent(attr::REVOKED_LEASE_UNTIL),
+                },
+                Exists(attr::PENDING),
+            ]),
             Self::MarkRevocationAnnounced { by, .. } => Equals(attr::REVOKED_BY, s(by.as_str())),
         }
     }
@@ -531,7 +578,11 @@ impl LedgerWrite {
                         }
                     }
                 }
-                Update::Set { set, keep: vec![] }
+                Update::Set {
+                    set,
+                    keep: vec![],
+                    remove: vec![],
+                }
             }
             Self::TakeOver { to, .. } => Update::Set {
                 set: vec![
@@ -539,6 +590,7 @@ impl LedgerWrite {
                     (attr::LEASE_UNTIL, s(utc_string(to.lease_until))),
                 ],
                 keep: vec![],
+                remove: vec![],
             },
             Self::MarkGranted { at, .. } => Update::Set {
                 set: vec![
@@ -546,10 +598,12 @@ impl LedgerWrite {
                     (attr::GRANTED_AT, s(utc_string(*at))),
                 ],
                 keep: vec![],
+                remove: vec![],
             },
             Self::MarkAnnounced { .. } => Update::Set {
                 set: vec![(attr::ANNOUNCED, Value::Bool(true))],
                 keep: vec![],
+                remove: vec![],
             },
             Self::End { cause, at, .. } => Update::Set {
                 set: vec![],
@@ -557,6 +611,7 @@ impl LedgerWrite {
                     (attr::ENDED_AT, s(utc_string(*at))),
                     (attr::END_CAUSE, s(cause.as_str())),
                 ],
+                remove: vec![],
             },
             Self::Revoked {
                 cause,
@@ -568,16 +623,31 @@ impl LedgerWrite {
                 let mut set = vec![
                     (attr::REVOKED_AT, s(utc_string(*at))),
                     (attr::REVOCATION_CAUSE, s(cause.as_str())),
-                    (attr::REVOKED_BY, s(by.as_str())),
+                    (attr::REVOKED_BY, s(by.owner.as_str())),
+                    (attr::REVOKED_LEASE_UNTIL, s(utc_string(by.lease_until))),
+                    (attr::PENDING, s(PENDING_REVOCATION)),
                 ];
                 if let Some(lag) = lag_ms {
                     set.push((attr::REVOCATION_LAG_MS, Value::N(*lag)));
                 }
-                Update::Set { set, keep: vec![] }
+                Update::Set {
+                    set,
+                    keep: vec![],
+                    remove: vec![],
+                }
             }
+            Self::TakeOverRevocation { to, .. } => Update::Set {
+                set: vec![
+                    (attr::REVOKED_BY, s(to.owner.as_str())),
+                    (attr::REVOKED_LEASE_UNTIL, s(utc_string(to.lease_until))),
+                ],
+                keep: vec![],
+                remove: vec![],
+            },
             Self::MarkRevocationAnnounced { .. } => Update::Set {
                 set: vec![(attr::REVOCATION_ANNOUNCED, Value::Bool(true))],
                 keep: vec![],
+                remove: vec![attr::PENDING],
             },
         }
     }

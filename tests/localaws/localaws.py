@@ -991,6 +991,7 @@ def provision(
         AttributeDefinitions=spec.get("AttributeDefinitions")
         or [{"AttributeName": "change_request_id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
+        **({"GlobalSecondaryIndexes": spec["GlobalSecondaryIndexes"]} if spec.get("GlobalSecondaryIndexes") else {}),
     )
 
     events = world.client("events")

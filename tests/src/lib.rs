@@ -511,6 +511,32 @@ impl World {
                     .build()
                     .expect("attribute"),
             )
+            // template.yaml's sparse index of unannounced revocations.
+            .attribute_definitions(
+                aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                    .attribute_name(changegate::record::attr::PENDING)
+                    .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                    .build()
+                    .expect("attribute"),
+            )
+            .global_secondary_indexes(
+                aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
+                    .index_name(changegate::record::PENDING_INDEX)
+                    .key_schema(
+                        aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                            .attribute_name(changegate::record::attr::PENDING)
+                            .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                            .build()
+                            .expect("key"),
+                    )
+                    .projection(
+                        aws_sdk_dynamodb::types::Projection::builder()
+                            .projection_type(aws_sdk_dynamodb::types::ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .expect("index"),
+            )
             .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
             .send()
             .await

@@ -133,6 +133,10 @@ impl Ledger for AwsPorts {
     async fn write(&self, write: &LedgerWrite) -> Result<bool, Fault> {
         self.records.write(write).await
     }
+
+    async fn unannounced_revocations(&self) -> Result<Vec<DecisionRecord>, Fault> {
+        self.records.unannounced_revocations().await
+    }
 }
 
 impl UserGrants for AwsPorts {

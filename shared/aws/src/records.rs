@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use changegate::fault::Fault;
 use changegate::ids::ChangeRequestId;
-use changegate::record::{Condition, DecisionRecord, Item, KEY, LedgerWrite, Update, Value};
+use changegate::record::{
+    Condition, DecisionRecord, Item, KEY, LedgerWrite, PENDING_INDEX, PENDING_REVOCATION, Update,
+    Value, attr,
+};
 
 #[derive(Debug, Clone)]
 pub struct Records {
@@ -144,7 +147,7 @@ impl Records {
                     .map(|_| ())
                     .map_err(|e| (conditional_failed(&e), Fault::aws(op)(e)))
             }
-            Update::Set { set, keep } => {
+            Update::Set { set, keep, remove } => {
                 let mut parts = Vec::new();
                 for (k, v) in &set {
                     parts.push(format!("{} = {}", expr.name(k), expr.value(v)));
@@ -153,11 +156,16 @@ impl Records {
                     let name = expr.name(k);
                     parts.push(format!("{name} = if_not_exists({name}, {})", expr.value(v)));
                 }
+                let mut update = format!("SET {}", parts.join(", "));
+                if !remove.is_empty() {
+                    let names: Vec<String> = remove.iter().map(|k| expr.name(k)).collect();
+                    update.push_str(&format!(" REMOVE {}", names.join(", ")));
+                }
                 self.client
                     .update_item()
                     .table_name(&self.table)
                     .key(KEY, AttributeValue::S(write.id().to_string()))
-                    .update_expression(format!("SET {}", parts.join(", ")))
+                    .update_expression(update)
                     .set_condition_expression(condition)
                     .set_expression_attribute_names(Some(expr.names))
                     .set_expression_attribute_values(Some(expr.values))
@@ -171,6 +179,43 @@ impl Records {
             Ok(()) => Ok(true),
             Err((true, _)) => Ok(false),
             Err((false, fault)) => Err(fault),
+        }
+    }
+}
+
+impl Records {
+    /// Every record whose revocation waits for its announcement: the
+    /// table's sparse index, read page by page.
+    pub async fn unannounced_revocations(&self) -> Result<Vec<DecisionRecord>, Fault> {
+        let mut records = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(PENDING_INDEX)
+                .key_condition_expression("#p = :p")
+                .expression_attribute_names("#p", attr::PENDING)
+                .expression_attribute_values(":p", AttributeValue::S(PENDING_REVOCATION.to_owned()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(Fault::aws("dynamodb:Query"))?;
+            for item in out.items() {
+                let item = from_item(item);
+                let id = match item.get(KEY) {
+                    Some(Value::S(key)) => ChangeRequestId::parse(key).ok(),
+                    _ => None,
+                };
+                if let Some(id) = id {
+                    records.push(DecisionRecord::from_item(&id, &item));
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(records),
+            }
         }
     }
 }

@@ -14,10 +14,10 @@ use changegate::events::{AccessRevoked, Cause, ExpiryTarget};
 use changegate::fault::Fault;
 use changegate::ids::{ChangeRequestId, IamUserName};
 use changegate::policy::{Grant, POLICY_PREFIX, policy_name};
-use changegate::ports::{Ledger, Requests, Schedules, UserGrants};
+use changegate::ports::{Ledger, Requests, UserGrants};
+use changegate::protocol::ending::{Ended, Ending, Expiry, SweepItem};
 use changegate::protocol::revocation::{Reach, Revocation, Revoked};
-use changegate::protocol::{Invocation, run};
-use changegate::record::{LedgerWrite, State};
+use changegate::protocol::{Invocation, Machine, run};
 use changegate::request::PARAM_USER;
 use changegate::sweep::sort_grants;
 use changegate::text::shown;
@@ -38,6 +38,9 @@ pub struct SweepReport {
     /// Active grants whose check failed (a throttle, say): nothing was due
     /// that is known of; the next minute's sweep checks them again.
     pub checks_deferred: Vec<String>,
+    /// Revocations another invocation recorded but could not announce
+    /// (its lease ran out), announced by this sweep.
+    pub announced_late: Vec<String>,
 }
 
 /// What one invocation did.
@@ -93,8 +96,8 @@ impl Revocations {
         Self { ports, reach }
     }
 
-    /// Removes `grant` for `cause`. Returns the revocation when this
-    /// invocation recorded it, `None` when another already had.
+    /// Removes `grant` for `cause` (grant's undo of its own attach). Returns
+    /// the revocation when this invocation recorded it, `None` when another already had.
     pub async fn revoke(
         &self,
         grant: &Grant,
@@ -103,11 +106,18 @@ impl Revocations {
     ) -> Result<Option<AccessRevoked>, Fault> {
         let mut machine = Revocation::new(grant.clone(), cause.clone(), inv.clone(), self.reach);
         let revoked = match run(&mut machine, &self.ports, inv.now).await? {
-            Revoked::Revoked(r) => r,
-            Revoked::AlreadyGone => {
-                info!(change_request_id = %grant.change_request, user = %grant.user, outcome = "already-gone", "grant already removed");
-                return Ok(None);
-            }
+            Revoked::Revoked(r) => Some(r),
+            Revoked::AlreadyGone => None,
+        };
+        self.removed(grant, cause, revoked.as_ref());
+        Ok(revoked)
+    }
+
+    /// Logs and counts one removal.
+    fn removed(&self, grant: &Grant, cause: &Cause, revoked: Option<&AccessRevoked>) {
+        let Some(revoked) = revoked else {
+            info!(change_request_id = %grant.change_request, user = %grant.user, outcome = "already-gone", "grant already removed");
+            return;
         };
         info!(
             change_request_id = %grant.change_request,
@@ -131,22 +141,30 @@ impl Revocations {
                 None,
             );
         }
-        Ok(Some(revoked))
     }
 
-    /// The changegate grant `user` holds for request `id`, or why there is none.
-    pub async fn held(
-        &self,
-        user: &IamUserName,
-        id: &ChangeRequestId,
-    ) -> Result<Result<Grant, String>, Fault> {
-        let name = policy_name(id);
-        let Some(document) = self.ports.policy(user, &name).await? else {
-            return Ok(Err(format!("{user} holds no grant for this request")));
-        };
-        Ok(Grant::from_policy(user, &name, &document).map_err(|why| {
-            format!("{name} on {user} is not a changegate grant ({why}); left alone")
-        }))
+    /// Runs one revoke path to its end and reports what it did.
+    pub async fn finish<M>(&self, machine: &mut M, inv: &Invocation) -> Result<RevokeOutcome, Fault>
+    where
+        M: Machine<Outcome = Ended>,
+    {
+        let ended = run(machine, &self.ports, inv.now).await?;
+        Ok(self.report(ended))
+    }
+
+    /// Logs and counts what a revoke path did.
+    fn report(&self, ended: Ended) -> RevokeOutcome {
+        match ended {
+            Ended::Nothing(why) => RevokeOutcome::Ignored { reason: why },
+            Ended::Removed {
+                grant,
+                cause,
+                revoked,
+            } => {
+                self.removed(&grant, &cause, revoked.as_ref());
+                outcome(&grant, &cause, revoked)
+            }
+        }
     }
 
     /// Ends request `id` for `cause` (the tombstone, so that no grant can
@@ -158,41 +176,12 @@ impl Revocations {
         cause: &Cause,
         inv: &Invocation,
     ) -> Result<RevokeOutcome, Fault> {
-        let end = LedgerWrite::End {
-            id: id.clone(),
-            cause: cause.clone(),
-            at: inv.now,
-        };
-        self.ports.write(&end).await?;
-        let record = self.ports.record(id).await?;
-        // The record names the grant for removal only (removing grants nothing).
-        let recorded = record
-            .as_ref()
-            .filter(|r| matches!(r.state, Some(State::Granting | State::Granted)))
-            .and_then(|r| r.grant.as_ref())
-            .and_then(|d| d.to_removal(id));
-        let Some(user) = user.or_else(|| recorded.as_ref().map(|g| g.user.clone())) else {
-            return Ok(ignored(
-                id.as_str(),
-                "no grant was decided for this request; it is closed to grants".to_owned(),
-            ));
-        };
-        let grant = match self.held(&user, id).await? {
-            Ok(grant) => grant,
-            // Removed by an earlier attempt that then failed (the production
-            // account out of reach): finish it, cut and announce.
-            Err(none) => {
-                match recorded.filter(|_| record.as_ref().is_some_and(|r| r.revoked.is_none())) {
-                    Some(grant) => grant,
-                    None => {
-                        self.ports.unschedule(&policy_name(id)).await?;
-                        return Ok(ignored(id.as_str(), none));
-                    }
-                }
-            }
-        };
-        let revoked = self.revoke(&grant, cause, inv).await?;
-        Ok(outcome(&grant, cause, revoked))
+        let mut ending = Ending::new(id.clone(), user, cause.clone(), inv.clone(), self.reach);
+        let outcome = self.finish(&mut ending, inv).await?;
+        if let RevokeOutcome::Ignored { reason } = &outcome {
+            info!(change_request_id = %id, outcome = "ignored", reason = %reason, "nothing to revoke");
+        }
+        Ok(outcome)
     }
 }
 
@@ -252,24 +241,12 @@ impl Revoker {
                 "the schedule's input names no valid grant".to_owned(),
             ));
         };
-        let grant = match self.revocations.held(&user, &id).await? {
-            Ok(grant) => grant,
-            Err(none) => return Ok(ignored(id.as_str(), none)),
-        };
-        if !grant.window.has_ended(inv.now) {
-            return Ok(ignored(
-                id.as_str(),
-                format!(
-                    "the window ends at {}; the sweep removes it then",
-                    grant.window.end_utc()
-                ),
-            ));
+        let mut expiry = Expiry::new(id.clone(), user, inv.clone(), self.revocations.reach);
+        let outcome = self.revocations.finish(&mut expiry, inv).await?;
+        if let RevokeOutcome::Ignored { reason } = &outcome {
+            info!(change_request_id = %id, outcome = "ignored", reason = %reason, "nothing to revoke");
         }
-        let revoked = self
-            .revocations
-            .revoke(&grant, &Cause::WindowEnded, inv)
-            .await?;
-        Ok(outcome(&grant, &Cause::WindowEnded, revoked))
+        Ok(outcome)
     }
 
     /// The user a request's parameters name, as Systems Manager holds them.
@@ -389,35 +366,62 @@ impl Revoker {
                 break;
             }
             let name = grant.policy_name();
-            let cause = if window_ended {
-                Some(Cause::WindowEnded)
-            } else {
-                match self.ended_cause(&grant.change_request).await {
-                    Ok(cause) => cause,
-                    Err(fault) => {
-                        warn!(change_request_id = %grant.change_request, error = %fault, "could not check an active grant; the next sweep checks it again");
-                        report.checks_deferred.push(name);
-                        continue;
+            let mut item = SweepItem::new(grant.clone(), inv.clone(), self.revocations.reach);
+            match run(&mut item, &self.revocations.ports, now).await {
+                Ok(Ended::Nothing(_)) => {}
+                Ok(ended) => {
+                    if !window_ended {
+                        report.active_grants -= 1;
+                    }
+                    match self.revocations.report(ended) {
+                        RevokeOutcome::Revoked { .. } => report.revoked.push(name),
+                        _ => report.already_gone.push(name),
                     }
                 }
-            };
-            let Some(cause) = cause else { continue };
-            if !window_ended {
-                report.active_grants -= 1;
-                let end = LedgerWrite::End {
-                    id: grant.change_request.clone(),
-                    cause: cause.clone(),
-                    at: now,
-                };
-                if let Err(fault) = self.revocations.ports.write(&end).await {
+                Err(fault) if item.checking() => {
+                    warn!(change_request_id = %grant.change_request, error = %fault, "could not check an active grant; the next sweep checks it again");
+                    report.checks_deferred.push(name);
+                }
+                // Due (its window or its request ended), and not removed.
+                Err(fault) => {
+                    if !window_ended {
+                        report.active_grants -= 1;
+                    }
                     failures.push(format!("{name} on {}: {fault}", grant.user));
-                    continue;
                 }
             }
-            match self.revocations.revoke(grant, &cause, inv).await {
-                Ok(Some(_)) => report.revoked.push(name),
-                Ok(None) => report.already_gone.push(name),
-                Err(fault) => failures.push(format!("{name} on {}: {fault}", grant.user)),
+        }
+        // Revocations whose recorder stopped before announcing them (the
+        // policy may be gone, so IAM's listing no longer shows them).
+        match self.revocations.ports.unannounced_revocations().await {
+            Ok(pending) => {
+                for record in pending {
+                    if work.iter().any(|(g, _)| g.change_request == record.id) {
+                        continue;
+                    }
+                    let Some(mut item) =
+                        SweepItem::resume(&record, inv.clone(), self.revocations.reach)
+                    else {
+                        continue;
+                    };
+                    let name = policy_name(&record.id);
+                    match run(&mut item, &self.revocations.ports, now).await {
+                        Ok(ended) => {
+                            if let RevokeOutcome::Revoked { .. } = self.revocations.report(ended) {
+                                report.announced_late.push(name);
+                            }
+                        }
+                        Err(fault) => {
+                            failures.push(format!("announcing the revocation of {name}: {fault}"))
+                        }
+                    }
+                }
+            }
+            Err(fault) => {
+                warn!(error = %fault, "could not read the unannounced revocations; the next sweep reads them again");
+                report
+                    .checks_deferred
+                    .push("unannounced revocations".to_owned());
             }
         }
         if !report.checks_deferred.is_empty() {
@@ -446,26 +450,5 @@ impl Revoker {
             );
             Err(Fault::Sweep(failures))
         }
-    }
-
-    /// Why an active grant's request is over, if it is: its record's end, or
-    /// Systems Manager's status.
-    async fn ended_cause(&self, id: &ChangeRequestId) -> Result<Option<Cause>, Fault> {
-        if let Some(cause) = self
-            .revocations
-            .ports
-            .record(id)
-            .await?
-            .and_then(|r| r.end_cause())
-        {
-            return Ok(Some(cause));
-        }
-        Ok(self
-            .revocations
-            .ports
-            .execution(id)
-            .await?
-            .filter(|e| e.status.ends_access())
-            .map(|e| Cause::EndedEarly(e.status)))
     }
 }

@@ -1,2 +1,439 @@
-//! revoke's paths, as machines: an expiry, an early end Systems Manager
-//! confirms, and an operator's end.
+//! revoke's paths, as machines over the one [`Revocation`]:
+//!
+//! - [`Ending`]: a request ended early (Systems Manager confirms it, or an
+//!   operator ends it). The tombstone goes first, so that no grant can start
+//!   after it; then the grant, if one was made, is removed.
+//! - [`Expiry`]: a grant's expiry schedule fired; its grant goes if its window ended.
+//! - [`SweepItem`]: the minute sweep's look at one grant it listed: an ended
+//!   window goes; an active grant goes if its record or Systems Manager says
+//!   its request ended.
+//!
+//! Each reads what it removes from IAM (the grant policy itself); a record only
+//! ever names a grant for removal, which grants nothing.
+
+use crate::events::{AccessRevoked, Cause};
+use crate::ids::{ChangeRequestId, IamUserName};
+use crate::policy::{Grant, policy_name};
+use crate::protocol::revocation::{Reach, Revocation, Revoked};
+use crate::protocol::{Answer, Invocation, Machine, Next, Step};
+use crate::record::{DecisionRecord, LedgerWrite, State};
+
+/// What a revoke path did.
+// One value per step, moved once: boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// The grant was removed: `revoked` is the revocation when this
+    /// invocation recorded it, `None` when another already had.
+    Removed {
+        grant: Grant,
+        cause: Cause,
+        revoked: Option<AccessRevoked>,
+    },
+    /// Nothing to remove, and why.
+    Nothing(String),
+}
+
+/// The one revocation, once a path has found what to remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Removing {
+    machine: Revocation,
+    cause: Cause,
+}
+
+impl Removing {
+    fn new(grant: Grant, cause: Cause, inv: &Invocation, reach: Reach) -> Self {
+        Self {
+            machine: Revocation::new(grant, cause.clone(), inv.clone(), reach),
+            cause,
+        }
+    }
+
+    /// The revocation's next step, or what the path did once it is done.
+    fn next(&mut self) -> Next<Ended> {
+        match self.machine.next() {
+            Next::Do(step) => Next::Do(step),
+            Next::Done(revoked) => Next::Done(Ended::Removed {
+                grant: self.machine.grant().clone(),
+                cause: self.cause.clone(),
+                revoked: match revoked {
+                    Revoked::Revoked(r) => Some(r),
+                    Revoked::AlreadyGone => None,
+                },
+            }),
+        }
+    }
+}
+
+/// The changegate grant a user's inline policy holds, or why there is none.
+fn held(
+    user: &IamUserName,
+    id: &ChangeRequestId,
+    document: Option<String>,
+) -> Result<Grant, String> {
+    let name = policy_name(id);
+    let Some(document) = document else {
+        return Err(format!("{user} holds no grant for this request"));
+    };
+    Grant::from_policy(user, &name, &document)
+        .map_err(|why| format!("{name} on {user} is not a changegate grant ({why}); left alone"))
+}
+
+/// The grant a record names for removal, if it was granted (or being
+/// granted) and its revocation is not announced yet: a revocation that an
+/// earlier attempt began (the policy may be gone already) is finished from it.
+fn unfinished(record: Option<&DecisionRecord>, id: &ChangeRequestId) -> Option<Grant> {
+    record
+        .filter(|r| matches!(r.state, Some(State::Granting | State::Granted)))
+        .filter(|r| unannounced(r))
+        .and_then(|r| r.grant.as_ref())
+        .and_then(|d| d.to_removal(id))
+}
+
+fn unannounced(record: &DecisionRecord) -> bool {
+    record.revoked.as_ref().is_none_or(|v| !v.announced)
+}
+
+/// An early end of one request, as a machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    id: ChangeRequestId,
+    cause: Cause,
+    inv: Invocation,
+    reach: Reach,
+    /// The user Systems Manager's record of the request names, if known.
+    user: Option<IamUserName>,
+    at: EndingAt,
+}
+
+// One value per step, moved once: boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum EndingAt {
+    Tombstone,
+    ReadRecord,
+    /// The user's grant policy is read; `recorded` is the grant the record
+    /// names for removal, when its revocation is not announced yet.
+    ReadPolicy {
+        user: IamUserName,
+        recorded: Option<Grant>,
+    },
+    /// Nothing to remove: the expiry schedule goes (it may outlive an undo).
+    Unschedule(String),
+    Removing(Removing),
+    Done(Ended),
+}
+
+impl Ending {
+    pub fn new(
+        id: ChangeRequestId,
+        user: Option<IamUserName>,
+        cause: Cause,
+        inv: Invocation,
+        reach: Reach,
+    ) -> Self {
+        Self {
+            id,
+            cause,
+            inv,
+            reach,
+            user,
+            at: EndingAt::Tombstone,
+        }
+    }
+
+    fn after_record(&self, record: Option<DecisionRecord>) -> EndingAt {
+        // The record names the grant for removal only (removing grants nothing).
+        let recorded = record
+            .as_ref()
+            .filter(|r| matches!(r.state, Some(State::Granting | State::Granted)))
+            .and_then(|r| r.grant.as_ref())
+            .and_then(|d| d.to_removal(&self.id));
+        let Some(user) = self
+            .user
+            .clone()
+            .or_else(|| recorded.as_ref().map(|g| g.user.clone()))
+        else {
+            return EndingAt::Done(Ended::Nothing(
+                "no grant was decided for this request; it is closed to grants".to_owned(),
+            ));
+        };
+        EndingAt::ReadPolicy {
+            user,
+            recorded: unfinished(record.as_ref(), &self.id),
+        }
+    }
+}
+
+impl Machine for Ending {
+    type Outcome = Ended;
+
+    fn next(&mut self) -> Next<Ended> {
+        match &mut self.at {
+            EndingAt::Tombstone => Next::Do(Step::Write(LedgerWrite::End {
+                id: self.id.clone(),
+                cause: self.cause.clone(),
+                at: self.inv.now,
+            })),
+            EndingAt::ReadRecord => Next::Do(Step::ReadRecord(self.id.clone())),
+            EndingAt::ReadPolicy { user, .. } => Next::Do(Step::ReadPolicy {
+                user: user.clone(),
+                policy: policy_name(&self.id),
+            }),
+            EndingAt::Unschedule(_) => Next::Do(Step::Unschedule(policy_name(&self.id))),
+            EndingAt::Removing(r) => r.next(),
+            EndingAt::Done(ended) => Next::Done(ended.clone()),
+        }
+    }
+
+    fn learn(&mut self, answer: Answer) {
+        let at = std::mem::replace(&mut self.at, EndingAt::Tombstone);
+        self.at = match (at, answer) {
+            (EndingAt::Tombstone, Answer::Written(_)) => EndingAt::ReadRecord,
+            (EndingAt::ReadRecord, Answer::Record(record)) => self.after_record(record),
+            (EndingAt::ReadPolicy { user, recorded }, Answer::Policy(document)) => {
+                match (held(&user, &self.id, document), recorded) {
+                    (Ok(grant), _) => EndingAt::Removing(Removing::new(
+                        grant,
+                        self.cause.clone(),
+                        &self.inv,
+                        self.reach,
+                    )),
+                    // Removed by an earlier attempt that then failed (the
+                    // production account out of reach): finish it, cut and announce.
+                    (Err(_), Some(grant)) => EndingAt::Removing(Removing::new(
+                        grant,
+                        self.cause.clone(),
+                        &self.inv,
+                        self.reach,
+                    )),
+                    (Err(none), None) => EndingAt::Unschedule(none),
+                }
+            }
+            (EndingAt::Unschedule(none), _) => EndingAt::Done(Ended::Nothing(none)),
+            (EndingAt::Removing(mut r), answer) => {
+                r.machine.learn(answer);
+                EndingAt::Removing(r)
+            }
+            (at, answer) => {
+                debug_assert!(false, "{at:?} answered by {answer:?}");
+                at
+            }
+        };
+    }
+}
+
+/// A grant's expiry schedule fired, as a machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expiry {
+    id: ChangeRequestId,
+    user: IamUserName,
+    inv: Invocation,
+    reach: Reach,
+    at: ExpiryAt,
+}
+
+// One value per step, moved once: boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ExpiryAt {
+    ReadPolicy,
+    /// The policy is gone: a revocation an earlier attempt began is finished.
+    ReadRecord(String),
+    Removing(Removing),
+    Done(Ended),
+}
+
+impl Expiry {
+    pub fn new(id: ChangeRequestId, user: IamUserName, inv: Invocation, reach: Reach) -> Self {
+        Self {
+            id,
+            user,
+            inv,
+            reach,
+            at: ExpiryAt::ReadPolicy,
+        }
+    }
+}
+
+impl Machine for Expiry {
+    type Outcome = Ended;
+
+    fn next(&mut self) -> Next<Ended> {
+        match &mut self.at {
+            ExpiryAt::ReadPolicy => Next::Do(Step::ReadPolicy {
+                user: self.user.clone(),
+                policy: policy_name(&self.id),
+            }),
+            ExpiryAt::ReadRecord(_) => Next::Do(Step::ReadRecord(self.id.clone())),
+            ExpiryAt::Removing(r) => r.next(),
+            ExpiryAt::Done(ended) => Next::Done(ended.clone()),
+        }
+    }
+
+    fn learn(&mut self, answer: Answer) {
+        let at = std::mem::replace(&mut self.at, ExpiryAt::ReadPolicy);
+        self.at = match (at, answer) {
+            (ExpiryAt::ReadPolicy, Answer::Policy(document)) => {
+                match held(&self.user, &self.id, document) {
+                    Err(none) => ExpiryAt::ReadRecord(none),
+                    Ok(grant) if !grant.window.has_ended(self.inv.now) => {
+                        ExpiryAt::Done(Ended::Nothing(format!(
+                            "the window ends at {}; the sweep removes it then",
+                            grant.window.end_utc()
+                        )))
+                    }
+                    Ok(grant) => ExpiryAt::Removing(Removing::new(
+                        grant,
+                        Cause::WindowEnded,
+                        &self.inv,
+                        self.reach,
+                    )),
+                }
+            }
+            (ExpiryAt::ReadRecord(none), Answer::Record(record)) => {
+                match unfinished(record.as_ref(), &self.id)
+                    .filter(|g| g.user == self.user && g.window.has_ended(self.inv.now))
+                {
+                    Some(grant) => ExpiryAt::Removing(Removing::new(
+                        grant,
+                        Cause::WindowEnded,
+                        &self.inv,
+                        self.reach,
+                    )),
+                    None => ExpiryAt::Done(Ended::Nothing(none)),
+                }
+            }
+            (ExpiryAt::Removing(mut r), answer) => {
+                r.machine.learn(answer);
+                ExpiryAt::Removing(r)
+            }
+            (at, answer) => {
+                debug_assert!(false, "{at:?} answered by {answer:?}");
+                at
+            }
+        };
+    }
+}
+
+/// The sweep's look at one grant it listed, as a machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepItem {
+    grant: Grant,
+    inv: Invocation,
+    reach: Reach,
+    at: SweepAt,
+}
+
+// One value per step, moved once: boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SweepAt {
+    ReadRecord,
+    ReadRequest,
+    Tombstone(Cause),
+    Removing(Removing),
+    Done(Ended),
+}
+
+impl SweepItem {
+    pub fn new(grant: Grant, inv: Invocation, reach: Reach) -> Self {
+        let at = if grant.window.has_ended(inv.now) {
+            SweepAt::Removing(Removing::new(
+                grant.clone(),
+                Cause::WindowEnded,
+                &inv,
+                reach,
+            ))
+        } else {
+            SweepAt::ReadRecord
+        };
+        Self {
+            grant,
+            inv,
+            reach,
+            at,
+        }
+    }
+
+    /// A revocation the table lists as unannounced, to finish when it is this
+    /// invocation's own (a retry of the sweep that recorded it) or its
+    /// recorder's lease ran out; `None` otherwise.
+    pub fn resume(record: &DecisionRecord, inv: Invocation, reach: Reach) -> Option<Self> {
+        let revoked = record.revoked.as_ref()?;
+        let ours = revoked.by.as_deref() == Some(inv.id.as_str());
+        if revoked.announced || !(ours || revoked.orphaned(inv.now)) {
+            return None;
+        }
+        let grant = record.grant.as_ref()?.to_removal(&record.id)?;
+        let at = SweepAt::Removing(Removing::new(
+            grant.clone(),
+            revoked.cause.clone(),
+            &inv,
+            reach,
+        ));
+        Some(Self {
+            grant,
+            inv,
+            reach,
+            at,
+        })
+    }
+
+    /// Whether the sweep is still checking whether this active grant is due:
+    /// a fault then is a deferred check, not a failed revocation.
+    pub fn checking(&self) -> bool {
+        matches!(self.at, SweepAt::ReadRecord | SweepAt::ReadRequest)
+    }
+}
+
+impl Machine for SweepItem {
+    type Outcome = Ended;
+
+    fn next(&mut self) -> Next<Ended> {
+        let id = self.grant.change_request.clone();
+        match &mut self.at {
+            SweepAt::ReadRecord => Next::Do(Step::ReadRecord(id)),
+            SweepAt::ReadRequest => Next::Do(Step::ReadRequest(id)),
+            SweepAt::Tombstone(cause) => Next::Do(Step::Write(LedgerWrite::End {
+                id,
+                cause: cause.clone(),
+                at: self.inv.now,
+            })),
+            SweepAt::Removing(r) => r.next(),
+            SweepAt::Done(ended) => Next::Done(ended.clone()),
+        }
+    }
+
+    fn learn(&mut self, answer: Answer) {
+        let at = std::mem::replace(&mut self.at, SweepAt::ReadRecord);
+        self.at = match (at, answer) {
+            (SweepAt::ReadRecord, Answer::Record(record)) => {
+                match record.and_then(|r| r.end_cause()) {
+                    Some(cause) => SweepAt::Tombstone(cause),
+                    None => SweepAt::ReadRequest,
+                }
+            }
+            (SweepAt::ReadRequest, Answer::Request(exec)) => {
+                match exec.filter(|e| e.status.ends_access()) {
+                    Some(e) => SweepAt::Tombstone(Cause::EndedEarly(e.status)),
+                    None => SweepAt::Done(Ended::Nothing("its request is still open".to_owned())),
+                }
+            }
+            (SweepAt::Tombstone(cause), Answer::Written(_)) => SweepAt::Removing(Removing::new(
+                self.grant.clone(),
+                cause,
+                &self.inv,
+                self.reach,
+            )),
+            (SweepAt::Removing(mut r), answer) => {
+                r.machine.learn(answer);
+                SweepAt::Removing(r)
+            }
+            (at, answer) => {
+                debug_assert!(false, "{at:?} answered by {answer:?}");
+                at
+            }
+        };
+    }
+}

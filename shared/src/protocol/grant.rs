@@ -348,6 +348,12 @@ impl<'a> GrantRun<'a> {
             return self.ask(Pending::Cut, Step::Cut(grant, CutAt::WindowEnd));
         }
         match h.attached {
+            // An earlier attempt attached it, as IAM's record that this
+            // invocation read shows: it is not written again.
+            None if self.on_user(&grant) => {
+                self.holding(|h| h.attached = Some(Put::Done));
+                return self.next();
+            }
             None => {
                 info!(change_request_id = %self.id, user = %grant.user, account = %grant.account, role = %grant.role, policy = %grant.policy_name(), outcome = "attaching", "attaching grant");
                 return self.ask(Pending::Attach, Step::Attach(grant));
@@ -819,6 +825,20 @@ impl GrantRun<'_> {
             .as_ref()
             .and_then(|u| u.as_ref())
             .is_some_and(|u| u.inline_policies.iter().any(|(n, _)| *n == name))
+    }
+
+    /// Whether IAM's record of the user, as this invocation read it, holds
+    /// exactly this grant's policy.
+    fn on_user(&self, grant: &Grant) -> bool {
+        let (name, document) = (grant.policy_name(), grant.document_json());
+        self.user
+            .as_ref()
+            .and_then(|u| u.as_ref())
+            .is_some_and(|u| {
+                u.inline_policies
+                    .iter()
+                    .any(|(n, d)| *n == name && *d == document)
+            })
     }
 
     fn holding(&mut self, change: impl FnOnce(&mut Holding)) {

@@ -75,17 +75,30 @@ pub fn sessions_note(
 }
 
 /// One revocation, as a machine.
+///
+/// The revocation is recorded first (first writer wins: the recorder is the
+/// one that announces), so that whoever comes later can tell it is under way
+/// even once the policy is gone: a retry of the recorder carries on, and once
+/// the recorder's lease has run out another invocation takes the
+/// announcement over (the sweep finds such records through the table's
+/// index of unannounced revocations). Then every revoker, recorder or not,
+/// removes the policy, cuts live sessions and drops the expiry schedule
+/// (each idempotent), and only then is the revocation announced, once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revocation {
     grant: Grant,
     cause: Cause,
     inv: Invocation,
     reach: Reach,
+    /// Whether this invocation's record of the revocation landed.
+    recorded: Option<bool>,
+    /// Whether this invocation announces the revocation.
+    mine: Option<bool>,
+    record: Option<Option<DecisionRecord>>,
+    took_over: Option<bool>,
     removed: Option<bool>,
     cut: Option<CutOutcome>,
     unscheduled: bool,
-    recorded: Option<bool>,
-    record: Option<Option<DecisionRecord>>,
     announced: bool,
     settled: bool,
     pending: Option<Pending>,
@@ -93,11 +106,12 @@ pub struct Revocation {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Pending {
+    Record,
+    Reread,
+    TakeOver,
     Remove,
     Cut,
     Unschedule,
-    Record,
-    Reread,
     Announce,
     Settle,
 }
@@ -109,11 +123,13 @@ impl Revocation {
             cause,
             inv,
             reach,
+            recorded: None,
+            mine: None,
+            record: None,
+            took_over: None,
             removed: None,
             cut: None,
             unscheduled: false,
-            recorded: None,
-            record: None,
             announced: false,
             settled: false,
             pending: None,
@@ -136,6 +152,62 @@ impl Revocation {
         self.pending = Some(pending);
         Next::Do(step)
     }
+
+    /// Asks to take over the announcement of a revocation whose recorder's lease ran out.
+    fn take_over(&mut self, id: crate::ids::ChangeRequestId) -> Next<Revoked> {
+        let revoked = self
+            .record
+            .as_ref()
+            .and_then(|r| r.as_ref())
+            .and_then(|r| r.revoked.as_ref());
+        let (from, lease_until) = match revoked {
+            Some(r) => (r.by.clone().unwrap_or_default(), r.lease_until),
+            None => (String::new(), None),
+        };
+        let write = LedgerWrite::TakeOverRevocation {
+            id,
+            from,
+            lease_until,
+            to: self.inv.holder(),
+        };
+        self.ask(Pending::TakeOver, Step::Write(write))
+    }
+
+    /// Whether the revocation is this invocation's to announce, from the
+    /// record once another write got there first: recorded by an earlier
+    /// attempt of this invocation (a retry carries on), or taken over.
+    /// `None`: a takeover is to be tried first.
+    fn decide_mine(&mut self) -> Option<bool> {
+        let revoked = self
+            .record
+            .as_ref()
+            .and_then(|r| r.as_ref())
+            .and_then(|r| r.revoked.as_ref());
+        let Some(revoked) = revoked else {
+            // No revocation recorded, yet ours did not land: the record is gone.
+            return Some(false);
+        };
+        if revoked.announced {
+            return Some(false);
+        }
+        if revoked.by.as_deref() == Some(&self.inv.id) {
+            // Ours: announce it as recorded.
+            self.cause = revoked.cause.clone();
+            return Some(true);
+        }
+        if !revoked.orphaned(self.inv.now) {
+            return Some(false);
+        }
+        match self.took_over {
+            None => None,
+            Some(won) => {
+                if won {
+                    self.cause = revoked.cause.clone();
+                }
+                Some(won)
+            }
+        }
+    }
 }
 
 impl Machine for Revocation {
@@ -143,6 +215,28 @@ impl Machine for Revocation {
 
     fn next(&mut self) -> Next<Revoked> {
         let id = self.grant.change_request.clone();
+        if self.mine.is_none() {
+            match (self.recorded, &self.record) {
+                // First: record the revocation (first writer wins).
+                (None, _) => {
+                    let write = LedgerWrite::Revoked {
+                        id,
+                        cause: self.cause.clone(),
+                        at: self.inv.now,
+                        lag_ms: self.event().revocation_lag_ms,
+                        by: self.inv.holder(),
+                    };
+                    return self.ask(Pending::Record, Step::Write(write));
+                }
+                (Some(true), _) => self.mine = Some(true),
+                // Someone recorded it first (or an earlier attempt of ours): read whose.
+                (Some(false), None) => return self.ask(Pending::Reread, Step::ReadRecord(id)),
+                (Some(false), Some(_)) => match self.decide_mine() {
+                    Some(mine) => self.mine = Some(mine),
+                    None => return self.take_over(id),
+                },
+            }
+        }
         if self.removed.is_none() {
             return self.ask(Pending::Remove, Step::Remove(self.grant.clone()));
         }
@@ -156,32 +250,8 @@ impl Machine for Revocation {
                 Step::Unschedule(self.grant.policy_name()),
             );
         }
-        match self.recorded {
-            None => {
-                let write = LedgerWrite::Revoked {
-                    id,
-                    cause: self.cause.clone(),
-                    at: self.inv.now,
-                    lag_ms: self.event().revocation_lag_ms,
-                    by: self.inv.id.clone(),
-                };
-                return self.ask(Pending::Record, Step::Write(write));
-            }
-            Some(false) => match &self.record {
-                None => return self.ask(Pending::Reread, Step::ReadRecord(id)),
-                // Recorded by an earlier attempt of this invocation (a retry
-                // carries on), or by another invocation (which announces it).
-                Some(r) => {
-                    let mine = r
-                        .as_ref()
-                        .and_then(|r| r.revoked.as_ref())
-                        .is_some_and(|v| v.by.as_deref() == Some(&self.inv.id) && !v.announced);
-                    if !mine {
-                        return Next::Done(Revoked::AlreadyGone);
-                    }
-                }
-            },
-            Some(true) => {}
+        if self.mine != Some(true) {
+            return Next::Done(Revoked::AlreadyGone);
         }
         if !self.announced {
             let event = ChangegateEvent::Revoked(self.event());
@@ -199,11 +269,12 @@ impl Machine for Revocation {
 
     fn learn(&mut self, answer: Answer) {
         match (self.pending.take(), answer) {
+            (Some(Pending::Record), Answer::Written(w)) => self.recorded = Some(w == Some(true)),
+            (Some(Pending::Reread), Answer::Record(r)) => self.record = Some(r),
+            (Some(Pending::TakeOver), Answer::Written(w)) => self.took_over = Some(w == Some(true)),
             (Some(Pending::Remove), Answer::Removed(r)) => self.removed = Some(r),
             (Some(Pending::Cut), Answer::Cut(c)) => self.cut = Some(c),
             (Some(Pending::Unschedule), _) => self.unscheduled = true,
-            (Some(Pending::Record), Answer::Written(w)) => self.recorded = Some(w == Some(true)),
-            (Some(Pending::Reread), Answer::Record(r)) => self.record = Some(r),
             (Some(Pending::Announce), _) => self.announced = true,
             (Some(Pending::Settle), _) => self.settled = true,
             (pending, answer) => {
