@@ -53,6 +53,8 @@ pub mod attr {
     pub const REVOKED_AT: &str = "revoked_at";
     pub const REVOCATION_CAUSE: &str = "revocation_cause";
     pub const REVOCATION_LAG_MS: &str = "revocation_lag_ms";
+    /// What happened to live sessions, as the revocation's message says it.
+    pub const REVOCATION_SESSIONS: &str = "revocation_sessions";
     pub const REVOKED_BY: &str = "revoked_by";
     pub const REVOCATION_ANNOUNCED: &str = "revocation_announced";
 }
@@ -151,6 +153,8 @@ pub struct Revoked {
     /// The invocation that recorded the revocation first: the one that announces it.
     pub by: Option<String>,
     pub announced: bool,
+    /// What happened to live sessions (when they are cut), in the message's words.
+    pub sessions: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -335,6 +339,7 @@ impl DecisionRecord {
                 },
                 by: text(attr::REVOKED_BY),
                 announced: flag(attr::REVOCATION_ANNOUNCED),
+                sessions: text(attr::REVOCATION_SESSIONS),
             }),
         }
     }
@@ -456,6 +461,8 @@ pub enum LedgerWrite {
         at: DateTime<Utc>,
         lag_ms: Option<i64>,
         by: String,
+        /// What happened to live sessions, for the message notify renders from the record.
+        sessions: Option<String>,
     },
     /// The revocation was announced (by the invocation that recorded it).
     MarkRevocationAnnounced { id: ChangeRequestId, by: String },
@@ -563,6 +570,7 @@ impl LedgerWrite {
                 at,
                 lag_ms,
                 by,
+                sessions,
                 ..
             } => {
                 let mut set = vec![
@@ -572,6 +580,9 @@ impl LedgerWrite {
                 ];
                 if let Some(lag) = lag_ms {
                     set.push((attr::REVOCATION_LAG_MS, Value::N(*lag)));
+                }
+                if let Some(note) = sessions {
+                    set.push((attr::REVOCATION_SESSIONS, s(note.as_str())));
                 }
                 Update::Set { set, keep: vec![] }
             }
@@ -686,6 +697,28 @@ mod tests {
         };
         assert!(!take(other_lease).condition().holds(Some(&item)));
         assert!(!take(holder("a")).condition().holds(Some(&ended)));
+    }
+
+    #[test]
+    fn given_a_revocation_with_what_happened_to_sessions_when_written_then_the_record_holds_it_for_notify()
+     {
+        let item = LedgerWrite::Revoked {
+            id: id(),
+            cause: Cause::Operator,
+            at: t("2026-12-01T10:00:00Z"),
+            lag_ms: None,
+            by: "req-2".into(),
+            sessions: Some(
+                "sessions of alice issued before 2026-12-01T10:00:01Z are denied".into(),
+            ),
+        }
+        .update()
+        .apply(&id(), None);
+        let r = DecisionRecord::from_item(&id(), &item);
+        assert_eq!(
+            r.revoked.and_then(|v| v.sessions).as_deref(),
+            Some("sessions of alice issued before 2026-12-01T10:00:01Z are denied")
+        );
     }
 
     #[test]

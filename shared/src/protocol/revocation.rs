@@ -164,6 +164,7 @@ impl Machine for Revocation {
                     at: self.inv.now,
                     lag_ms: self.event().revocation_lag_ms,
                     by: self.inv.id.clone(),
+                    sessions: self.event().sessions,
                 };
                 return self.ask(Pending::Record, Step::Write(write));
             }
