@@ -471,6 +471,13 @@ impl RevokeConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyConfig {
     pub topic_arn: String,
+    /// The decision table: changegate's own events are rendered from its records.
+    pub decisions_table: String,
+    /// The deployment's change template (grant's); `None`: Change Manager is
+    /// not a source, and no change request is announced.
+    pub change_template: Option<String>,
+    /// Whether the deployment cuts live sessions (grant's session cutter role is set).
+    pub sessions_cut: bool,
 }
 
 impl NotifyConfig {
@@ -493,7 +500,13 @@ impl NotifyConfig {
                 expected: EXPECTED,
             });
         }
-        Ok(Self { topic_arn })
+        const TEMPLATE: &str = "an SSM document name (3-128 letters, digits, . - _)";
+        Ok(Self {
+            topic_arn,
+            decisions_table: decisions_table(src)?,
+            change_template: name(src, VAR_CHANGE_TEMPLATE, 128, b".-_", TEMPLATE)?,
+            sessions_cut: session_cutter(src)?.is_some(),
+        })
     }
 }
 
@@ -675,10 +688,13 @@ mod tests {
     #[test]
     fn given_topic_arns_when_reading_notify_config_then_only_sns_arns_pass() {
         assert!(
-            NotifyConfig::from_source(&env(&[(
-                VAR_TOPIC_ARN,
-                "arn:aws:sns:us-east-1:123456789012:changegate"
-            )]))
+            NotifyConfig::from_source(&env(&[
+                (
+                    VAR_TOPIC_ARN,
+                    "arn:aws:sns:us-east-1:123456789012:changegate"
+                ),
+                (VAR_DECISIONS_TABLE, "changegate-decisions")
+            ]))
             .is_ok()
         );
         assert!(matches!(
@@ -695,5 +711,39 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn given_notify_without_the_decision_table_when_configured_then_it_stops_naming_the_variable() {
+        const TOPIC: (&str, &str) = (
+            VAR_TOPIC_ARN,
+            "arn:aws:sns:us-east-1:123456789012:changegate",
+        );
+        assert!(matches!(
+            NotifyConfig::from_source(&env(&[TOPIC])),
+            Err(ConfigError::Missing {
+                var: VAR_DECISIONS_TABLE,
+                ..
+            })
+        ));
+        let config = NotifyConfig::from_source(&env(&[
+            TOPIC,
+            (VAR_DECISIONS_TABLE, "changegate-decisions"),
+            (VAR_CHANGE_TEMPLATE, "stack-access"),
+            (VAR_SESSION_CUTTER_ROLE, "changegate-session-cutter"),
+        ]))
+        .unwrap();
+        assert_eq!(config.change_template.as_deref(), Some("stack-access"));
+        assert!(config.sessions_cut);
+        let plain = NotifyConfig::from_source(&env(&[
+            TOPIC,
+            (VAR_DECISIONS_TABLE, "changegate-decisions"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (plain.change_template, plain.sessions_cut),
+            (None, false),
+            "no template: no change request is announced"
+        );
     }
 }

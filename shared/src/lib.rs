@@ -12,7 +12,8 @@
 //!   [`eligibility`], [`budget`], [`refusal`]), policies ([`policy`]), the
 //!   session cut ([`session`]), the decision record ([`record`]), events and
 //!   triggers ([`events`], [`trigger`]), messages ([`message`], [`text`]),
-//!   configuration ([`config`]) and faults ([`fault`]).
+//!   what notify may say ([`verify`]), configuration ([`config`]) and
+//!   faults ([`fault`]).
 
 pub mod approval;
 pub mod budget;
@@ -37,4 +38,5 @@ pub mod status;
 pub mod sweep;
 pub mod text;
 pub mod trigger;
+pub mod verify;
 pub mod window;

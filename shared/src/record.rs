@@ -53,6 +53,8 @@ pub mod attr {
     pub const REVOKED_AT: &str = "revoked_at";
     pub const REVOCATION_CAUSE: &str = "revocation_cause";
     pub const REVOCATION_LAG_MS: &str = "revocation_lag_ms";
+    /// What happened to live sessions, as the revocation's message says it.
+    pub const REVOCATION_SESSIONS: &str = "revocation_sessions";
     pub const REVOKED_BY: &str = "revoked_by";
     pub const REVOCATION_ANNOUNCED: &str = "revocation_announced";
     /// The lease of the invocation that recorded the revocation.
@@ -165,6 +167,8 @@ pub struct Revoked {
     /// Until when `by` may still be announcing it.
     pub lease_until: Option<DateTime<Utc>>,
     pub announced: bool,
+    /// What happened to live sessions (when they are cut), in the message's words.
+    pub sessions: Option<String>,
 }
 
 impl Revoked {
@@ -358,6 +362,7 @@ impl DecisionRecord {
                 by: text(attr::REVOKED_BY),
                 lease_until: time(attr::REVOKED_LEASE_UNTIL),
                 announced: flag(attr::REVOCATION_ANNOUNCED),
+                sessions: text(attr::REVOCATION_SESSIONS),
             }),
         }
     }
@@ -493,6 +498,13 @@ pub enum LedgerWrite {
         lease_until: Option<DateTime<Utc>>,
         to: Holder,
     },
+    /// What happened to live sessions, for the message notify renders from
+    /// the record: written by the announcer, before it announces.
+    RecordSessions {
+        id: ChangeRequestId,
+        by: String,
+        sessions: String,
+    },
     /// The revocation was announced (by the invocation that recorded it).
     MarkRevocationAnnounced { id: ChangeRequestId, by: String },
 }
@@ -513,6 +525,7 @@ impl LedgerWrite {
             | Self::End { id, .. }
             | Self::Revoked { id, .. }
             | Self::TakeOverRevocation { id, .. }
+            | Self::RecordSessions { id, .. }
             | Self::MarkRevocationAnnounced { id, .. } => id,
         }
     }
@@ -561,6 +574,7 @@ impl LedgerWrite {
                 },
                 Exists(attr::PENDING),
             ]),
+            Self::RecordSessions { by, .. } => Equals(attr::REVOKED_BY, s(by.as_str())),
             Self::MarkRevocationAnnounced { by, .. } => Equals(attr::REVOKED_BY, s(by.as_str())),
         }
     }
@@ -641,6 +655,11 @@ impl LedgerWrite {
                     (attr::REVOKED_BY, s(to.owner.as_str())),
                     (attr::REVOKED_LEASE_UNTIL, s(utc_string(to.lease_until))),
                 ],
+                keep: vec![],
+                remove: vec![],
+            },
+            Self::RecordSessions { sessions, .. } => Update::Set {
+                set: vec![(attr::REVOCATION_SESSIONS, s(sessions.as_str()))],
                 keep: vec![],
                 remove: vec![],
             },
@@ -756,6 +775,35 @@ mod tests {
         };
         assert!(!take(other_lease).condition().holds(Some(&item)));
         assert!(!take(holder("a")).condition().holds(Some(&ended)));
+    }
+
+    #[test]
+    fn given_a_revocation_with_what_happened_to_sessions_when_written_then_the_record_holds_it_for_notify()
+     {
+        let revoked = LedgerWrite::Revoked {
+            id: id(),
+            cause: Cause::Operator,
+            at: t("2026-12-01T10:00:00Z"),
+            lag_ms: None,
+            by: holder("req-2"),
+        }
+        .update()
+        .apply(&id(), None);
+        let note = LedgerWrite::RecordSessions {
+            id: id(),
+            by: "req-2".into(),
+            sessions: "sessions of alice issued before 2026-12-01T10:00:01Z are denied".into(),
+        };
+        assert!(
+            note.condition().holds(Some(&revoked)),
+            "the recorder writes it"
+        );
+        let item = note.update().apply(&id(), Some(&revoked));
+        let r = DecisionRecord::from_item(&id(), &item);
+        assert_eq!(
+            r.revoked.and_then(|v| v.sessions).as_deref(),
+            Some("sessions of alice issued before 2026-12-01T10:00:01Z are denied")
+        );
     }
 
     #[test]

@@ -246,6 +246,8 @@ impl LocalAws {
             ("CHANGEGATE_EVENT_BUS", EVENT_BUS),
             ("CHANGEGATE_DECISIONS_TABLE", DECISIONS_TABLE),
             ("CHANGEGATE_SOURCES", "change-manager"),
+            // notify announces only change requests filed with this template.
+            ("CHANGEGATE_CHANGE_TEMPLATE", CHANGE_TEMPLATE),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -432,6 +434,7 @@ pub fn grant_env(k: &str) -> Option<String> {
         VAR_EVENT_BUS => Some(EVENT_BUS.to_owned()),
         VAR_DECISIONS_TABLE => Some(DECISIONS_TABLE.to_owned()),
         VAR_SOURCES => Some("change-manager".to_owned()),
+        VAR_CHANGE_TEMPLATE => Some(CHANGE_TEMPLATE.to_owned()),
         _ => None,
     }
 }
@@ -911,6 +914,17 @@ pub fn revoker_with(
 ) -> changegate_aws::revoke::Revoker {
     let config = changegate::config::RevokeConfig::from_source(settings);
     changegate_aws::revoke::Revoker::new(config.expect("revoke config"), sdk)
+}
+
+/// notify publishing to `topic`, reading the world's table and Systems Manager.
+pub fn notifier(sdk: &SdkConfig, topic: &str) -> changegate_aws::notify::Notifier {
+    let topic = topic.to_owned();
+    let settings = move |k: &str| match k {
+        changegate::config::VAR_TOPIC_ARN => Some(topic.clone()),
+        k => grant_env(k),
+    };
+    let config = changegate::config::NotifyConfig::from_source(&settings);
+    changegate_aws::notify::Notifier::new(config.expect("notify config"), sdk)
 }
 
 /// grant allowing [`PROD_ACCOUNT`] only.

@@ -9,6 +9,7 @@ use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun};
 use changegate::fault::Fault;
 use changegate::request::RawParameters;
 use changegate::status::Status;
+use changegate::verify::ChangeRequestRecord;
 
 const APPROVE: &str = "aws:approve";
 
@@ -48,6 +49,42 @@ fn approval_step(step: &StepExecution) -> ApprovalStep {
         min_required: input("MinRequiredApprovals")
             .and_then(|raw| raw.trim_matches('"').parse().ok()),
     }
+}
+
+/// Who may approve at an `aws:approve` step, as it ran: `Inputs.Approvers`
+/// (a list of names or ARNs, or one) or a change template's
+/// `EnhancedApprovals.Approvers` (objects naming each `approver`). Inputs are
+/// JSON text; what cannot be read names nobody.
+fn may_approve(step: &StepExecution) -> Vec<String> {
+    use serde_json::Value;
+    let input = |key: &str| {
+        step.inputs()
+            .and_then(|i| i.get(key))
+            .and_then(|raw| serde_json::from_str::<Value>(raw).ok())
+    };
+    let list = match input("Approvers") {
+        Some(v) => v,
+        None => input("EnhancedApprovals")
+            .and_then(|e| e.get("Approvers").cloned())
+            .unwrap_or(Value::Null),
+    };
+    let entries = match list {
+        Value::Array(items) => items,
+        one => vec![one],
+    };
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) => o
+                .get("approver")
+                .or_else(|| o.get("Approver"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            _ => None,
+        })
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 impl Ssm {
@@ -122,6 +159,82 @@ impl Ssm {
             origin,
             approval_steps,
         }))
+    }
+
+    /// A change request as Systems Manager records it, for its messages:
+    /// `GetAutomationExecution` (and every `aws:approve` step when they were
+    /// truncated); `None` when Systems Manager has no such execution.
+    pub async fn change_request(&self, id: &str) -> Result<Option<ChangeRequestRecord>, Fault> {
+        const OP: &str = "ssm:GetAutomationExecution";
+        let out = match self
+            .client
+            .get_automation_execution()
+            .automation_execution_id(id)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_automation_execution_not_found_exception()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(Fault::aws(OP)(e)),
+        };
+        let exec = out.automation_execution.ok_or_else(|| Fault::Unexpected {
+            operation: OP,
+            why: "no AutomationExecution in the answer".into(),
+        })?;
+        let steps = if exec.step_executions_truncated() {
+            self.approve_steps(id).await?
+        } else {
+            exec.step_executions()
+                .iter()
+                .filter(|s| s.action() == Some(APPROVE))
+                .cloned()
+                .collect()
+        };
+        let mut approvers: Vec<String> = Vec::new();
+        for a in steps.iter().flat_map(may_approve) {
+            if !approvers.contains(&a) {
+                approvers.push(a);
+            }
+        }
+        Ok(Some(ChangeRequestRecord {
+            template: (exec.automation_subtype() == Some(&AutomationSubtype::ChangeRequest))
+                .then(|| exec.document_name().unwrap_or_default().to_owned()),
+            status: Status::parse(
+                exec.automation_execution_status()
+                    .map(|s| s.as_str())
+                    .unwrap_or_default(),
+            ),
+            requester: exec.executed_by().map(str::to_owned),
+            title: exec.change_request_name().map(str::to_owned),
+            approvers,
+        }))
+    }
+
+    /// Every `aws:approve` step of an execution as Systems Manager returns it, all pages.
+    async fn approve_steps(&self, id: &str) -> Result<Vec<StepExecution>, Fault> {
+        const OP: &str = "ssm:DescribeAutomationStepExecutions";
+        let mut steps = Vec::new();
+        let mut pages = self
+            .client
+            .describe_automation_step_executions()
+            .automation_execution_id(id)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(Fault::aws(OP))?;
+            steps.extend(
+                page.step_executions()
+                    .iter()
+                    .filter(|s| s.action() == Some(APPROVE))
+                    .cloned(),
+            );
+        }
+        Ok(steps)
     }
 
     /// Every `aws:approve` step of an execution, all pages.

@@ -4,7 +4,7 @@
 //! an ended window, now for any other cause); the expiry schedule goes; the
 //! revocation is recorded, and whoever records it first announces it, once.
 
-use chrono::Timelike;
+use chrono::{DateTime, Timelike, Utc};
 
 use crate::events::{AccessRevoked, Cause, ChangegateEvent};
 use crate::policy::Grant;
@@ -99,6 +99,10 @@ pub struct Revocation {
     removed: Option<bool>,
     cut: Option<CutOutcome>,
     unscheduled: bool,
+    /// Whether what happened to live sessions is in the record (notify reads it there).
+    sessions_recorded: bool,
+    /// When the revocation happened: now, or as an earlier recorder recorded it.
+    at: DateTime<Utc>,
     announced: bool,
     settled: bool,
     pending: Option<Pending>,
@@ -112,6 +116,7 @@ enum Pending {
     Remove,
     Cut,
     Unschedule,
+    Sessions,
     Announce,
     Settle,
 }
@@ -119,6 +124,7 @@ enum Pending {
 impl Revocation {
     pub fn new(grant: Grant, cause: Cause, inv: Invocation, reach: Reach) -> Self {
         Self {
+            at: inv.now,
             grant,
             cause,
             inv,
@@ -130,6 +136,7 @@ impl Revocation {
             removed: None,
             cut: None,
             unscheduled: false,
+            sessions_recorded: false,
             announced: false,
             settled: false,
             pending: None,
@@ -141,7 +148,7 @@ impl Revocation {
     }
 
     fn event(&self) -> AccessRevoked {
-        let mut revoked = AccessRevoked::of(&self.grant, self.inv.now, &self.cause);
+        let mut revoked = AccessRevoked::of(&self.grant, self.at, &self.cause);
         revoked.sessions = self
             .cut
             .map(|c| sessions_note(c, &self.grant, &self.cause, self.inv.now));
@@ -193,6 +200,7 @@ impl Revocation {
         if revoked.by.as_deref() == Some(&self.inv.id) {
             // Ours: announce it as recorded.
             self.cause = revoked.cause.clone();
+            self.at = revoked.at;
             return Some(true);
         }
         if !revoked.orphaned(self.inv.now) {
@@ -203,6 +211,7 @@ impl Revocation {
             Some(won) => {
                 if won {
                     self.cause = revoked.cause.clone();
+                    self.at = revoked.at;
                 }
                 Some(won)
             }
@@ -253,6 +262,14 @@ impl Machine for Revocation {
         if self.mine != Some(true) {
             return Next::Done(Revoked::AlreadyGone);
         }
+        if let (Some(sessions), false) = (self.event().sessions, self.sessions_recorded) {
+            let write = LedgerWrite::RecordSessions {
+                id,
+                by: self.inv.id.clone(),
+                sessions,
+            };
+            return self.ask(Pending::Sessions, Step::Write(write));
+        }
         if !self.announced {
             let event = ChangegateEvent::Revoked(self.event());
             return self.ask(Pending::Announce, Step::Announce(event));
@@ -275,6 +292,13 @@ impl Machine for Revocation {
             (Some(Pending::Remove), Answer::Removed(r)) => self.removed = Some(r),
             (Some(Pending::Cut), Answer::Cut(c)) => self.cut = Some(c),
             (Some(Pending::Unschedule), _) => self.unscheduled = true,
+            (Some(Pending::Sessions), Answer::Written(w)) => {
+                self.sessions_recorded = true;
+                // Taken over meanwhile (this invocation's lease ran out): the taker announces.
+                if w != Some(true) {
+                    self.mine = Some(false);
+                }
+            }
             (Some(Pending::Announce), _) => self.announced = true,
             (Some(Pending::Settle), _) => self.settled = true,
             (pending, answer) => {

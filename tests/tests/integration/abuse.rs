@@ -3,9 +3,7 @@
 
 use std::collections::HashMap;
 
-use changegate::config::{
-    GrantConfig, NotifyConfig, VAR_ALLOW_DELEGATED, VAR_ALLOWED_ACCOUNTS, VAR_TOPIC_ARN,
-};
+use changegate::config::{GrantConfig, VAR_ALLOW_DELEGATED, VAR_ALLOWED_ACCOUNTS};
 use changegate::ids::IdError;
 use changegate::refusal::Refusal;
 use changegate::window::TimeError;
@@ -50,11 +48,7 @@ impl Scene {
             .topic_arn()
             .unwrap()
             .to_owned();
-        let notifier = Notifier::new(
-            NotifyConfig::from_source(&move |k: &str| (k == VAR_TOPIC_ARN).then(|| topic.clone()))
-                .unwrap(),
-            &world.sdk,
-        );
+        let notifier = notifier(&world.sdk, &topic);
         let grantor = Grantor::new(grant_config(delegated), &world.sdk);
         Self {
             world,

