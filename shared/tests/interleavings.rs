@@ -435,6 +435,7 @@ fn forged_claim(world: &mut World, account: &str, end: &str) {
     record.grant = Some(changegate::record::Decided {
         source: "automation".into(),
         beneficiary: "alice".into(),
+        beneficiary_id: None,
         approvers: vec![],
         account: account.into(),
         role: "OrganizationAccountAccessRole".into(),

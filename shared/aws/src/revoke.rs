@@ -12,9 +12,10 @@ use tracing::{error, info, warn};
 use changegate::config::RevokeConfig;
 use changegate::events::{AccessRevoked, Cause, ExpiryTarget};
 use changegate::fault::Fault;
-use changegate::ids::{ChangeRequestId, IamUserName};
+use changegate::ids::{ChangeRequestId, IamUserId, IamUserName};
 use changegate::policy::{Grant, POLICY_PREFIX, policy_name};
 use changegate::ports::{Ledger, Requests, Schedules, UserGrants};
+use changegate::protocol::locate::{Locate, Located};
 use changegate::protocol::revocation::{Reach, Revocation, Revoked};
 use changegate::protocol::{Invocation, run};
 use changegate::record::{LedgerWrite, State};
@@ -134,6 +135,41 @@ impl Revocations {
         Ok(Some(revoked))
     }
 
+    /// Where the user granted as `user` (IAM's unique id `user_id`, when
+    /// recorded) is now: renamed, or deleted (see [`changegate::protocol::locate`]).
+    pub async fn locate(
+        &self,
+        user: &IamUserName,
+        user_id: Option<IamUserId>,
+        inv: &Invocation,
+    ) -> Result<Located, Fault> {
+        run(
+            &mut Locate::new(user.clone(), user_id),
+            &self.ports,
+            inv.now,
+        )
+        .await
+    }
+
+    /// The grant for request `id` of the user granted as `user` (unique id
+    /// `user_id`), found wherever IAM has the user now, or why there is none.
+    pub async fn held_by(
+        &self,
+        user: &IamUserName,
+        user_id: Option<IamUserId>,
+        id: &ChangeRequestId,
+        inv: &Invocation,
+    ) -> Result<Result<Grant, String>, Fault> {
+        let located = self.locate(user, user_id.clone(), inv).await?;
+        let Some(holder) = located.name() else {
+            return Ok(Err(located.gone_why().unwrap_or_default()));
+        };
+        Ok(self
+            .held(holder, id)
+            .await?
+            .map(|grant| Grant { user_id, ..grant }))
+    }
+
     /// The changegate grant `user` holds for request `id`, or why there is none.
     pub async fn held(
         &self,
@@ -177,7 +213,12 @@ impl Revocations {
                 "no grant was decided for this request; it is closed to grants".to_owned(),
             ));
         };
-        let grant = match self.held(&user, id).await? {
+        // The user as granted, found by IAM's unique id if renamed since.
+        let user_id = recorded
+            .as_ref()
+            .filter(|g| g.session_name.same_name(&user))
+            .and_then(|g| g.user_id.clone());
+        let grant = match self.held_by(&user, user_id, id, inv).await? {
             Ok(grant) => grant,
             // Removed by an earlier attempt that then failed (the production
             // account out of reach): finish it, cut and announce.
@@ -243,16 +284,18 @@ impl Revoker {
         target: &ExpiryTarget,
         inv: &Invocation,
     ) -> Result<RevokeOutcome, Fault> {
-        let (Ok(id), Ok(user)) = (
+        let user_id = target.user_id.as_deref().map(IamUserId::parse).transpose();
+        let (Ok(id), Ok(user), Ok(user_id)) = (
             ChangeRequestId::parse(&target.change_request_id),
             IamUserName::parse(&target.user),
+            user_id,
         ) else {
             return Ok(ignored(
                 &target.change_request_id,
                 "the schedule's input names no valid grant".to_owned(),
             ));
         };
-        let grant = match self.revocations.held(&user, &id).await? {
+        let grant = match self.revocations.held_by(&user, user_id, &id, inv).await? {
             Ok(grant) => grant,
             Err(none) => return Ok(ignored(id.as_str(), none)),
         };
