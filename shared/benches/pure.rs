@@ -82,6 +82,7 @@ fn main() {
     };
     let alice = UserRecord {
         name: None,
+        id: None,
         tag: Some("111122223333".into()),
         inline_policies: vec![],
     };

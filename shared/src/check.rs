@@ -9,7 +9,7 @@ use crate::budget;
 use crate::config::GrantConfig;
 use crate::eligibility::Eligibility;
 use crate::execution::{ApprovalStep, Execution, Origin, Source};
-use crate::ids::{ChangeRequestId, Home, IamUserName, Principal, UserArn};
+use crate::ids::{ChangeRequestId, Home, IamUserId, IamUserName, Principal, UserArn};
 use crate::policy::{Grant, policy_name};
 use crate::refusal::Refusal;
 use crate::request::{AccessRequest, parse_parameters};
@@ -21,6 +21,8 @@ use crate::window::human_time;
 pub struct UserRecord {
     /// The user's name as IAM stores it (`${aws:username}` in policies).
     pub name: Option<IamUserName>,
+    /// IAM's unique id of the user (GetUser's `UserId`), which a rename keeps.
+    pub id: Option<IamUserId>,
     /// The value of the eligibility tag, if set.
     pub tag: Option<String>,
     /// Every inline policy of the user: name and decoded document.
@@ -328,7 +330,8 @@ pub fn decide(
     // is what is left; refusing now would leave a granted-but-refused state.
     if let Some((_, document)) = user.inline_policies.iter().find(|(n, _)| *n == name) {
         if let Ok(grant) = Grant::from_policy(&request.user, &name, document) {
-            return Ok(Verdict::AlreadyGranted(grant));
+            let user_id = user.id.clone();
+            return Ok(Verdict::AlreadyGranted(Grant { user_id, ..grant }));
         }
     }
     let (eligibility, ignored) = Eligibility::parse(user.tag.as_deref());
@@ -344,9 +347,12 @@ pub fn decide(
         })?;
     // The name as IAM stores it: what `${aws:username}` and a session cut match.
     let stored = user.name.clone().filter(|n| n.same_name(&request.user));
+    let stored = stored.unwrap_or_else(|| request.user.clone());
     let grant = Grant {
         change_request: checked.id.clone(),
-        user: stored.unwrap_or_else(|| request.user.clone()),
+        user: stored.clone(),
+        session_name: stored,
+        user_id: user.id.clone(),
         account: request.account.clone(),
         role,
         window: request.window.clone(),
@@ -511,9 +517,12 @@ mod tests {
         }
     }
 
+    const ALICE_ID: &str = "AIDACKCEVSQ6C2EXAMPLE";
+
     fn eligible(tag: &str) -> UserRecord {
         UserRecord {
             name: None,
+            id: Some(IamUserId::parse(ALICE_ID).unwrap()),
             tag: Some(tag.to_owned()),
             inline_policies: vec![],
         }
@@ -900,6 +909,30 @@ mod tests {
     }
 
     #[test]
+    fn given_an_eligible_user_when_deciding_then_the_grant_is_bound_to_iams_user_id_and_names_sessions_by_the_stored_name()
+     {
+        let checked = check(&ok_request(), &config()).unwrap();
+        let user = UserRecord {
+            name: Some(IamUserName::parse("Alice").unwrap()),
+            ..eligible("111122223333")
+        };
+        let Ok(Verdict::Grant(g)) = decide(&checked, &user, &config()) else {
+            panic!("not granted")
+        };
+        assert_eq!(g.user_id.as_ref().map(IamUserId::as_str), Some(ALICE_ID));
+        assert_eq!(
+            (g.user.as_str(), g.session_name.as_str()),
+            ("Alice", "Alice")
+        );
+        assert!(
+            g.document_json()
+                .contains(r#""sts:RoleSessionName":"Alice""#),
+            "{}",
+            g.document_json()
+        );
+    }
+
+    #[test]
     fn given_the_grant_is_already_on_the_user_when_deciding_then_it_is_announced_even_if_eligibility_went_since()
      {
         let checked = check(&ok_request(), &config()).unwrap();
@@ -908,6 +941,7 @@ mod tests {
         };
         let attached = UserRecord {
             name: None,
+            id: Some(IamUserId::parse(ALICE_ID).unwrap()),
             tag: None,
             inline_policies: vec![(g.policy_name(), g.document_json())],
         };

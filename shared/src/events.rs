@@ -162,7 +162,12 @@ pub struct ExpiryInput {
 #[serde(rename_all = "kebab-case")]
 pub struct ExpiryTarget {
     pub change_request_id: String,
+    /// The user's name when granted.
     pub user: String,
+    /// IAM's unique id of the user when granted: expiry finds a renamed user
+    /// by it (absent in schedules written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 impl AccessRevoked {
@@ -170,7 +175,8 @@ impl AccessRevoked {
     pub fn of(grant: &Grant, at: DateTime<Utc>, cause: &Cause) -> Self {
         Self {
             change_request_id: grant.change_request.clone(),
-            user: grant.user.clone(),
+            // The person as granted (and announced then), whatever IAM calls them now.
+            user: grant.session_name.clone(),
             account: grant.account.clone(),
             role: grant.role.clone(),
             role_arn: grant.role_arn(),

@@ -19,6 +19,8 @@ pub enum IdError {
     NotTwelveDigits,
     #[error("it must be made of letters, digits and hyphens only")]
     NotAnExecutionId,
+    #[error("it must be 16 to 128 letters, digits or underscores (IAM's unique id)")]
+    NotAUniqueId,
 }
 
 /// An AWS account id: exactly twelve ASCII digits.
@@ -72,6 +74,27 @@ impl IamUserName {
     /// IAM user names are unique regardless of case: `Alice` is `alice`.
     pub fn same_name(&self, other: &Self) -> bool {
         self.0.eq_ignore_ascii_case(&other.0)
+    }
+}
+
+/// IAM's unique id of a user (GetUser's `UserId`, `AIDA...`): unlike the
+/// name, a rename keeps it (IAM: "Unique identifiers"; the API's pattern is
+/// `[\w]+`, 16 to 128 characters).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IamUserId(String);
+
+impl IamUserId {
+    pub fn parse(raw: &str) -> Result<Self, IdError> {
+        let ok = (16..=128).contains(&raw.len())
+            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(IdError::NotAUniqueId)
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -287,7 +310,7 @@ macro_rules! string_newtype_traits {
         }
     )*};
 }
-string_newtype_traits!(AccountId, IamUserName, RoleName, ChangeRequestId);
+string_newtype_traits!(AccountId, IamUserName, IamUserId, RoleName, ChangeRequestId);
 
 #[cfg(test)]
 mod tests {
@@ -333,6 +356,25 @@ mod tests {
             IamUserName::parse(&"a".repeat(65)),
             Err(IdError::TooLong { len: 65, max: 64 })
         );
+    }
+
+    #[test]
+    fn given_iams_unique_id_pattern_when_parsing_a_user_id_then_only_16_to_128_word_characters_pass()
+     {
+        let id = IamUserId::parse("AIDACKCEVSQ6C2EXAMPLE").unwrap();
+        assert_eq!(id.as_str(), "AIDACKCEVSQ6C2EXAMPLE");
+        assert!(IamUserId::parse(&"A".repeat(16)).is_ok());
+        assert!(IamUserId::parse(&"A".repeat(128)).is_ok());
+        for bad in [
+            "",
+            "AIDA",
+            &"A".repeat(15),
+            &"A".repeat(129),
+            "AIDACKCEVSQ6C2EXAMP-E",
+            "AIDACKCEVSQ6C2EXAMPLÉ",
+        ] {
+            assert_eq!(IamUserId::parse(bad), Err(IdError::NotAUniqueId), "{bad}");
+        }
     }
 
     #[test]

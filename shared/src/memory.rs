@@ -16,7 +16,7 @@ use crate::check::UserRecord;
 use crate::events::ChangegateEvent;
 use crate::execution::Execution;
 use crate::fault::Fault;
-use crate::ids::{ChangeRequestId, IamUserName};
+use crate::ids::{ChangeRequestId, IamUserId, IamUserName};
 use crate::policy::{Grant, PolicyListing, UserPolicy};
 use crate::ports::{
     Bus, CutAt, CutOutcome, Ledger, Put, Requests, Schedules, SessionCuts, UserGrants,
@@ -31,6 +31,8 @@ pub const USER_INLINE_POLICY_LIMIT: usize = 2_048;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemUser {
     pub name: IamUserName,
+    /// IAM's unique id (`AIDA...`): given at creation, kept by a rename.
+    pub id: IamUserId,
     pub tag: Option<String>,
     pub policies: BTreeMap<String, String>,
 }
@@ -50,6 +52,15 @@ pub struct World {
     pub schedules: BTreeSet<String>,
     /// How many `PutUserPolicy` calls were made.
     pub policy_writes: usize,
+    /// How many users were ever created (each gets the next unique id).
+    pub users_created: usize,
+}
+
+/// Why IAM refused an `UpdateUser` (its error codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenameError {
+    NoSuchEntity,
+    EntityAlreadyExists,
 }
 
 impl World {
@@ -57,14 +68,48 @@ impl World {
         let Ok(user) = IamUserName::parse(name) else {
             return;
         };
+        self.users_created += 1;
+        let Ok(id) = IamUserId::parse(&format!("AIDA{:017}", self.users_created)) else {
+            return;
+        };
         self.users.insert(
             name.to_ascii_lowercase(),
             MemUser {
                 name: user,
+                id,
                 tag: tag.map(str::to_owned),
                 policies: BTreeMap::new(),
             },
         );
+    }
+
+    /// IAM's `UpdateUser` with `NewUserName`: the user keeps its unique id,
+    /// and its inline policies and tags move with it to the new name.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), RenameError> {
+        let (from_key, to_key) = (from.to_ascii_lowercase(), to.to_ascii_lowercase());
+        let new = IamUserName::parse(to).map_err(|_| RenameError::NoSuchEntity)?;
+        if from_key != to_key && self.users.contains_key(&to_key) {
+            return Err(RenameError::EntityAlreadyExists);
+        }
+        let mut user = self
+            .users
+            .remove(&from_key)
+            .ok_or(RenameError::NoSuchEntity)?;
+        user.name = new;
+        self.users.insert(to_key, user);
+        Ok(())
+    }
+
+    /// IAM's `DeleteUser` (its inline policies go with it).
+    pub fn delete_user(&mut self, name: &str) -> bool {
+        self.users.remove(&name.to_ascii_lowercase()).is_some()
+    }
+
+    /// The unique id of the user called `name`.
+    pub fn user_id(&self, name: &str) -> Option<IamUserId> {
+        self.users
+            .get(&name.to_ascii_lowercase())
+            .map(|u| u.id.clone())
     }
 
     pub fn record(&self, id: &ChangeRequestId) -> Option<DecisionRecord> {
@@ -147,6 +192,7 @@ impl UserGrants for Memory {
         let world = self.world.borrow();
         Ok(world.user(user).map(|u| UserRecord {
             name: Some(u.name.clone()),
+            id: Some(u.id.clone()),
             tag: u.tag.clone(),
             inline_policies: u
                 .policies
@@ -219,6 +265,19 @@ impl UserGrants for Memory {
         }
         Ok(listing)
     }
+
+    async fn user_id(&self, user: &IamUserName) -> Result<Option<IamUserId>, Fault> {
+        Ok(self.world.borrow().user(user).map(|u| u.id.clone()))
+    }
+
+    async fn user_named(&self, id: &IamUserId) -> Result<Option<IamUserName>, Fault> {
+        let world = self.world.borrow();
+        Ok(world
+            .users
+            .values()
+            .find(|u| u.id == *id)
+            .map(|u| u.name.clone()))
+    }
 }
 
 impl SessionCuts for Memory {
@@ -231,12 +290,12 @@ impl SessionCuts for Memory {
         let cut = world.cuts.entry(role).or_insert_with(SessionCut::empty);
         match at {
             CutAt::WindowEnd => cut.extend(
-                &grant.user,
+                &grant.session_name,
                 grant.window.start_utc(),
                 grant.window.end_utc(),
                 now,
             ),
-            CutAt::Now => cut.cut_now(&grant.user, now),
+            CutAt::Now => cut.cut_now(&grant.session_name, now),
         }
         cut.collect(now, TimeDelta::hours(1));
         Ok(CutOutcome::Cut)
@@ -272,5 +331,59 @@ pub fn ready<F: std::future::Future>(future: F) -> F::Output {
     match future.as_mut().poll(&mut cx) {
         std::task::Poll::Ready(out) => out,
         std::task::Poll::Pending => unreachable!("the in-memory ports never wait"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_a_user_with_a_policy_and_the_tag_when_renamed_then_both_move_and_the_unique_id_stays()
+    {
+        let mut w = World::default();
+        w.add_user("alice", Some("111122223333"));
+        w.add_user("bob", None);
+        let id = w.user_id("alice").unwrap();
+        assert_ne!(w.user_id("bob"), Some(id.clone()), "ids are unique");
+        w.users
+            .get_mut("alice")
+            .unwrap()
+            .policies
+            .insert("changegate-x".into(), "{}".into());
+
+        assert_eq!(w.rename("alice", "alice2"), Ok(()));
+
+        assert_eq!(w.user_id("alice"), None);
+        let moved = &w.users["alice2"];
+        assert_eq!(moved.id, id);
+        assert_eq!(moved.name.as_str(), "alice2");
+        assert_eq!(moved.tag.as_deref(), Some("111122223333"));
+        assert_eq!(
+            moved.policies.keys().collect::<Vec<_>>(),
+            vec!["changegate-x"]
+        );
+        let ports = Memory::new(w);
+        let found = ready(ports.user_named(&id)).unwrap();
+        assert_eq!(found.as_ref().map(IamUserName::as_str), Some("alice2"));
+    }
+
+    #[test]
+    fn given_a_taken_name_or_no_such_user_when_renaming_then_iam_refuses_and_nothing_changes() {
+        let mut w = World::default();
+        w.add_user("alice", None);
+        w.add_user("bob", None);
+        let before = w.clone();
+        assert_eq!(
+            w.rename("alice", "BOB"),
+            Err(RenameError::EntityAlreadyExists)
+        );
+        assert_eq!(w.rename("carol", "carol2"), Err(RenameError::NoSuchEntity));
+        assert_eq!(w, before);
+        assert_eq!(
+            w.rename("alice", "Alice"),
+            Ok(()),
+            "a change of case is allowed"
+        );
     }
 }

@@ -5,15 +5,21 @@
 //!  "Action":"sts:AssumeRole","Resource":"arn:aws:iam::111122223333:role/CM-Prd-role",
 //!  "Condition":{"DateGreaterThan":{"aws:CurrentTime":"2026-12-01T09:00:00Z"},
 //!               "DateLessThan":{"aws:CurrentTime":"2026-12-01T10:00:00Z"},
-//!               "StringEquals":{"sts:RoleSessionName":"${aws:username}"}}}]}
+//!               "StringEquals":{"sts:RoleSessionName":"alice"}}}]}
 //! ```
 //!
 //! The `StringEquals` (on by default, `CHANGEGATE_REQUIRE_SESSION_NAME`) makes
 //! every session in production carry the person's own name, so CloudTrail
 //! there names them and a session cut can tell whose sessions are whose.
 //!
-//! ```text
-//! ```
+//! **The name as granted, literally.** The condition names the user as IAM
+//! called them when the grant was decided, not `${aws:username}`: a user who
+//! renames themselves during the window (`iam:UpdateUser`; inline policies
+//! move with the user) can then only assume with the *old* name, which the
+//! session cut matches, and the production role's trust (which requires
+//! `RoleSessionName` = `${aws:username}`, the new name) refuses that: a
+//! renamed user cannot assume at all. Policies written before this read back
+//! as before (`${aws:username}`: the session name is the holder's name).
 //!
 //! The `Sid` only records the offsets the requester wrote (for messages); a
 //! policy is recognised as changegate's by its name and its exact shape.
@@ -21,7 +27,7 @@
 use chrono::{DateTime, FixedOffset, Offset, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AccountId, ChangeRequestId, IamUserName, RoleName};
+use crate::ids::{AccountId, ChangeRequestId, IamUserId, IamUserName, RoleName};
 use crate::window::{Window, parse_time, utc_string};
 
 /// Every changegate policy name starts with this; nothing else is ever touched.
@@ -70,7 +76,8 @@ pub struct SessionName {
     pub role_session_name: String,
 }
 
-/// The policy variable IAM replaces with the calling user's name.
+/// The policy variable IAM replaces with the calling user's name (grants
+/// written before the literal name are still read back).
 pub const OWN_NAME: &str = "${aws:username}";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,11 +108,20 @@ pub struct PolicyListing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub change_request: ChangeRequestId,
+    /// The user holding the policy, by the name IAM has for them now (where
+    /// the policy is put and removed).
     pub user: IamUserName,
+    /// The user's name when the grant was decided: the session name the
+    /// policy requires, what the session cut matches and announcements name.
+    /// A rename does not change it.
+    pub session_name: IamUserName,
+    /// IAM's unique id of the user (GetUser's `UserId`), when known: removal
+    /// finds the user by it whatever they are called now.
+    pub user_id: Option<IamUserId>,
     pub account: AccountId,
     pub role: RoleName,
     pub window: Window,
-    /// Sessions must be named after the user (`sts:RoleSessionName` = `${aws:username}`).
+    /// Sessions must be named after the user (`sts:RoleSessionName` = [`Grant::session_name`]).
     pub named_sessions: bool,
 }
 
@@ -157,7 +173,7 @@ impl Grant {
                     date_greater_than: time(self.window.start_utc()),
                     date_less_than: time(self.window.end_utc()),
                     string_equals: self.named_sessions.then(|| SessionName {
-                        role_session_name: OWN_NAME.to_owned(),
+                        role_session_name: self.session_name.to_string(),
                     }),
                 },
             }],
@@ -170,7 +186,8 @@ impl Grant {
             .unwrap_or_else(|_| unreachable!("plain strings serialise"))
     }
 
-    /// Reads a grant back from an inline policy found on `user`.
+    /// Reads a grant back from an inline policy found on `user` (its id is
+    /// not in the policy: `user_id` is `None`).
     pub fn from_policy(
         user: &IamUserName,
         name: &str,
@@ -206,18 +223,25 @@ impl Grant {
         let end = at(&stmt.condition.date_less_than.current_time, end_tag)
             .ok_or_else(|| shape("end is not a UTC time"))?;
         let window = Window::new(start, end).map_err(|_| shape("window ends before it starts"))?;
-        let named_sessions = match &stmt.condition.string_equals {
-            None => false,
-            Some(SessionName { role_session_name }) if role_session_name == OWN_NAME => true,
-            Some(_) => {
-                return Err(shape(
-                    "the session name condition is not the user's own name",
-                ));
+        let (named_sessions, session_name) = match &stmt.condition.string_equals {
+            None => (false, user.clone()),
+            Some(SessionName { role_session_name }) if role_session_name == OWN_NAME => {
+                (true, user.clone())
+            }
+            Some(SessionName { role_session_name }) => {
+                match IamUserName::parse(role_session_name) {
+                    Ok(name) => (true, name),
+                    Err(_) => {
+                        return Err(shape("the session name condition is not a user's name"));
+                    }
+                }
             }
         };
         Ok(Self {
             change_request,
             user: user.clone(),
+            session_name,
+            user_id: None,
             account,
             role,
             window,
@@ -281,6 +305,8 @@ pub(crate) mod tests {
         Grant {
             change_request: ChangeRequestId::parse("d0585556-80f6-4522-8dad-dada6d45b67d").unwrap(),
             user: IamUserName::parse("alice").unwrap(),
+            session_name: IamUserName::parse("alice").unwrap(),
+            user_id: None,
             account: AccountId::parse("111122223333").unwrap(),
             role: RoleName::parse("CM-Prd-role").unwrap(),
             window: Window::new(parse_time(start).unwrap(), parse_time(end).unwrap()).unwrap(),
@@ -297,7 +323,7 @@ pub(crate) mod tests {
         );
         assert_eq!(
             g.document_json(),
-            r#"{"Version":"2012-10-17","Statement":[{"Sid":"ChangegateP0900P0900","Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::111122223333:role/CM-Prd-role","Condition":{"DateGreaterThan":{"aws:CurrentTime":"2026-12-01T09:00:00Z"},"DateLessThan":{"aws:CurrentTime":"2026-12-01T10:00:00Z"},"StringEquals":{"sts:RoleSessionName":"${aws:username}"}}}]}"#
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"ChangegateP0900P0900","Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::111122223333:role/CM-Prd-role","Condition":{"DateGreaterThan":{"aws:CurrentTime":"2026-12-01T09:00:00Z"},"DateLessThan":{"aws:CurrentTime":"2026-12-01T10:00:00Z"},"StringEquals":{"sts:RoleSessionName":"alice"}}}]}"#
         );
         let unnamed = Grant {
             named_sessions: false,
@@ -311,13 +337,65 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn given_a_session_name_condition_other_than_the_users_own_when_read_then_it_is_not_a_grant() {
+    fn given_a_session_name_condition_that_is_no_user_name_when_read_then_it_is_not_a_grant() {
         let g = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
-        let other = g.document_json().replace("${aws:username}", "admin");
-        assert!(matches!(
-            Grant::from_policy(&g.user, &g.policy_name(), &other),
-            Err(NotAGrant::Shape(_))
-        ));
+        for bad in ["*", "al*ce", "${aws:userid}", ""] {
+            let other = g.document_json().replace(
+                r#""sts:RoleSessionName":"alice""#,
+                &format!(r#""sts:RoleSessionName":"{bad}""#),
+            );
+            assert!(
+                matches!(
+                    Grant::from_policy(&g.user, &g.policy_name(), &other),
+                    Err(NotAGrant::Shape(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn given_a_grant_when_rendered_then_the_session_name_condition_is_the_literal_name_as_granted_not_the_policy_variable()
+     {
+        let g = Grant {
+            user: IamUserName::parse("Alice").unwrap(),
+            session_name: IamUserName::parse("Alice").unwrap(),
+            ..grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z")
+        };
+        let doc = g.document_json();
+        assert!(
+            doc.contains(r#""StringEquals":{"sts:RoleSessionName":"Alice"}"#),
+            "{doc}"
+        );
+        assert!(!doc.contains("${aws:username}"), "{doc}");
+    }
+
+    #[test]
+    fn given_a_grant_found_on_a_renamed_user_when_read_then_it_is_held_by_the_new_name_and_names_sessions_by_the_old()
+     {
+        let g = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
+        let alice2 = IamUserName::parse("alice2").unwrap();
+        let back = Grant::from_policy(&alice2, &g.policy_name(), &g.document_json()).unwrap();
+        assert_eq!(back.user, alice2, "removed from where it is now");
+        assert_eq!(back.session_name.as_str(), "alice", "cut as granted");
+        assert!(back.named_sessions);
+    }
+
+    #[test]
+    fn given_a_grant_written_with_the_policy_variable_when_read_then_sessions_are_named_after_its_holder()
+     {
+        let g = grant("2026-12-01T09:00:00Z", "2026-12-01T10:00:00Z");
+        let legacy = g.document_json().replace(
+            r#""sts:RoleSessionName":"alice""#,
+            r#""sts:RoleSessionName":"${aws:username}""#,
+        );
+        let bob = IamUserName::parse("bob").unwrap();
+        let back = Grant::from_policy(&bob, &g.policy_name(), &legacy).unwrap();
+        assert_eq!(
+            (back.user.as_str(), back.session_name.as_str()),
+            ("bob", "bob")
+        );
+        assert!(back.named_sessions);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::check::UserRecord;
 use crate::events::ChangegateEvent;
 use crate::execution::Execution;
 use crate::fault::Fault;
-use crate::ids::{ChangeRequestId, IamUserName};
+use crate::ids::{ChangeRequestId, IamUserId, IamUserName};
 use crate::policy::{Grant, PolicyListing};
 use crate::record::{DecisionRecord, LedgerWrite};
 
@@ -59,6 +59,12 @@ pub trait UserGrants {
     async fn delete_policy(&self, user: &IamUserName, policy: &str) -> Result<bool, Fault>;
     /// Every inline user policy whose name starts with `prefix`, all pages read.
     async fn policies_with_prefix(&self, prefix: &str) -> Result<PolicyListing, Fault>;
+    /// IAM's unique id of the user called `user` now (`GetUser`); `None`: no such user.
+    async fn user_id(&self, user: &IamUserName) -> Result<Option<IamUserId>, Fault>;
+    /// The name IAM has now for the user whose unique id is `id` (IAM has no
+    /// lookup by id: every page of the account's users is read until it is
+    /// found); `None`: no user has it (deleted).
+    async fn user_named(&self, id: &IamUserId) -> Result<Option<IamUserName>, Fault>;
 }
 
 /// Where a session cut takes effect.

@@ -39,6 +39,7 @@ pub mod attr {
     pub const REASON: &str = "reason";
     pub const SOURCE: &str = "source";
     pub const BENEFICIARY: &str = "beneficiary";
+    pub const BENEFICIARY_ID: &str = "beneficiary_id";
     pub const APPROVERS: &str = "approvers";
     pub const ACCOUNT: &str = "account";
     pub const ROLE: &str = "role";
@@ -117,6 +118,8 @@ impl Holder {
 pub struct Decided {
     pub source: String,
     pub beneficiary: String,
+    /// IAM's unique id of the beneficiary when granted (a rename keeps it).
+    pub beneficiary_id: Option<String>,
     pub approvers: Vec<String>,
     pub account: String,
     pub role: String,
@@ -131,9 +134,15 @@ impl Decided {
     /// attached from a record, but the one a record names may be removed
     /// (deleting a named policy from a named user grants nothing).
     pub fn to_removal(&self, id: &ChangeRequestId) -> Option<Grant> {
+        let user = crate::ids::IamUserName::parse(&self.beneficiary).ok()?;
         Some(Grant {
             change_request: id.clone(),
-            user: crate::ids::IamUserName::parse(&self.beneficiary).ok()?,
+            user: user.clone(),
+            session_name: user,
+            user_id: self
+                .beneficiary_id
+                .as_deref()
+                .and_then(|i| crate::ids::IamUserId::parse(i).ok()),
             account: crate::ids::AccountId::parse(&self.account).ok()?,
             role: crate::ids::RoleName::parse(&self.role).ok()?,
             window: self.window.to_window()?,
@@ -221,7 +230,8 @@ impl DecisionRecord {
         Self {
             grant: Some(Decided {
                 source: checked.source.as_str().to_owned(),
-                beneficiary: grant.user.to_string(),
+                beneficiary: grant.session_name.to_string(),
+                beneficiary_id: grant.user_id.as_ref().map(ToString::to_string),
                 approvers: checked.approvers.clone(),
                 account: grant.account.to_string(),
                 role: grant.role.to_string(),
@@ -282,6 +292,7 @@ impl DecisionRecord {
         if let Some(g) = &self.grant {
             put(attr::SOURCE, Some(g.source.clone()));
             put(attr::BENEFICIARY, Some(g.beneficiary.clone()));
+            put(attr::BENEFICIARY_ID, g.beneficiary_id.clone());
             put(attr::ACCOUNT, Some(g.account.clone()));
             put(attr::ROLE, Some(g.role.clone()));
             put(attr::WINDOW_START, Some(g.window.start.clone()));
@@ -314,6 +325,7 @@ impl DecisionRecord {
         let grant = text(attr::BENEFICIARY).map(|beneficiary| Decided {
             source: text(attr::SOURCE).unwrap_or_default(),
             beneficiary,
+            beneficiary_id: text(attr::BENEFICIARY_ID),
             approvers: match item.get(attr::APPROVERS) {
                 Some(Value::L(l)) => l.clone(),
                 _ => Vec::new(),
@@ -685,6 +697,7 @@ const RECORD_ATTRS: &[&str] = &[
     attr::REASON,
     attr::SOURCE,
     attr::BENEFICIARY,
+    attr::BENEFICIARY_ID,
     attr::APPROVERS,
     attr::ACCOUNT,
     attr::ROLE,
@@ -732,6 +745,51 @@ mod tests {
             cause: Cause::Operator,
         });
         assert_eq!(DecisionRecord::from_item(&id(), &r.to_item()), r);
+    }
+
+    #[test]
+    fn given_a_decided_grant_with_the_users_unique_id_when_stored_and_read_back_then_removal_is_bound_to_that_id()
+     {
+        let mut r = DecisionRecord::refused(
+            &id(),
+            &Refusal::ApprovalUnknown,
+            None,
+            &holder("a"),
+            t("2026-12-01T09:00:00Z"),
+        );
+        r.state = Some(State::Granted);
+        r.grant = Some(Decided {
+            source: "automation".into(),
+            beneficiary: "alice".into(),
+            beneficiary_id: Some("AIDACKCEVSQ6C2EXAMPLE".into()),
+            approvers: vec![],
+            account: "111122223333".into(),
+            role: "CM-Prd-role".into(),
+            window: WindowDetail {
+                start: "2026-12-01T09:00:00Z".into(),
+                end: "2026-12-01T10:00:00Z".into(),
+                start_offset: "Z".into(),
+                end_offset: "Z".into(),
+            },
+            request_reason: None,
+            named_sessions: true,
+        });
+        let item = r.to_item();
+        assert_eq!(
+            item.get(attr::BENEFICIARY_ID),
+            Some(&Value::S("AIDACKCEVSQ6C2EXAMPLE".into()))
+        );
+        let back = DecisionRecord::from_item(&id(), &item);
+        assert_eq!(back, r);
+        let removal = back.grant.unwrap().to_removal(&id()).unwrap();
+        assert_eq!(
+            removal.user_id.as_ref().map(|i| i.as_str()),
+            Some("AIDACKCEVSQ6C2EXAMPLE")
+        );
+        assert_eq!(
+            (removal.user.as_str(), removal.session_name.as_str()),
+            ("alice", "alice")
+        );
     }
 
     #[test]

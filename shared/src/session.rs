@@ -15,9 +15,12 @@
 //! ```
 //!
 //! In an assumed-role session `aws:userid` is `<role id>:<session name>`, and
-//! the grant requires the session name to be the person's IAM user name, so
-//! `*:alice` matches exactly alice's sessions (session names cannot contain a
-//! colon). The statement denies her sessions issued before the cut, from the
+//! the grant requires the session name to be the person's IAM user name *as
+//! granted* (the literal name in its `sts:RoleSessionName` condition, see
+//! [`crate::policy`]), so `*:alice` matches exactly alice's sessions (session
+//! names cannot contain a colon). The cut matches that name, never the name
+//! IAM has now: a user who renames themselves during the window can only
+//! assume with the old name, which the cut still matches. The statement denies her sessions issued before the cut, from the
 //! cut on: written at grant time, it cuts at the exact second of the end even
 //! if no function runs then. Sessions issued after the cut (a later grant) are
 //! not touched.
@@ -43,8 +46,8 @@
 //! [`ALL_BEFORE_SID`]), which subsumes every cut already in effect, plus the
 //! future cuts that still fit; the caller raises the alarm and says so.
 //!
-//! **Case.** `StringLike` is case-sensitive and `${aws:username}` is the name
-//! as IAM stores it. Pass the stored spelling (GetUser's `UserName`). A person
+//! **Case.** `StringLike` is case-sensitive and the grant names the user as
+//! IAM stored them at grant time. Pass that spelling (GetUser's `UserName`). A person
 //! is one person whatever the spelling (IAM user names are unique regardless
 //! of case): every spelling seen is kept in the statement's `aws:userid`
 //! values, which IAM ORs.

@@ -349,6 +349,7 @@ mod tests {
             grant: Some(Decided {
                 source: "automation".into(),
                 beneficiary: g.user.to_string(),
+                beneficiary_id: None,
                 approvers: vec![BOB.into()],
                 account: g.account.to_string(),
                 role: g.role.to_string(),

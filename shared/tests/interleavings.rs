@@ -284,7 +284,7 @@ impl<'a> Explorer<'a> {
                 inv.clone(),
                 reach,
             )),
-            Kind::Expiry => Run::Expiry(Expiry::new(id(), alice(), inv.clone(), reach)),
+            Kind::Expiry => Run::Expiry(Expiry::new(id(), alice(), None, inv.clone(), reach)),
             // The sweep lists IAM's grants, then the table's unannounced revocations.
             Kind::Sweep => {
                 let name = policy_name(&id());
@@ -700,6 +700,7 @@ fn forged_claim(world: &mut World, account: &str, end: &str) {
     record.grant = Some(changegate::record::Decided {
         source: "automation".into(),
         beneficiary: "alice".into(),
+        beneficiary_id: None,
         approvers: vec![],
         account: account.into(),
         role: "OrganizationAccountAccessRole".into(),

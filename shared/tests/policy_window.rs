@@ -113,6 +113,7 @@ fn grant_for(cr: &Execution, now: DateTime<Utc>) -> Result<Grant, Refusal> {
     };
     let alice = UserRecord {
         name: None,
+        id: None,
         tag: Some("111122223333 444455556666".into()),
         inline_policies: vec![],
     };

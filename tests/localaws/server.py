@@ -23,6 +23,10 @@ What this adds to moto, in-process and at the wire level:
   Request Status Update``; ``EC2 Automation Execution/Step Status-change
   Notification``), so rules and their SQS targets fire.
 * Tags on executions (at most 5), IAM GetAccountAuthorizationDetails paging.
+* IAM users as AWS has them across a rename: AWS-shaped unique ids
+  (``AIDA`` + 17), and UpdateUser with NewUserName that keeps the id and moves
+  the user's tags and access keys with it (moto loses the tags), refusing a
+  taken name (EntityAlreadyExists) and an unknown user (NoSuchEntity).
 * ``GET /_localaws/lambda/invocations[?drain=1]``: the Lambda invocations
   runbooks asked for.
 * ``GET /_localaws/sns/published``: every message published to a topic, from
@@ -53,11 +57,11 @@ from urllib.parse import parse_qs, urlparse
 from moto import settings as moto_settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import JsonRESTError
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, EmptyResult
 from moto.events.models import events_backends
 from moto.iam.access_control import IAMPolicy, IAMRequest, PermissionResult
-from moto.iam.exceptions import InvalidInput
-from moto.iam.models import iam_backends
+from moto.iam.exceptions import EntityAlreadyExists, InvalidInput, NoSuchEntity, ValidationError
+from moto.iam.models import User, iam_backends
 from moto.iam.responses import IamResponse
 from moto.moto_api._internal.models import MotoAPIBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -2003,6 +2007,63 @@ def get_account_authorization_details(self: IamResponse) -> ActionResult:
     return ActionResult(result)
 
 
+# IAM's user name pattern (API reference, UpdateUser NewUserName): [\w+=,.@-]{1,64}.
+_IAM_USER_NAME = re.compile(r"^[\w+=,.@-]{1,64}$", re.ASCII)
+
+
+def _wrap_user_ids() -> None:
+    """IAM users get AWS-shaped unique ids: ``AIDA`` and 17 upper-case
+    letters and digits (IAM User Guide, "IAM identifiers": unique ids; moto
+    5.2.1 uses 20 random lower-case characters)."""
+    original = User.__init__
+    if getattr(original, "_localaws", False):
+        return
+    from moto.iam.utils import generate_access_key_id_from_account_id
+
+    def init(self: User, account_id: str, region_name: str, name: str, path: str | None = None) -> None:
+        original(self, account_id, region_name, name, path)
+        self.id = generate_access_key_id_from_account_id(account_id, prefix="AIDA", total_length=21)
+
+    init._localaws = True  # type: ignore[attr-defined]
+    User.__init__ = init  # type: ignore[method-assign]
+
+
+def update_user(self: IamResponse) -> ActionResult:
+    """IAM's UpdateUser as AWS does it (moto 5.2.1 answers a generic 404 for
+    an unknown user, takes a name another user has, and loses the user's tags,
+    which it keys by the user's ARN). A renamed user keeps its unique id; its
+    inline and attached policies, groups, access keys and tags stay with it
+    under the new name (IAM User Guide, "Rename an IAM user"). IAM user names
+    are unique regardless of case."""
+    user_name = self._get_param("UserName")
+    new_path = self._get_param("NewPath")
+    new_name = self._get_param("NewUserName")
+    backend = self.backend
+    with _LOCK:
+        user = backend.users.get(user_name)
+        if user is None:
+            raise NoSuchEntity(f"The user with name {user_name} cannot be found.")
+        if new_name is not None:
+            if not _IAM_USER_NAME.match(new_name):
+                raise ValidationError(
+                    f"1 validation error detected: Value '{new_name}' at 'newUserName' failed to satisfy "
+                    "constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]+"
+                )
+            taken = [n for n in backend.users if n.lower() == new_name.lower() and n != user_name]
+            if taken:
+                raise EntityAlreadyExists(f"User with name {new_name} already exists.")
+        old_arn = user.arn
+        tags = backend.tagger.list_tags_for_resource(old_arn)["Tags"]
+        backend.update_user(user_name, new_path, new_name)
+        if user.arn != old_arn:
+            backend.tagger.delete_all_tags_for_resource(old_arn)
+            if tags:
+                backend.tagger.tag_resource(user.arn, tags)
+        for key in user.access_keys:
+            key.user_name = user.name
+    return EmptyResult()
+
+
 def _cache_pure_lookups() -> None:
     """Lookups moto repeats on every request, remembered instead; what they
     return is unchanged, so nothing on the wire is. moto lists its own package
@@ -2049,6 +2110,8 @@ def install() -> None:
     _wrap_tag_validation()
     _wrap_reset()
     IamResponse.get_account_authorization_details = get_account_authorization_details  # type: ignore[method-assign]
+    IamResponse.update_user = update_user  # type: ignore[method-assign]
+    _wrap_user_ids()
     _cache_pure_lookups()
 
 

@@ -14,7 +14,8 @@
 //! - `StringEquals`: exact, case-sensitive. `StringLike`: case-sensitive, `*`
 //!   matches any run of characters (also none), `?` one character. Both are
 //!   what changegate uses on `aws:userid` (the session cut: `*:<user>`) and
-//!   on `sts:RoleSessionName` (the grant: `${aws:username}`).
+//!   on `sts:RoleSessionName` (the grant: the user's name as granted; the
+//!   target role's trust: `${aws:username}`).
 //! - `ArnEquals` / `ArnLike` (the same): each of an ARN's six colon-separated
 //!   parts matched on its own, case-sensitively, with `*` and `?`
 //!   (`aws:PrincipalArn` in the session cutter's trust).

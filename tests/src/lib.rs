@@ -891,6 +891,8 @@ pub fn grant_of(id: &str, user: &str, start: &str, end: &str) -> changegate::pol
     changegate::policy::Grant {
         change_request: ChangeRequestId::parse(id).expect("change request id"),
         user: IamUserName::parse(user).expect("user name"),
+        session_name: IamUserName::parse(user).expect("user name"),
+        user_id: None,
         account: AccountId::parse(PROD_ACCOUNT).expect("account"),
         role: RoleName::parse("CM-Prd-role").expect("role"),
         window: Window::new(

@@ -2,6 +2,10 @@
 //! window or request has ended (the one-minute sweep), the grant of a request
 //! that Systems Manager reports ended early, and on an operator's request.
 
+// The handler's future nests every port's (the SDK's futures are deep): the
+// compiler's default layout depth (128) is just short of it.
+#![recursion_limit = "256"]
+
 use changegate::config::RevokeConfig;
 use changegate_aws::env::Env;
 use changegate_aws::metrics::count;

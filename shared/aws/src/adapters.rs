@@ -18,6 +18,7 @@ use changegate::check::UserRecord;
 use changegate::config::ExpirySchedules;
 use changegate::events::{ChangegateEvent, ExpiryInput, ExpiryTarget, SOURCE_CHANGEGATE};
 use changegate::expiry::expiry_at;
+use changegate::ids::{IamUserId, IamUserName};
 use changegate::message::Notification;
 use changegate::policy::Grant;
 use changegate::policy::{PolicyListing, UserPolicy};
@@ -87,11 +88,70 @@ impl Iam {
         let name = found
             .user()
             .and_then(|u| changegate::ids::IamUserName::parse(u.user_name()).ok());
+        let id = found
+            .user()
+            .and_then(|u| changegate::ids::IamUserId::parse(u.user_id()).ok());
         Ok(Some(UserRecord {
             name,
+            id,
             tag,
             inline_policies,
         }))
+    }
+
+    /// IAM's unique id of the user called `user` (GetUser's `UserId`); `None`
+    /// when there is no such user.
+    pub async fn user_id(&self, user: &str) -> Result<Option<IamUserId>, Fault> {
+        const OP: &str = "iam:GetUser";
+        match self.client.get_user().user_name(user).send().await {
+            Ok(out) => {
+                let raw = out.user().map(|u| u.user_id()).unwrap_or_default();
+                IamUserId::parse(raw)
+                    .map(Some)
+                    .map_err(|e| Fault::Unexpected {
+                        operation: OP,
+                        why: format!("the user's UserId {e}"),
+                    })
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Fault::aws(OP)(e)),
+        }
+    }
+
+    /// The name IAM has now for the user whose unique id is `id`. IAM has no
+    /// lookup by id: the account's users are read page by page from
+    /// `GetAccountAuthorizationDetails` (the sweep's listing, which revoke may
+    /// already call) until one has it; `None` when none does.
+    pub async fn user_named(&self, id: &IamUserId) -> Result<Option<IamUserName>, Fault> {
+        let mut pages = self
+            .client
+            .get_account_authorization_details()
+            .filter(EntityType::User)
+            .max_items(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(Fault::aws("iam:GetAccountAuthorizationDetails"))?;
+            let found = page
+                .user_detail_list()
+                .iter()
+                .find(|u| u.user_id() == Some(id.as_str()))
+                .and_then(|u| u.user_name());
+            if let Some(name) = found {
+                return IamUserName::parse(name)
+                    .map(Some)
+                    .map_err(|e| Fault::Unexpected {
+                        operation: "iam:GetAccountAuthorizationDetails",
+                        why: format!("the user name of {id} {e}"),
+                    });
+            }
+        }
+        Ok(None)
     }
 
     /// The decoded document of `policy` on `user`; `None` when either does not exist.
@@ -223,6 +283,7 @@ impl Schedules {
             expiry: ExpiryTarget {
                 change_request_id: grant.change_request.to_string(),
                 user: grant.user.to_string(),
+                user_id: grant.user_id.as_ref().map(ToString::to_string),
             },
         };
         let input = serde_json::to_string(&input).map_err(Fault::unexpected(OP))?;

@@ -11,7 +11,7 @@ use changegate::eligibility::ELIGIBILITY_TAG;
 use changegate::events::ChangegateEvent;
 use changegate::execution::Execution;
 use changegate::fault::Fault;
-use changegate::ids::{ChangeRequestId, IamUserName, RoleName};
+use changegate::ids::{ChangeRequestId, IamUserId, IamUserName, RoleName};
 use changegate::policy::{Grant, PARTITION, PolicyListing};
 use changegate::ports::{
     Bus as BusPort, CutAt, CutOutcome, Ledger, Put, Requests, Schedules as SchedulesPort,
@@ -166,6 +166,14 @@ impl UserGrants for AwsPorts {
     async fn policies_with_prefix(&self, prefix: &str) -> Result<PolicyListing, Fault> {
         self.iam.user_policies_with_prefix(prefix).await
     }
+
+    async fn user_id(&self, user: &IamUserName) -> Result<Option<IamUserId>, Fault> {
+        self.iam.user_id(user.as_str()).await
+    }
+
+    async fn user_named(&self, id: &IamUserId) -> Result<Option<IamUserName>, Fault> {
+        self.iam.user_named(id).await
+    }
 }
 
 impl SessionCuts for AwsPorts {
@@ -180,12 +188,14 @@ impl SessionCuts for AwsPorts {
         match at {
             CutAt::WindowEnd => {
                 cutter
-                    .update(grant, now, |cut| cut.extend(&grant.user, start, end, now))
+                    .update(grant, now, |cut| {
+                        cut.extend(&grant.session_name, start, end, now)
+                    })
                     .await
             }
             CutAt::Now => {
                 cutter
-                    .update(grant, now, |cut| cut.cut_now(&grant.user, now))
+                    .update(grant, now, |cut| cut.cut_now(&grant.session_name, now))
                     .await
             }
         }

@@ -12,7 +12,7 @@ use tracing::{error, info, warn};
 use changegate::config::RevokeConfig;
 use changegate::events::{AccessRevoked, Cause, ExpiryTarget};
 use changegate::fault::Fault;
-use changegate::ids::{ChangeRequestId, IamUserName};
+use changegate::ids::{ChangeRequestId, IamUserId, IamUserName};
 use changegate::policy::{Grant, POLICY_PREFIX, policy_name};
 use changegate::ports::{Ledger, Requests, UserGrants};
 use changegate::protocol::ending::{Ended, Ending, Expiry, SweepItem};
@@ -232,16 +232,24 @@ impl Revoker {
         target: &ExpiryTarget,
         inv: &Invocation,
     ) -> Result<RevokeOutcome, Fault> {
-        let (Ok(id), Ok(user)) = (
+        let user_id = target.user_id.as_deref().map(IamUserId::parse).transpose();
+        let (Ok(id), Ok(user), Ok(user_id)) = (
             ChangeRequestId::parse(&target.change_request_id),
             IamUserName::parse(&target.user),
+            user_id,
         ) else {
             return Ok(ignored(
                 &target.change_request_id,
                 "the schedule's input names no valid grant".to_owned(),
             ));
         };
-        let mut expiry = Expiry::new(id.clone(), user, inv.clone(), self.revocations.reach);
+        let mut expiry = Expiry::new(
+            id.clone(),
+            user,
+            user_id,
+            inv.clone(),
+            self.revocations.reach,
+        );
         let outcome = self.revocations.finish(&mut expiry, inv).await?;
         if let RevokeOutcome::Ignored { reason } = &outcome {
             info!(change_request_id = %id, outcome = "ignored", reason = %reason, "nothing to revoke");

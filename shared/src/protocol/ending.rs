@@ -12,8 +12,9 @@
 //! ever names a grant for removal, which grants nothing.
 
 use crate::events::{AccessRevoked, Cause};
-use crate::ids::{ChangeRequestId, IamUserName};
+use crate::ids::{ChangeRequestId, IamUserId, IamUserName};
 use crate::policy::{Grant, policy_name};
+use crate::protocol::locate::{Locate, Located};
 use crate::protocol::revocation::{Reach, Revocation, Revoked};
 use crate::protocol::{Answer, Invocation, Machine, Next, Step};
 use crate::record::{DecisionRecord, LedgerWrite, State};
@@ -79,6 +80,11 @@ fn held(
         .map_err(|why| format!("{name} on {user} is not a changegate grant ({why}); left alone"))
 }
 
+/// Why there is nothing to remove for a user IAM no longer has.
+fn gone(located: &Located) -> String {
+    located.gone_why().unwrap_or_default()
+}
+
 /// The grant a record names for removal, if it was granted (or being
 /// granted) and its revocation is not announced yet: a revocation that an
 /// earlier attempt began (the policy may be gone already) is finished from it.
@@ -112,10 +118,18 @@ pub struct Ending {
 enum EndingAt {
     Tombstone,
     ReadRecord,
-    /// The user's grant policy is read; `recorded` is the grant the record
-    /// names for removal, when its revocation is not announced yet.
+    /// The user as granted is looked for in IAM (renamed, or deleted, since?);
+    /// `recorded` is the grant the record names for removal, when its
+    /// revocation is not announced yet.
+    Locating {
+        locate: Locate,
+        user_id: Option<IamUserId>,
+        recorded: Option<Grant>,
+    },
+    /// The user's grant policy is read, under the name IAM has now.
     ReadPolicy {
         user: IamUserName,
+        user_id: Option<IamUserId>,
         recorded: Option<Grant>,
     },
     /// Nothing to remove: the expiry schedule goes (it may outlive an undo).
@@ -158,8 +172,14 @@ impl Ending {
                 "no grant was decided for this request; it is closed to grants".to_owned(),
             ));
         };
-        EndingAt::ReadPolicy {
-            user,
+        // The user as granted, found by IAM's unique id if renamed since.
+        let user_id = recorded
+            .as_ref()
+            .filter(|g| g.session_name.same_name(&user))
+            .and_then(|g| g.user_id.clone());
+        EndingAt::Locating {
+            locate: Locate::new(user, user_id.clone()),
+            user_id,
             recorded: unfinished(record.as_ref(), &self.id),
         }
     }
@@ -176,6 +196,36 @@ impl Machine for Ending {
                 at: self.inv.now,
             })),
             EndingAt::ReadRecord => Next::Do(Step::ReadRecord(self.id.clone())),
+            EndingAt::Locating {
+                locate,
+                user_id,
+                recorded,
+            } => match locate.next() {
+                Next::Do(step) => Next::Do(step),
+                Next::Done(located) => {
+                    let (user_id, recorded) = (user_id.clone(), recorded.take());
+                    self.at = match located.name() {
+                        Some(holder) => EndingAt::ReadPolicy {
+                            user: holder.clone(),
+                            user_id,
+                            recorded: recorded.map(|g| Grant {
+                                user: holder.clone(),
+                                ..g
+                            }),
+                        },
+                        None => match recorded {
+                            Some(grant) => EndingAt::Removing(Removing::new(
+                                grant,
+                                self.cause.clone(),
+                                &self.inv,
+                                self.reach,
+                            )),
+                            None => EndingAt::Unschedule(gone(&located)),
+                        },
+                    };
+                    self.next()
+                }
+            },
             EndingAt::ReadPolicy { user, .. } => Next::Do(Step::ReadPolicy {
                 user: user.clone(),
                 policy: policy_name(&self.id),
@@ -191,10 +241,32 @@ impl Machine for Ending {
         self.at = match (at, answer) {
             (EndingAt::Tombstone, Answer::Written(_)) => EndingAt::ReadRecord,
             (EndingAt::ReadRecord, Answer::Record(record)) => self.after_record(record),
-            (EndingAt::ReadPolicy { user, recorded }, Answer::Policy(document)) => {
+            (
+                EndingAt::Locating {
+                    mut locate,
+                    user_id,
+                    recorded,
+                },
+                answer,
+            ) => {
+                locate.learn(answer);
+                EndingAt::Locating {
+                    locate,
+                    user_id,
+                    recorded,
+                }
+            }
+            (
+                EndingAt::ReadPolicy {
+                    user,
+                    user_id,
+                    recorded,
+                },
+                Answer::Policy(document),
+            ) => {
                 match (held(&user, &self.id, document), recorded) {
                     (Ok(grant), _) => EndingAt::Removing(Removing::new(
-                        grant,
+                        Grant { user_id, ..grant },
                         self.cause.clone(),
                         &self.inv,
                         self.reach,
@@ -227,7 +299,11 @@ impl Machine for Ending {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expiry {
     id: ChangeRequestId,
+    /// The user as granted, and IAM's unique id of them when recorded.
     user: IamUserName,
+    user_id: Option<IamUserId>,
+    /// The name IAM has for the user now, once located.
+    holder: Option<IamUserName>,
     inv: Invocation,
     reach: Reach,
     at: ExpiryAt,
@@ -237,6 +313,7 @@ pub struct Expiry {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ExpiryAt {
+    Locating(Locate),
     ReadPolicy,
     /// The policy is gone: a revocation an earlier attempt began is finished.
     ReadRecord(String),
@@ -245,13 +322,21 @@ enum ExpiryAt {
 }
 
 impl Expiry {
-    pub fn new(id: ChangeRequestId, user: IamUserName, inv: Invocation, reach: Reach) -> Self {
+    pub fn new(
+        id: ChangeRequestId,
+        user: IamUserName,
+        user_id: Option<IamUserId>,
+        inv: Invocation,
+        reach: Reach,
+    ) -> Self {
         Self {
             id,
+            at: ExpiryAt::Locating(Locate::new(user.clone(), user_id.clone())),
             user,
+            user_id,
+            holder: None,
             inv,
             reach,
-            at: ExpiryAt::ReadPolicy,
         }
     }
 }
@@ -261,8 +346,21 @@ impl Machine for Expiry {
 
     fn next(&mut self) -> Next<Ended> {
         match &mut self.at {
+            ExpiryAt::Locating(locate) => match locate.next() {
+                Next::Do(step) => Next::Do(step),
+                Next::Done(located) => {
+                    self.at = match located.name() {
+                        Some(holder) => {
+                            self.holder = Some(holder.clone());
+                            ExpiryAt::ReadPolicy
+                        }
+                        None => ExpiryAt::Done(Ended::Nothing(gone(&located))),
+                    };
+                    self.next()
+                }
+            },
             ExpiryAt::ReadPolicy => Next::Do(Step::ReadPolicy {
-                user: self.user.clone(),
+                user: self.holder.clone().unwrap_or_else(|| self.user.clone()),
                 policy: policy_name(&self.id),
             }),
             ExpiryAt::ReadRecord(_) => Next::Do(Step::ReadRecord(self.id.clone())),
@@ -273,9 +371,17 @@ impl Machine for Expiry {
 
     fn learn(&mut self, answer: Answer) {
         let at = std::mem::replace(&mut self.at, ExpiryAt::ReadPolicy);
+        let holder = self.holder.clone().unwrap_or_else(|| self.user.clone());
         self.at = match (at, answer) {
+            (ExpiryAt::Locating(mut locate), answer) => {
+                locate.learn(answer);
+                ExpiryAt::Locating(locate)
+            }
             (ExpiryAt::ReadPolicy, Answer::Policy(document)) => {
-                match held(&self.user, &self.id, document) {
+                match held(&holder, &self.id, document).map(|g| Grant {
+                    user_id: self.user_id.clone(),
+                    ..g
+                }) {
                     Err(none) => ExpiryAt::ReadRecord(none),
                     Ok(grant) if !grant.window.has_ended(self.inv.now) => {
                         ExpiryAt::Done(Ended::Nothing(format!(
@@ -293,8 +399,13 @@ impl Machine for Expiry {
             }
             (ExpiryAt::ReadRecord(none), Answer::Record(record)) => {
                 match unfinished(record.as_ref(), &self.id)
-                    .filter(|g| g.user == self.user && g.window.has_ended(self.inv.now))
-                {
+                    .filter(|g| {
+                        g.session_name.same_name(&self.user) && g.window.has_ended(self.inv.now)
+                    })
+                    .map(|g| Grant {
+                        user: holder.clone(),
+                        ..g
+                    }) {
                     Some(grant) => ExpiryAt::Removing(Removing::new(
                         grant,
                         Cause::WindowEnded,

@@ -8,6 +8,7 @@
 //! - [`grant`]: an approved request becomes exactly one windowed grant.
 //! - [`revocation`]: the one way to remove a grant, for every cause.
 //! - [`ending`]: revoke's paths: an expiry, an early end, an operator.
+//! - [`locate`]: the user a grant was made to, by IAM's unique id, renamed or not.
 //!
 //! A fault stops the invocation where it is (Lambda retries it, with the same
 //! request id, so the retry holds what the attempt held); the ledger's
@@ -15,6 +16,7 @@
 
 pub mod ending;
 pub mod grant;
+pub mod locate;
 pub mod revocation;
 
 use chrono::{DateTime, Utc};
@@ -24,7 +26,7 @@ use crate::check::UserRecord;
 use crate::events::ChangegateEvent;
 use crate::execution::Execution;
 use crate::fault::Fault;
-use crate::ids::{ChangeRequestId, IamUserName};
+use crate::ids::{ChangeRequestId, IamUserId, IamUserName};
 use crate::policy::Grant;
 use crate::ports::{CutAt, CutOutcome, Ports, Put};
 use crate::record::{DecisionRecord, Holder, LedgerWrite};
@@ -59,6 +61,10 @@ pub enum Step {
     ReadRecord(ChangeRequestId),
     /// IAM's record of the user.
     ReadUser(IamUserName),
+    /// IAM's unique id of the user called this now.
+    ReadUserId(IamUserName),
+    /// The name IAM has now for the user with this unique id.
+    FindUser(IamUserId),
     /// One inline policy of a user.
     ReadPolicy {
         user: IamUserName,
@@ -85,6 +91,9 @@ pub enum Answer {
     Request(Option<Execution>),
     Record(Option<DecisionRecord>),
     User(Option<UserRecord>),
+    UserId(Option<IamUserId>),
+    /// The user's name now (`None`: no user has that id).
+    Named(Option<IamUserName>),
     Policy(Option<String>),
     /// Whether a write's condition held (`None`: a settle that faulted).
     Written(Option<bool>),
@@ -121,6 +130,8 @@ pub async fn perform<P: Ports>(
         Step::ReadRequest(id) => Answer::Request(ports.execution(id).await?),
         Step::ReadRecord(id) => Answer::Record(ports.record(id).await?),
         Step::ReadUser(user) => Answer::User(ports.user(user).await?),
+        Step::ReadUserId(user) => Answer::UserId(ports.user_id(user).await?),
+        Step::FindUser(id) => Answer::Named(ports.user_named(id).await?),
         Step::ReadPolicy { user, policy } => Answer::Policy(ports.policy(user, policy).await?),
         Step::Write(w) | Step::Settle(w) => Answer::Written(Some(ports.write(w).await?)),
         Step::Cut(grant, at) => Answer::Cut(ports.cut(grant, *at, now).await?),

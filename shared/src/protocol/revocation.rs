@@ -61,7 +61,7 @@ pub fn sessions_note(
     match cut {
         CutOutcome::Cut => format!(
             "sessions of {} in {}/{} issued before {at} are denied from then on",
-            grant.user, grant.account, grant.role
+            grant.session_name, grant.account, grant.role
         ),
         CutOutcome::AllSessionsCut => format!(
             "the role's inline-policy budget was full: every session of {}/{} issued before {at} is denied (operators were alerted)",

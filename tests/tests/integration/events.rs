@@ -41,6 +41,10 @@ fn given_the_sample_events_when_read_then_each_is_the_shape_its_source_sends() {
         serde_json::from_value(sample_event("changegate-expiry.json"))
             .expect("revoke's expiry input");
     assert_eq!(expiry.expiry.user, "alice");
+    assert_eq!(
+        expiry.expiry.user_id.as_deref(),
+        Some("AIDACKCEVSQ6C2EXAMPLE")
+    );
     let step = sample_event("automation-step-approved.json");
     assert_eq!(
         (

@@ -107,6 +107,20 @@ async fn given_a_grant_when_it_is_attached_then_a_one_time_schedule_at_its_end_i
     assert_eq!(target.arn(), TARGET);
     assert_eq!(target.role_arn(), ROLE);
     let input: Value = serde_json::from_str(target.input().unwrap()).unwrap();
+    // (naming alice as granted and by IAM's unique id, which a rename keeps)
+    let alice = s
+        .world
+        .iam
+        .get_user()
+        .user_name("alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(input["changegate-expiry"]["user"], "alice");
+    assert_eq!(
+        input["changegate-expiry"]["user-id"],
+        alice.user().unwrap().user_id()
+    );
 
     // When it fires a second before the end (clock skew), nothing happens
     let early = s

@@ -226,6 +226,7 @@ async fn given_a_grant_attached_but_never_announced_when_an_event_is_redelivered
     };
     let record = changegate::check::UserRecord {
         name: changegate::ids::IamUserName::parse("alice").ok(),
+        id: None,
         tag: Some(PROD_ACCOUNT.into()),
         inline_policies: vec![],
     };

@@ -949,3 +949,168 @@ async fn measure_from_revokes_invocation_to_the_cut_written_on_an_early_end() {
         refused[runs as usize / 2]
     );
 }
+
+/// alice granted for the next hour (her request scheduled to run later, so
+/// that it can still be cancelled) with a live session under her name, then
+/// renamed by herself to alice2 (IAM moves her inline policies and tags and
+/// keeps her unique id). Returns the request id, her credentials, her live
+/// session and her unique id.
+async fn granted_then_renamed(s: &Scene) -> (String, Creds, Session, String, DateTime<Utc>) {
+    let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
+    let (start, end) = (from_now(-1), from_now(3600));
+    let id = s
+        .granted("alice", &alice, (start, end), Some(from_now(3600)))
+        .await;
+    let live = s.session(&alice, "alice").await;
+    let user_id = s
+        .world
+        .iam
+        .get_user()
+        .user_name("alice")
+        .send()
+        .await
+        .expect("alice")
+        .user()
+        .expect("user")
+        .user_id()
+        .to_owned();
+    aws_sdk_iam::Client::new(&s.world.aws.sdk_as(&alice).await)
+        .update_user()
+        .user_name("alice")
+        .new_user_name("alice2")
+        .send()
+        .await
+        .expect("alice renames herself");
+    assert_eq!(
+        s.world.policies("alice2").await,
+        vec![format!("changegate-{id}")],
+        "the grant moved with her"
+    );
+    s.world.drain(&s.cg_events).await;
+    (id, alice, live, user_id, end)
+}
+
+#[tokio::test]
+async fn given_alice_renamed_herself_during_her_window_then_she_cannot_assume_under_either_name_and_at_the_end_expiry_removes_the_grant_from_alice2_and_tells_alice()
+ {
+    let s = scene().await;
+    let (id, _, live, user_id, end) = granted_then_renamed(&s).await;
+
+    // Then the grant still names alice as the session name, literally
+    // (moto evaluates no condition: the document is evaluated by IAM's
+    // documented semantics instead)
+    let grant = s.grant_document("alice2", &id).await;
+    assert_eq!(
+        grant["Statement"][0]["Condition"]["StringEquals"]["sts:RoleSessionName"], "alice",
+        "{grant}"
+    );
+    let assume = |session: &str, now: DateTime<Utc>| {
+        let principal = format!("arn:aws:iam::{HOME_ACCOUNT}:user/alice2");
+        let req = Request::new(&principal, "sts:AssumeRole", &target_arn())
+            .with("sts:RoleSessionName", session)
+            .with("aws:username", "alice2")
+            .with("aws:CurrentTime", iam::iso(now));
+        iam::assume_role(&[&grant], &target_trust(), &req)
+    };
+    // her new name is refused by the grant, her old one by the role's trust
+    let inside = Utc::now() + secs(60);
+    assert_eq!(assume("alice2", inside), Decision::ImplicitDeny);
+    assert_eq!(assume("alice", inside), Decision::ImplicitDeny);
+    // and her session from before the rename is still cut at the end
+    assert!(s.works(&live, end - secs(1)).await);
+    assert_eq!(
+        s.decide(&live, end + TimeDelta::milliseconds(1)).await,
+        Decision::ExplicitDeny
+    );
+
+    // When her expiry schedule fires at the end (its input as grant writes it)
+    let input = json!({"changegate-expiry": {"change-request-id": id, "user": "alice", "user-id": user_id}});
+    let outcome = s
+        .revoker
+        .handle(input, &invocation(end + secs(1)), None)
+        .await
+        .unwrap();
+
+    // Then the grant is removed from alice2, found by her unique id
+    assert!(
+        matches!(&outcome, RevokeOutcome::Revoked { user, cause, .. } if user == "alice2" && cause == "window-ended"),
+        "{outcome:?}"
+    );
+    assert!(s.world.policies("alice2").await.is_empty());
+    // And the revocation is announced once, to alice as granted
+    let events = s.revoked_events().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["detail"]["user"], "alice");
+    // And the cut still names alice's sessions, and none named alice2
+    assert_eq!(s.cuts_of("alice2").await, vec![]);
+    assert_eq!(s.cuts_of("alice").await.len(), 1);
+}
+
+#[tokio::test]
+async fn given_alice_renamed_herself_when_her_request_is_cancelled_then_the_grant_is_removed_from_alice2_and_her_sessions_cut_now()
+ {
+    let s = scene().await;
+    let (id, alice, live, _, end) = granted_then_renamed(&s).await;
+
+    // When alice2 cancels the request (her keys moved with her)
+    aws_sdk_ssm::Client::new(&s.world.aws.sdk_as(&alice).await)
+        .stop_automation_execution()
+        .automation_execution_id(&id)
+        .send()
+        .await
+        .expect("cancel");
+    let ended = s
+        .world
+        .drain(&s.ssm_events)
+        .await
+        .into_iter()
+        .find(|e| e["detail"]["ops-item-status"] == "Cancelled")
+        .expect("Cancelled event");
+    let now = Utc::now();
+    let outcome = s
+        .revoker
+        .handle(ended, &invocation(now), None)
+        .await
+        .unwrap();
+
+    // Then the grant is gone from alice2 (the record's unique id found her)
+    assert!(
+        matches!(&outcome, RevokeOutcome::Revoked { user, cause, .. } if user == "alice2" && cause == "Cancelled"),
+        "{outcome:?}"
+    );
+    assert!(s.world.policies("alice2").await.is_empty());
+    // And sessions named alice are cut now, not only at the end
+    let cut_at = now.duration_trunc(secs(1)).unwrap() + secs(1);
+    assert!(!s.works(&live, cut_at + TimeDelta::milliseconds(1)).await);
+    assert!(!s.works(&live, end - secs(1)).await);
+    let events = s.revoked_events().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["detail"]["user"], "alice");
+}
+
+#[tokio::test]
+async fn given_alice_renamed_herself_when_the_sweep_finds_her_ended_grant_then_it_is_removed_from_alice2_and_alice_is_told()
+ {
+    let s = scene().await;
+    let (_, _, live, _, end) = granted_then_renamed(&s).await;
+
+    // When the sweep runs after the end (the expiry schedule missed)
+    let outcome = s
+        .revoker
+        .handle(scheduled_event(), &invocation(end + secs(30)), None)
+        .await
+        .unwrap();
+
+    // Then it removes the grant from alice2, and announces it to alice
+    let RevokeOutcome::Swept(report) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(report.revoked.len(), 1, "{report:?}");
+    assert!(s.world.policies("alice2").await.is_empty());
+    let events = s.revoked_events().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["detail"]["user"], "alice");
+    // And the cut stays on alice's sessions; none is written for alice2
+    assert_eq!(s.cuts_of("alice2").await, vec![]);
+    assert!(!s.works(&live, end + secs(1)).await);
+}
