@@ -383,6 +383,158 @@ mod tests {
         );
     }
 
+    fn user(arn: &str) -> Approver {
+        Approver::parse_arn(arn).unwrap()
+    }
+
+    fn home() -> Home {
+        Home::from_function_arn("arn:aws:lambda:us-east-1:123456789012:function:grant").unwrap()
+    }
+
+    #[test]
+    fn given_approval_statuses_when_parsed_then_only_exact_names_are_known_and_they_round_trip() {
+        for (raw, want) in [
+            ("Approved", ApprovalStatus::Approved),
+            ("Rejected", ApprovalStatus::Rejected),
+            ("Waiting", ApprovalStatus::Waiting),
+            ("approved", ApprovalStatus::Other("approved".into())),
+            ("", ApprovalStatus::Other(String::new())),
+        ] {
+            assert_eq!(ApprovalStatus::parse(raw), want, "{raw:?}");
+            assert_eq!(ApprovalStatus::from(raw).as_str(), raw);
+        }
+    }
+
+    #[test]
+    fn given_approver_arns_when_parsed_then_users_and_roles_are_identities_compared_as_iam_does() {
+        assert_eq!(user(BOB), user("arn:aws:iam::123456789012:user/ops/BOB"));
+        assert_ne!(user(BOB), user("arn:aws:iam::999988887777:user/bob"));
+        assert_ne!(user(BOB), user("arn:aws-cn:iam::123456789012:user/bob"));
+        let role = user("arn:aws:iam::123456789012:role/team/Approvers");
+        assert_eq!(role.to_string(), "arn:aws:iam::123456789012:role/Approvers");
+        assert_eq!(role, user("arn:aws:iam::123456789012:role/approvers"));
+        assert_ne!(role, user("arn:aws:iam::999988887777:role/Approvers"));
+        assert_ne!(
+            role,
+            user("arn:aws-us-gov:iam::123456789012:role/Approvers")
+        );
+        assert_ne!(user("arn:aws:iam::123456789012:role/bob"), user(BOB));
+        assert_ne!(user(BOB), user("arn:aws:iam::123456789012:role/bob"));
+        assert_eq!(user(BOB).to_string(), BOB);
+        for bad in [
+            "bob",
+            "arn:aws:iam::123456789012:group/approvers",
+            "arn:aws:iam::123456789012:role/",
+            "arn:aws:iam:us-east-1:123456789012:role/Approvers",
+            "arn:aws:iam::12345:role/Approvers",
+            "arn:AWS:iam::123456789012:role/Approvers",
+            "arn::iam::123456789012:role/Approvers",
+            "arn:aws:sts::123456789012:assumed-role/Approvers/bob",
+            "arn:aws:s3::123456789012:role/Approvers",
+            "arn:aws:iam::123456789012:role/a b",
+        ] {
+            assert_eq!(Approver::parse_arn(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn given_a_signer_when_counted_then_a_session_is_its_role_unless_sessions_are_people() {
+        let session = |name: &str| {
+            Principal::parse(&format!(
+                "arn:aws:sts::123456789012:assumed-role/Approvers/{name}"
+            ))
+            .unwrap()
+        };
+        let role = user("arn:aws:iam::123456789012:role/Approvers");
+        assert_eq!(Approver::signer(&session("dave")), role);
+        assert_eq!(Approver::person(&session("dave"), false), role);
+        assert_eq!(Approver::person(&session("erin"), false), role);
+        assert_eq!(
+            Approver::person(&session("Bob"), true),
+            user(BOB),
+            "a session named after bob is bob"
+        );
+        assert_eq!(Approver::signer(&session("Bob")), role);
+        let bob = Principal::parse(BOB).unwrap();
+        assert_eq!(Approver::person(&bob, true), user(BOB));
+        assert_eq!(Approver::person(&bob, false), user(BOB));
+    }
+
+    #[test]
+    fn given_recorded_step_approvers_when_parsed_then_runbook_lists_and_change_template_levels_are_read()
+     {
+        let got = parse_step_approvers(
+            Some(&format!(r#"["{BOB}", "carol", "arn:aws:iam::123456789012:role/Ops", "arn:aws:sns:us-east-1:123456789012:t", "a b"]"#)),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                StepApprover::Arn(user(BOB)),
+                StepApprover::UserName(IamUserName::parse("carol").unwrap()),
+                StepApprover::Arn(user("arn:aws:iam::123456789012:role/Ops")),
+                StepApprover::Other("arn:aws:sns:us-east-1:123456789012:t".into()),
+                StepApprover::Other("a b".into()),
+            ]
+        );
+        assert_eq!(
+            parse_step_approvers(Some(&format!(r#""{BOB}""#)), None),
+            Some(vec![StepApprover::from(BOB)])
+        );
+        let level = r#"{"Approvers": [{"approver": "bob", "type": "IamUser", "minRequiredApprovals": 0}, {"approver": "Ops", "type": "IamRole"}, {"approver": "ops", "type": "IamGroup"}, {"Approver": "arn:aws:iam::123456789012:user/carol", "Type": "IamUser"}, {"approver": "a b", "type": "IamUser"}, {"approver": "a b", "type": "IamRole"}]}"#;
+        let got = parse_step_approvers(Some(r#"["x"]"#), Some(level)).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                StepApprover::UserName(IamUserName::parse("bob").unwrap()),
+                StepApprover::RoleName(RoleName::parse("Ops").unwrap()),
+                StepApprover::Other("IamGroup:ops".into()),
+                StepApprover::Arn(user("arn:aws:iam::123456789012:user/carol")),
+                StepApprover::Other("IamUser:a b".into()),
+                StepApprover::Other("IamRole:a b".into()),
+            ]
+        );
+        let resolved: Vec<Option<Approver>> = got.iter().map(|a| a.resolve(&home())).collect();
+        assert_eq!(
+            resolved,
+            vec![
+                Some(user(BOB)),
+                Some(user("arn:aws:iam::123456789012:role/Ops")),
+                None,
+                Some(user("arn:aws:iam::123456789012:user/carol")),
+                None,
+                None,
+            ]
+        );
+        for (approvers, enhanced) in [
+            (None, None),
+            (Some("not json"), None),
+            (Some("[1]"), None),
+            (None, Some(r#"{"Approvers": "bob"}"#)),
+            (Some(r#"["bob"]"#), Some("{}")),
+        ] {
+            assert_eq!(
+                parse_step_approvers(approvers, enhanced),
+                None,
+                "{approvers:?} {enhanced:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn given_recorded_minimums_when_parsed_then_the_inputs_win_and_a_level_falls_back_to_its_enhanced_approvals()
+     {
+        let level = Some(r#"{"Approvers": [], "MinRequiredApprovals": 2}"#);
+        assert_eq!(parse_min_required(Some("3"), None), Some(3));
+        assert_eq!(parse_min_required(Some(r#""4""#), level), Some(4));
+        assert_eq!(parse_min_required(None, level), Some(2));
+        assert_eq!(parse_min_required(Some("x"), level), Some(2));
+        assert_eq!(parse_min_required(Some("x"), None), None);
+        assert_eq!(parse_min_required(None, Some(r#"{"Approvers": []}"#)), None);
+        assert_eq!(parse_min_required(None, None), None);
+    }
+
     #[test]
     fn given_an_unknown_decision_word_when_parsed_then_it_is_not_an_approval() {
         let d =
