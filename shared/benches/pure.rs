@@ -7,7 +7,8 @@ use std::time::Instant;
 use changegate::approval::{ApproverDecision, Decision};
 use changegate::check::{Checking, UserRecord, Verdict, check_request, decide};
 use changegate::config::{
-    GrantConfig, VAR_ALLOWED_ACCOUNTS, VAR_DECISIONS_TABLE, VAR_EVENT_BUS, VAR_SOURCES,
+    GrantConfig, VAR_ALLOWED_ACCOUNTS, VAR_APPROVERS, VAR_DECISIONS_TABLE, VAR_EVENT_BUS,
+    VAR_SOURCES,
 };
 use changegate::events::ChangegateEvent;
 use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun};
@@ -42,6 +43,7 @@ fn main() {
         VAR_EVENT_BUS => Some("changegate".to_owned()),
         VAR_DECISIONS_TABLE => Some("changegate-decisions".to_owned()),
         VAR_SOURCES => Some("change-manager".to_owned()),
+        VAR_APPROVERS => Some("arn:aws:iam::123456789012:user/bob".to_owned()),
         _ => None,
     })
     .unwrap();
@@ -76,7 +78,7 @@ fn main() {
                 approver: "arn:aws:iam::123456789012:user/bob".into(),
                 decision: Decision::Approve,
             }]),
-            approvers: None,
+            approvers: Some(vec!["bob".into()]),
             min_required: None,
         }],
     };

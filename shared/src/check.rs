@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use tracing::warn;
 
+use crate::approval::{ApprovalStatus, Approver, ApproverDecision};
 use crate::budget;
 use crate::config::GrantConfig;
 use crate::eligibility::Eligibility;
@@ -130,95 +131,127 @@ fn requester(exec: &Execution, home: &Home) -> Result<UserArn, Refusal> {
 }
 
 /// Every `aws:approve` step approved, each by enough people who are neither
-/// the requester nor the beneficiary; for the request runbook, each step ran
-/// with the deployment's approvers. Returns the independent approvers.
+/// the requester nor the beneficiary, counted once per person; every step ran
+/// with exactly the deployment's approvers and at least its minimum (the
+/// request runbook with all of them, the change template's level with the
+/// first five), and holds decisions by those approvers only. Returns the
+/// independent approvers as Systems Manager recorded them.
 fn approvals(
     exec: &Execution,
     requester: &UserArn,
     beneficiary: &UserArn,
     config: &GrantConfig,
+    home: &Home,
 ) -> Result<Vec<String>, Refusal> {
     if exec.approval_steps.is_empty() {
         return Err(Refusal::ApprovalUnknown);
     }
-    let configured = match exec.origin {
-        Origin::Automation { .. } => config.automation.as_ref(),
-        Origin::ChangeRequest { .. } => None,
+    let rules = &config.approvals;
+    let expected = match exec.origin {
+        Origin::Automation { .. } => rules.approvers.as_slice(),
+        Origin::ChangeRequest { .. } => rules.change_manager_level(),
     };
-    let mut all: Vec<String> = Vec::new();
+    let mut all: Vec<(Approver, String)> = Vec::new();
     for step in &exec.approval_steps {
+        // Who decided, read once; a decision by anyone the deployment did not
+        // configure, approving or rejecting, means the step is not ours.
+        let signed = match step.decisions.as_deref() {
+            Some(decisions) => signers(step, decisions, expected)?,
+            None => Vec::new(),
+        };
         if !step.approved() {
             let status = step
                 .approval_status
-                .clone()
-                .unwrap_or_else(|| step.status.as_str().to_owned());
+                .as_ref()
+                .map_or(step.status.as_str(), ApprovalStatus::as_str);
             return Err(Refusal::ApprovalIncomplete {
                 step: shown(&step.name),
-                status: shown(&status),
+                status: shown(status),
             });
         }
-        let needed = match configured {
-            Some(auto) => {
-                if !ran_with(step, &auto.approvers, auto.min_approvals) {
-                    return Err(Refusal::ApproversTampered {
-                        step: shown(&step.name),
-                    });
-                }
-                auto.min_approvals
+        if !ran_with(step, expected, rules.min_approvals, home) {
+            return Err(Refusal::ApproversTampered {
+                step: shown(&step.name),
+            });
+        }
+        if step.decisions.is_none() {
+            return Err(Refusal::ApprovalUnknown);
+        }
+        let approving = || signed.iter().filter(|(d, _)| d.approved());
+        let mut independent: Vec<(Approver, String)> = Vec::new();
+        for (d, p) in approving() {
+            if p.may_be(requester) || p.may_be(beneficiary) {
+                continue;
             }
-            None => 1,
-        };
-        let decisions = step.decisions.as_deref().ok_or(Refusal::ApprovalUnknown)?;
-        let mut independent: Vec<String> = Vec::new();
-        for d in decisions.iter().filter(|d| d.approved()) {
-            let counts = Principal::parse(&d.approver)
-                .is_some_and(|p| !p.may_be(requester) && !p.may_be(beneficiary));
-            if counts && !independent.contains(&d.approver) {
-                independent.push(d.approver.clone());
+            let person = Approver::person(p, rules.sessions_are_people);
+            if !independent.iter().any(|(q, _)| *q == person) {
+                independent.push((person, d.approver.clone()));
             }
         }
         if independent.is_empty() {
-            // Approvals by the requester or the beneficiary are self-approval;
-            // approvers that cannot be read as principals are no evidence.
-            let own = decisions
-                .iter()
-                .filter(|d| d.approved())
-                .find(|d| Principal::parse(&d.approver).is_some());
-            return Err(match own {
-                Some(d) => Refusal::SelfApproved {
+            // Approvals by the requester or the beneficiary are self-approval.
+            return Err(match approving().next() {
+                Some((d, _)) => Refusal::SelfApproved {
                     requester: shown(&d.approver),
                 },
                 None => Refusal::ApprovalUnknown,
             });
         }
-        if independent.len() < needed {
+        if independent.len() < rules.min_approvals {
             return Err(Refusal::NotEnoughApprovals {
                 step: shown(&step.name),
                 got: independent.len(),
-                needed,
+                needed: rules.min_approvals,
             });
         }
-        for a in independent {
-            if !all.contains(&a) {
-                all.push(a);
+        for (person, raw) in independent {
+            if !all.iter().any(|(q, _)| *q == person) {
+                all.push((person, raw));
             }
         }
     }
-    Ok(all)
+    Ok(all.into_iter().map(|(_, raw)| raw).collect())
 }
 
-/// The step ran with exactly the configured approvers and at least the configured minimum.
-fn ran_with(
+/// Every decision of `step` with who signed it. A signer that cannot be
+/// read is no evidence (nothing can rule out a stranger or self-approval);
+/// one that is not among the step's expected approvers is tampering.
+fn signers<'a>(
     step: &ApprovalStep,
-    approvers: &std::collections::BTreeSet<String>,
-    min: usize,
-) -> bool {
+    decisions: &'a [ApproverDecision],
+    expected: &[Approver],
+) -> Result<Vec<(&'a ApproverDecision, Principal)>, Refusal> {
+    decisions
+        .iter()
+        .map(|d| {
+            let p = Principal::parse(&d.approver).ok_or(Refusal::ApprovalUnknown)?;
+            if !expected.contains(&Approver::signer(&p)) {
+                return Err(Refusal::UnexpectedApprover {
+                    step: shown(&step.name),
+                    approver: shown(&d.approver),
+                });
+            }
+            Ok((d, p))
+        })
+        .collect()
+}
+
+/// The step ran with exactly the expected approvers, as identities (no
+/// more, no fewer, nothing unreadable), and at least the configured minimum.
+fn ran_with(step: &ApprovalStep, expected: &[Approver], min: usize, home: &Home) -> bool {
     let Some(ran) = &step.approvers else {
         return false;
     };
-    let ran: std::collections::BTreeSet<&str> = ran.iter().map(String::as_str).collect();
-    let want: std::collections::BTreeSet<&str> = approvers.iter().map(String::as_str).collect();
-    ran == want && step.min_required.unwrap_or(1) as usize >= min
+    let Some(ran) = ran
+        .iter()
+        .map(|a| a.resolve(home))
+        .collect::<Option<Vec<Approver>>>()
+    else {
+        return false;
+    };
+    ran.iter().all(|a| expected.contains(a))
+        && expected.iter().all(|a| ran.contains(a))
+        && usize::try_from(step.min_required.unwrap_or(1)).unwrap_or(0) >= min
 }
 
 /// Whether the request is still waiting for approval (not refused: later
@@ -263,9 +296,7 @@ pub fn check_request(
     // An approval step not yet decided (pending, running, waiting) is not a
     // refusal: later events bring the request back. Only a rejected, failed,
     // cancelled or timed-out step refuses.
-    let undecided = |s: &&ApprovalStep| {
-        !s.approved() && !s.status.ends_access() && s.approval_status.as_deref() != Some("Rejected")
-    };
+    let undecided = |s: &&ApprovalStep| !s.approved() && !s.status.ends_access() && !s.rejected();
     if let Some(step) = exec.approval_steps.iter().find(undecided) {
         return Ok(Checking::Waiting(format!(
             "approval step {} is {}",
@@ -273,7 +304,7 @@ pub fn check_request(
             step.status
         )));
     }
-    let approvers = approvals(exec, &requester, &beneficiary, config)?;
+    let approvers = approvals(exec, &requester, &beneficiary, config, home)?;
     if !config.allowed_accounts.contains(&request.account) {
         return Err(Refusal::AccountNotAllowed {
             account: request.account.to_string(),
@@ -395,10 +426,10 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::approval::{ApproverDecision, Decision};
+    use crate::approval::{Decision, StepApprover};
     use crate::config::{
-        VAR_ALLOW_DELEGATED, VAR_ALLOWED_ACCOUNTS, VAR_APPROVERS, VAR_DECISIONS_TABLE,
-        VAR_EVENT_BUS, VAR_MIN_APPROVALS, VAR_SOURCES,
+        VAR_ALLOW_DELEGATED, VAR_ALLOWED_ACCOUNTS, VAR_APPROVER_SESSIONS_ARE_PEOPLE, VAR_APPROVERS,
+        VAR_DECISIONS_TABLE, VAR_EVENT_BUS, VAR_MIN_APPROVALS, VAR_SOURCES,
     };
     use crate::execution::RunbookRun;
     use crate::policy::tests::grant;
@@ -408,6 +439,11 @@ mod tests {
     const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
     const BOB: &str = "arn:aws:iam::123456789012:user/bob";
     const CAROL: &str = "arn:aws:iam::123456789012:user/carol";
+    const DAVE: &str = "arn:aws:iam::123456789012:user/dave";
+    const MALLORY: &str = "arn:aws:iam::123456789012:user/mallory";
+    const APPROVERS_ROLE: &str = "arn:aws:iam::123456789012:role/Approvers";
+    /// The deployment's approvers in these tests (`CHANGEGATE_APPROVERS`).
+    const CONFIGURED: [&str; 4] = [BOB, CAROL, ALICE, APPROVERS_ROLE];
 
     pub(crate) fn config_from(extra: &'static [(&'static str, &'static str)]) -> GrantConfig {
         let lookup = move |k: &str| {
@@ -419,7 +455,7 @@ mod tests {
                 VAR_EVENT_BUS => Some("changegate".to_owned()),
                 VAR_DECISIONS_TABLE => Some("changegate-decisions".to_owned()),
                 VAR_SOURCES => Some("automation,change-manager".to_owned()),
-                VAR_APPROVERS => Some(format!("{BOB},{CAROL}")),
+                VAR_APPROVERS => Some(CONFIGURED.join(",")),
                 _ => None,
             }
         };
@@ -438,7 +474,7 @@ mod tests {
         ApprovalStep {
             name: name.into(),
             status: Status::Success,
-            approval_status: Some("Approved".into()),
+            approval_status: Some(ApprovalStatus::Approved),
             decisions: Some(
                 approvers
                     .iter()
@@ -448,7 +484,7 @@ mod tests {
                     })
                     .collect(),
             ),
-            approvers: Some(vec![BOB.into(), CAROL.into()]),
+            approvers: Some(CONFIGURED.iter().map(|a| StepApprover::parse(a)).collect()),
             min_required: Some(1),
         }
     }
@@ -624,7 +660,7 @@ mod tests {
                 with(&|e| {
                     let mut second = step("Level2", &[CAROL]);
                     second.status = Status::Failed;
-                    second.approval_status = Some("Rejected".into());
+                    second.approval_status = Some(ApprovalStatus::Rejected);
                     e.approval_steps.push(second);
                 }),
                 Refusal::ApprovalIncomplete {
@@ -737,7 +773,7 @@ mod tests {
         let mut two_levels = automation("InProgress");
         let mut second = step("Approve2", &[]);
         second.status = Status::Waiting;
-        second.approval_status = Some("Waiting".into());
+        second.approval_status = Some(ApprovalStatus::Waiting);
         two_levels.approval_steps.push(second);
         assert!(matches!(
             check_request(&id(), Some(&two_levels), &config(), &home(), now()),
@@ -764,7 +800,7 @@ mod tests {
         assert_eq!(checked.source, Source::Automation);
         assert_eq!(checked.request.reason.as_deref(), Some("incident 4711"));
         let mut tampered = automation("InProgress");
-        tampered.approval_steps[0].approvers = Some(vec![ALICE.into()]);
+        tampered.approval_steps[0].approvers = Some(vec![StepApprover::parse(BOB)]);
         assert_eq!(
             check(&tampered, &config()),
             Err(Refusal::ApproversTampered {
@@ -818,6 +854,417 @@ mod tests {
             check(&ok_request(), &config_from(&[(VAR_SOURCES, "automation")])),
             Err(Refusal::SourceNotEnabled {
                 via: "Change Manager"
+            })
+        );
+    }
+
+    /// A step approved by `decisions` (signer, decision), with the configured
+    /// approvers and `min` as its recorded inputs.
+    fn decided(name: &str, decisions: &[(&str, Decision)], min: u32) -> ApprovalStep {
+        ApprovalStep {
+            decisions: Some(
+                decisions
+                    .iter()
+                    .map(|(a, d)| ApproverDecision {
+                        approver: (*a).into(),
+                        decision: d.clone(),
+                    })
+                    .collect(),
+            ),
+            min_required: Some(min),
+            ..step(name, &[])
+        }
+    }
+
+    fn approvals_of(
+        mut exec: Execution,
+        steps: Vec<ApprovalStep>,
+        config: &GrantConfig,
+    ) -> Result<Vec<String>, Refusal> {
+        exec.approval_steps = steps;
+        check(&exec, config).map(|c| c.approvers)
+    }
+
+    #[test]
+    fn given_a_decision_by_someone_not_configured_when_checked_then_it_is_tampered_and_names_them()
+    {
+        use Decision::{Approve, Reject};
+        let stranger = Refusal::UnexpectedApprover {
+            step: "Level1".into(),
+            approver: MALLORY.into(),
+        };
+        assert_eq!(
+            stranger.to_string(),
+            "The approval step Level1 holds a decision by arn:aws:iam::123456789012:user/mallory, who is not one of this deployment's approvers, so its approval does not count. Only the configured approvers may decide; file the request again."
+        );
+        assert_eq!(stranger.code(), "approvers-tampered");
+        for decisions in [
+            vec![(BOB, Approve), (MALLORY, Approve)],
+            vec![(MALLORY, Approve)],
+            vec![(BOB, Approve), (MALLORY, Reject)],
+            vec![
+                (MALLORY, Decision::Unknown("Abstain".into())),
+                (BOB, Approve),
+            ],
+        ] {
+            for exec in [ok_request(), automation("InProgress")] {
+                let name = exec.approval_steps[0].name.clone();
+                assert_eq!(
+                    approvals_of(exec, vec![decided(&name, &decisions, 1)], &config()),
+                    Err(Refusal::UnexpectedApprover {
+                        step: name.clone(),
+                        approver: MALLORY.into()
+                    }),
+                    "{decisions:?}"
+                );
+            }
+        }
+        // A session of a role nobody configured is a stranger too, whatever its name.
+        let other_role = "arn:aws:sts::123456789012:assumed-role/Admin/bob";
+        assert_eq!(
+            approvals_of(
+                ok_request(),
+                vec![decided("Level1", &[(other_role, Approve)], 1)],
+                &config()
+            ),
+            Err(Refusal::UnexpectedApprover {
+                step: "Level1".into(),
+                approver: other_role.into()
+            })
+        );
+        // A rejection by a stranger is tampering, not just a rejection.
+        let mut rejected = decided("Level2", &[(MALLORY, Reject)], 1);
+        rejected.status = Status::Failed;
+        rejected.approval_status = Some(ApprovalStatus::Rejected);
+        assert_eq!(
+            approvals_of(
+                ok_request(),
+                vec![step("Level1", &[BOB]), rejected],
+                &config()
+            ),
+            Err(Refusal::UnexpectedApprover {
+                step: "Level2".into(),
+                approver: MALLORY.into()
+            })
+        );
+        // An unreadable signer beside a real approval is no evidence.
+        assert_eq!(
+            approvals_of(
+                ok_request(),
+                vec![decided(
+                    "Level1",
+                    &[(BOB, Approve), ("someone", Approve)],
+                    1
+                )],
+                &config()
+            ),
+            Err(Refusal::ApprovalUnknown)
+        );
+        // The same user in another case or under a path is the configured one.
+        assert_eq!(
+            approvals_of(
+                ok_request(),
+                vec![decided(
+                    "Level1",
+                    &[("arn:aws:iam::123456789012:user/ops/Bob", Approve)],
+                    1
+                )],
+                &config()
+            ),
+            Ok(vec!["arn:aws:iam::123456789012:user/ops/Bob".to_owned()])
+        );
+    }
+
+    #[test]
+    fn given_a_step_that_ran_with_other_approvers_than_configured_when_checked_then_it_is_tampered()
+    {
+        let tampered = |name: &str| {
+            Err(Refusal::ApproversTampered {
+                step: name.to_owned(),
+            })
+        };
+        assert_eq!(
+            tampered("Approve").unwrap_err().to_string(),
+            "The approval step Approve did not run with the approvers this deployment configured, so its approval does not count. File the request again with the deployment's own runbook or change template."
+        );
+        let with_approvers = |name: &str, entries: Vec<StepApprover>| ApprovalStep {
+            approvers: Some(entries),
+            ..step(name, &[BOB])
+        };
+        let configured = || {
+            CONFIGURED
+                .iter()
+                .map(|a| StepApprover::parse(a))
+                .collect::<Vec<_>>()
+        };
+        let superset = {
+            let mut all = configured();
+            all.push(StepApprover::parse(DAVE));
+            all
+        };
+        let subset = configured()[..3].to_vec();
+        let group = {
+            let mut all = configured();
+            all.push(StepApprover::parse_typed("prod-approvers", "IamGroup"));
+            all
+        };
+        for exec in [ok_request(), automation("InProgress")] {
+            let name = exec.approval_steps[0].name.clone();
+            for entries in [superset.clone(), subset.clone(), group.clone(), vec![]] {
+                assert_eq!(
+                    approvals_of(
+                        exec.clone(),
+                        vec![with_approvers(&name, entries.clone())],
+                        &config()
+                    ),
+                    tampered(&name),
+                    "{entries:?}"
+                );
+            }
+            let mut unreadable = step(&name, &[BOB]);
+            unreadable.approvers = None;
+            assert_eq!(
+                approvals_of(exec.clone(), vec![unreadable], &config()),
+                tampered(&name)
+            );
+            // The same identities, written as names, in another case or order, pass.
+            let same = vec![
+                StepApprover::parse_typed("Approvers", "IamRole"),
+                StepApprover::parse("alice"),
+                StepApprover::parse_typed("CAROL", "IamUser"),
+                StepApprover::parse("arn:aws:iam::123456789012:user/Bob"),
+            ];
+            assert_eq!(
+                approvals_of(exec, vec![with_approvers(&name, same)], &config()),
+                Ok(vec![BOB.to_owned()])
+            );
+        }
+        // Another account's user of the same name is not the configured one.
+        let mut foreign = configured();
+        foreign[0] = StepApprover::parse("arn:aws:iam::999988887777:user/bob");
+        assert_eq!(
+            approvals_of(
+                ok_request(),
+                vec![with_approvers("Level1", foreign)],
+                &config()
+            ),
+            tampered("Level1")
+        );
+    }
+
+    #[test]
+    fn given_one_person_approving_twice_when_a_minimum_of_two_is_needed_then_it_counts_once() {
+        use Decision::Approve;
+        let two = config_from(&[(VAR_MIN_APPROVALS, "2")]);
+        let not_enough = |name: &str| {
+            Err(Refusal::NotEnoughApprovals {
+                step: name.to_owned(),
+                got: 1,
+                needed: 2,
+            })
+        };
+        assert_eq!(
+            not_enough("Level1").unwrap_err().to_string(),
+            "The approval step Level1 has 1 approval(s) from people other than the requester and the person receiving access; 2 are needed."
+        );
+        for twice in [
+            [BOB, BOB],
+            [BOB, "arn:aws:iam::123456789012:user/BOB"],
+            [BOB, "arn:aws:iam::123456789012:user/team/Bob"],
+        ] {
+            for exec in [ok_request(), automation("InProgress")] {
+                let name = exec.approval_steps[0].name.clone();
+                let decisions = [(twice[0], Approve), (twice[1], Approve)];
+                assert_eq!(
+                    approvals_of(exec, vec![decided(&name, &decisions, 2)], &two),
+                    not_enough(&name),
+                    "{twice:?}"
+                );
+            }
+        }
+        // Two people do meet it.
+        assert_eq!(
+            approvals_of(
+                ok_request(),
+                vec![decided("Level1", &[(BOB, Approve), (CAROL, Approve)], 2)],
+                &two
+            ),
+            Ok(vec![BOB.to_owned(), CAROL.to_owned()])
+        );
+        // Counted once across levels too.
+        assert_eq!(
+            approvals_of(
+                ok_request(),
+                vec![
+                    decided("Level1", &[(BOB, Approve)], 1),
+                    decided(
+                        "Level2",
+                        &[("arn:aws:iam::123456789012:user/Bob", Approve)],
+                        1
+                    ),
+                ],
+                &config()
+            ),
+            Ok(vec![BOB.to_owned()])
+        );
+    }
+
+    #[test]
+    fn given_two_sessions_of_one_role_when_counted_then_they_are_one_approver_unless_sessions_are_people()
+     {
+        use Decision::Approve;
+        let dave = "arn:aws:sts::123456789012:assumed-role/Approvers/dave";
+        let erin = "arn:aws:sts::123456789012:assumed-role/Approvers/erin";
+        let sessions = [(dave, Approve), (erin, Approve)];
+        let two = config_from(&[(VAR_MIN_APPROVALS, "2")]);
+        assert_eq!(
+            approvals_of(ok_request(), vec![decided("Level1", &sessions, 2)], &two),
+            Err(Refusal::NotEnoughApprovals {
+                step: "Level1".into(),
+                got: 1,
+                needed: 2
+            })
+        );
+        let people = config_from(&[
+            (VAR_MIN_APPROVALS, "2"),
+            (VAR_APPROVER_SESSIONS_ARE_PEOPLE, "true"),
+        ]);
+        assert_eq!(
+            approvals_of(ok_request(), vec![decided("Level1", &sessions, 2)], &people),
+            Ok(vec![dave.to_owned(), erin.to_owned()])
+        );
+        // With sessions bound to people, bob as himself and as a session named
+        // after him is still one person.
+        let bob_session = "arn:aws:sts::123456789012:assumed-role/Approvers/Bob";
+        assert_eq!(
+            approvals_of(
+                ok_request(),
+                vec![decided(
+                    "Level1",
+                    &[(BOB, Approve), (bob_session, Approve)],
+                    2
+                )],
+                &people
+            ),
+            Err(Refusal::NotEnoughApprovals {
+                step: "Level1".into(),
+                got: 1,
+                needed: 2
+            })
+        );
+        // Without, they are two approvers: the user bob and the role.
+        assert_eq!(
+            approvals_of(
+                ok_request(),
+                vec![decided(
+                    "Level1",
+                    &[(BOB, Approve), (bob_session, Approve)],
+                    2
+                )],
+                &two
+            ),
+            Ok(vec![BOB.to_owned(), bob_session.to_owned()])
+        );
+        // A session named after the requester never counts, flag or not.
+        for config in [&two, &people] {
+            assert_eq!(
+                approvals_of(
+                    ok_request(),
+                    vec![decided(
+                        "Level1",
+                        &[
+                            (
+                                "arn:aws:sts::123456789012:assumed-role/Approvers/ALICE",
+                                Approve
+                            ),
+                            (dave, Approve)
+                        ],
+                        2
+                    )],
+                    config
+                ),
+                Err(Refusal::NotEnoughApprovals {
+                    step: "Level1".into(),
+                    got: 1,
+                    needed: 2
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn given_a_change_template_level_with_other_approvers_or_a_lower_minimum_when_checked_then_it_is_tampered()
+     {
+        let tampered = Err(Refusal::ApproversTampered {
+            step: "Level1".into(),
+        });
+        let level = |entries: &[(&str, &str)], min: u32| {
+            let mut exec = ok_request();
+            exec.approval_steps[0].approvers = Some(
+                entries
+                    .iter()
+                    .map(|(name, kind)| StepApprover::parse_typed(name, kind))
+                    .collect(),
+            );
+            exec.approval_steps[0].min_required = Some(min);
+            exec
+        };
+        let stack = [
+            ("bob", "IamUser"),
+            ("carol", "IamUser"),
+            ("alice", "IamUser"),
+            ("Approvers", "IamRole"),
+        ];
+        assert_eq!(
+            check(&level(&stack, 1), &config()).map(|c| c.approvers),
+            Ok(vec![BOB.to_owned()])
+        );
+        let mut extra = stack.to_vec();
+        extra.push(("mallory", "IamUser"));
+        assert_eq!(check(&level(&extra, 1), &config()), tampered);
+        // A role of the same name as a configured user is not that user.
+        let mut retyped = stack.to_vec();
+        retyped[0] = ("bob", "IamRole");
+        assert_eq!(check(&level(&retyped, 1), &config()), tampered);
+        let two = config_from(&[(VAR_MIN_APPROVALS, "2")]);
+        assert_eq!(check(&level(&stack, 1), &two), tampered);
+        let mut twice = level(&stack, 2);
+        twice.approval_steps[0] = ApprovalStep {
+            approvers: twice.approval_steps[0].approvers.clone(),
+            ..decided(
+                "Level1",
+                &[(BOB, Decision::Approve), (CAROL, Decision::Approve)],
+                2,
+            )
+        };
+        assert!(check(&twice, &two).is_ok());
+        // Six configured: the change template's level lists the first five only.
+        let six = config_from(&[(
+            VAR_APPROVERS,
+            "arn:aws:iam::123456789012:user/bob,arn:aws:iam::123456789012:user/carol,arn:aws:iam::123456789012:user/alice,arn:aws:iam::123456789012:role/Approvers,arn:aws:iam::123456789012:user/dave,arn:aws:iam::123456789012:user/erin",
+        )]);
+        let five = [
+            ("bob", "IamUser"),
+            ("carol", "IamUser"),
+            ("alice", "IamUser"),
+            ("Approvers", "IamRole"),
+            ("dave", "IamUser"),
+        ];
+        assert!(check(&level(&five, 1), &six).is_ok());
+        let mut all_six = five.to_vec();
+        all_six.push(("erin", "IamUser"));
+        assert_eq!(check(&level(&all_six, 1), &six), tampered);
+        // The request runbook runs with all six.
+        let mut runbook = automation("InProgress");
+        runbook.approval_steps[0].approvers = Some(
+            five.iter()
+                .map(|(n, k)| StepApprover::parse_typed(n, k))
+                .collect(),
+        );
+        assert_eq!(
+            check(&runbook, &six),
+            Err(Refusal::ApproversTampered {
+                step: "Approve".into()
             })
         );
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use chrono::TimeDelta;
 
+use crate::approval::Approver;
 use crate::ids::{AccountId, RoleName};
 
 pub const VAR_TARGET_ROLE: &str = "CHANGEGATE_TARGET_ROLE";
@@ -25,6 +26,7 @@ pub const VAR_ACCESS_RUNBOOK: &str = "CHANGEGATE_ACCESS_RUNBOOK";
 pub const VAR_REQUEST_RUNBOOK: &str = "CHANGEGATE_REQUEST_RUNBOOK";
 pub const VAR_APPROVERS: &str = "CHANGEGATE_APPROVERS";
 pub const VAR_MIN_APPROVALS: &str = "CHANGEGATE_MIN_APPROVALS";
+pub const VAR_APPROVER_SESSIONS_ARE_PEOPLE: &str = "CHANGEGATE_APPROVER_SESSIONS_ARE_PEOPLE";
 pub const VAR_REQUIRE_SESSION_NAME: &str = "CHANGEGATE_REQUIRE_SESSION_NAME";
 pub const VAR_SESSION_CUTTER_ROLE: &str = "CHANGEGATE_SESSION_CUTTER_ROLE";
 
@@ -294,6 +296,32 @@ pub struct GrantConfig {
     pub change_manager: Option<ChangeManagerSource>,
     /// Plain Automation requests, with changegate's request runbook.
     pub automation: Option<AutomationSource>,
+    /// Who approves, on both paths.
+    pub approvals: Approvals,
+}
+
+/// The deployment's approvers (`ApproverArns`) and minimum, which every
+/// approval step must have run with, and how their decisions are counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approvals {
+    /// As configured, in order: a change template's level lists the first five.
+    pub approvers: Vec<Approver>,
+    pub min_approvals: usize,
+    /// Whether a role session's name is bound to the person behind it (the
+    /// role's trust policy requires `sts:RoleSessionName` = `${aws:username}`
+    /// or a source identity), so that sessions count as the user they are
+    /// named after; otherwise every session of a role counts as that one role.
+    pub sessions_are_people: bool,
+}
+
+impl Approvals {
+    /// The most approvers a change template's approval level holds.
+    pub const CHANGE_MANAGER_LEVEL_MAX: usize = 5;
+
+    /// The approvers the stack's change template lists: the first five.
+    pub fn change_manager_level(&self) -> &[Approver] {
+        &self.approvers[..self.approvers.len().min(Self::CHANGE_MANAGER_LEVEL_MAX)]
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,9 +333,41 @@ pub struct ChangeManagerSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutomationSource {
     pub runbook: String,
-    /// The approvers the request runbook's `aws:approve` step must run with.
-    pub approvers: BTreeSet<String>,
-    pub min_approvals: usize,
+}
+
+/// The deployment's approvers, required whatever the sources: both the
+/// request runbook and the change template approve through them.
+fn approvals(src: &impl Source) -> Result<Approvals, ConfigError> {
+    const APPROVERS: &str =
+        "a comma-separated list of IAM user or role ARNs (the deployment's approvers)";
+    let list = value(src, VAR_APPROVERS).ok_or(ConfigError::Missing {
+        var: VAR_APPROVERS,
+        expected: APPROVERS,
+    })?;
+    let approvers = list
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(Approver::parse_arn)
+        .collect::<Option<Vec<_>>>()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| ConfigError::Invalid {
+            var: VAR_APPROVERS,
+            value: list.clone(),
+            expected: APPROVERS,
+        })?;
+    let min = number(
+        src,
+        VAR_MIN_APPROVALS,
+        1,
+        1..=10,
+        "a whole number of approvals from 1 to 10",
+    )?;
+    Ok(Approvals {
+        approvers,
+        min_approvals: usize::try_from(min).unwrap_or(1),
+        sessions_are_people: flag(src, VAR_APPROVER_SESSIONS_ARE_PEOPLE, false)?,
+    })
 }
 
 fn sources(
@@ -338,40 +398,8 @@ fn sources(
         None
     };
     let automation = if auto {
-        const APPROVERS: &str =
-            "a comma-separated list of IAM user or role ARNs (the request runbook's approvers)";
-        let list = value(src, VAR_APPROVERS).ok_or(ConfigError::Missing {
-            var: VAR_APPROVERS,
-            expected: APPROVERS,
-        })?;
-        let approvers: BTreeSet<String> = list
-            .split(',')
-            .map(|a| a.trim().to_owned())
-            .filter(|a| !a.is_empty())
-            .collect();
-        let valid = approvers.iter().all(|a| {
-            a.starts_with("arn:")
-                && a.split(':').nth(2) == Some("iam")
-                && !a.chars().any(char::is_whitespace)
-        });
-        if approvers.is_empty() || !valid {
-            return Err(ConfigError::Invalid {
-                var: VAR_APPROVERS,
-                value: list,
-                expected: APPROVERS,
-            });
-        }
-        let min = number(
-            src,
-            VAR_MIN_APPROVALS,
-            1,
-            1..=10,
-            "a whole number of approvals from 1 to 10",
-        )?;
         Some(AutomationSource {
             runbook: document(src, VAR_REQUEST_RUNBOOK, DEFAULT_REQUEST_RUNBOOK)?,
-            approvers,
-            min_approvals: usize::try_from(min).unwrap_or(1),
         })
     } else {
         None
@@ -434,6 +462,7 @@ impl GrantConfig {
             session_cutter: session_cutter(src)?,
             change_manager,
             automation,
+            approvals: approvals(src)?,
         })
     }
 
@@ -558,20 +587,68 @@ mod tests {
         assert_eq!(c.change_manager, None, "Automation alone by default");
         let auto = c.automation.unwrap();
         assert_eq!(auto.runbook, "changegate-access-request");
-        assert_eq!(auto.min_approvals, 1);
+        assert_eq!(c.approvals.min_approvals, 1);
+        assert!(
+            !c.approvals.sessions_are_people,
+            "role sessions count as their role by default"
+        );
+        assert_eq!(
+            c.approvals
+                .approvers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["arn:aws:iam::123456789012:user/bob"]
+        );
         let both =
             GrantConfig::from_source(&grant_env(&[(VAR_SOURCES, "automation,change-manager")]))
                 .unwrap();
         assert_eq!(both.change_manager.unwrap().template, "changegate-access");
-        let cm = GrantConfig::from_source(&grant_env(&[
-            (VAR_SOURCES, "change-manager"),
-            (VAR_APPROVERS, ""),
+        let cm = GrantConfig::from_source(&grant_env(&[(VAR_SOURCES, "change-manager")])).unwrap();
+        assert!(cm.automation.is_none() && cm.change_manager.is_some());
+        assert_eq!(
+            GrantConfig::from_source(&grant_env(&[
+                (VAR_SOURCES, "change-manager"),
+                (VAR_APPROVERS, ""),
+            ])),
+            Err(ConfigError::Missing {
+                var: VAR_APPROVERS,
+                expected: "a comma-separated list of IAM user or role ARNs (the deployment's approvers)"
+            }),
+            "the change template approves through the same approvers"
+        );
+    }
+
+    #[test]
+    fn given_approver_settings_when_reading_then_order_is_kept_and_sessions_are_people_only_when_said()
+     {
+        let c = GrantConfig::from_source(&grant_env(&[
+            (
+                VAR_APPROVERS,
+                "arn:aws:iam::123456789012:role/Approvers, arn:aws:iam::123456789012:user/ops/bob,arn:aws:iam::123456789012:user/carol,arn:aws:iam::123456789012:user/dave,arn:aws:iam::123456789012:user/erin,arn:aws:iam::123456789012:user/frank",
+            ),
+            (VAR_MIN_APPROVALS, "2"),
+            (VAR_APPROVER_SESSIONS_ARE_PEOPLE, "true"),
         ]))
         .unwrap();
-        assert!(
-            cm.automation.is_none() && cm.change_manager.is_some(),
-            "Change Manager alone needs no runbook approvers"
+        assert!(c.approvals.sessions_are_people);
+        assert_eq!(c.approvals.min_approvals, 2);
+        let names = |a: &[Approver]| a.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            names(c.approvals.change_manager_level()),
+            [
+                "arn:aws:iam::123456789012:role/Approvers",
+                "arn:aws:iam::123456789012:user/bob",
+                "arn:aws:iam::123456789012:user/carol",
+                "arn:aws:iam::123456789012:user/dave",
+                "arn:aws:iam::123456789012:user/erin",
+            ]
         );
+        assert_eq!(c.approvals.approvers.len(), 6);
+        let few =
+            GrantConfig::from_source(&grant_env(&[(VAR_APPROVER_SESSIONS_ARE_PEOPLE, "false")]))
+                .unwrap();
+        assert_eq!(few.approvals.change_manager_level().len(), 1);
     }
 
     #[test]
@@ -616,6 +693,12 @@ mod tests {
             (VAR_MAX_START_AHEAD_DAYS, "-1"),
             (VAR_SOURCES, "email"),
             (VAR_APPROVERS, "bob"),
+            (VAR_APPROVERS, "arn:aws:iam::123456789012:group/approvers"),
+            (
+                VAR_APPROVERS,
+                "arn:aws:sts::123456789012:assumed-role/Approvers/bob",
+            ),
+            (VAR_APPROVER_SESSIONS_ARE_PEOPLE, "yes"),
             (VAR_MIN_APPROVALS, "0"),
             (VAR_REQUEST_RUNBOOK, "a b"),
         ] {

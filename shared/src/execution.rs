@@ -3,7 +3,7 @@
 //! The adapter in [`crate::aws`] reads it; the checks in [`crate::check`]
 //! decide on it. Nothing here calls AWS.
 
-use crate::approval::ApproverDecision;
+use crate::approval::{ApprovalStatus, ApproverDecision, StepApprover};
 use crate::request::RawParameters;
 use crate::status::Status;
 
@@ -34,18 +34,25 @@ pub struct ApprovalStep {
     pub name: String,
     pub status: Status,
     /// `Outputs.ApprovalStatus`: `Approved`, `Rejected`, `Waiting`.
-    pub approval_status: Option<String>,
+    pub approval_status: Option<ApprovalStatus>,
     /// `Outputs.ApproverDecisions`; `None` when absent or unreadable.
     pub decisions: Option<Vec<ApproverDecision>>,
-    /// `Inputs.Approvers` as the step ran; `None` when absent or unreadable.
-    pub approvers: Option<Vec<String>>,
+    /// `Inputs.Approvers` (a change template level's
+    /// `Inputs.EnhancedApprovals.Approvers`) as the step ran; `None` when
+    /// absent or unreadable.
+    pub approvers: Option<Vec<StepApprover>>,
     /// `Inputs.MinRequiredApprovals` as the step ran (1 when absent, as AWS defaults).
     pub min_required: Option<u32>,
 }
 
 impl ApprovalStep {
     pub fn approved(&self) -> bool {
-        self.status == Status::Success && self.approval_status.as_deref() == Some("Approved")
+        self.status == Status::Success && self.approval_status == Some(ApprovalStatus::Approved)
+    }
+
+    /// Rejected by an approver (`ApprovalStatus: Rejected`).
+    pub fn rejected(&self) -> bool {
+        self.approval_status == Some(ApprovalStatus::Rejected)
     }
 }
 

@@ -41,9 +41,13 @@ pub enum Refusal {
     )]
     ApprovalIncomplete { step: String, status: String },
     #[error(
-        "The approval step {step} did not run with the approvers this deployment configured, so its approval does not count. File the request again with the deployment's runbook."
+        "The approval step {step} did not run with the approvers this deployment configured, so its approval does not count. File the request again with the deployment's own runbook or change template."
     )]
     ApproversTampered { step: String },
+    #[error(
+        "The approval step {step} holds a decision by {approver}, who is not one of this deployment's approvers, so its approval does not count. Only the configured approvers may decide; file the request again."
+    )]
+    UnexpectedApprover { step: String, approver: String },
     #[error(
         "The approval step {step} has {got} approval(s) from people other than the requester and the person receiving access; {needed} are needed."
     )]
@@ -154,7 +158,9 @@ impl Refusal {
             Self::WrongChangeTemplate { .. } => "wrong-change-template",
             Self::WrongRunbook { .. } => "wrong-runbook",
             Self::ApprovalIncomplete { .. } => "approval-incomplete",
-            Self::ApproversTampered { .. } => "approvers-tampered",
+            Self::ApproversTampered { .. } | Self::UnexpectedApprover { .. } => {
+                "approvers-tampered"
+            }
             Self::NotEnoughApprovals { .. } => "not-enough-approvals",
             Self::ApprovalUnknown => "approval-unknown",
             Self::SelfApproved { .. } => "self-approved",

@@ -10,6 +10,9 @@ use crate::events::{ExpiryInput, ExpiryTarget, Incoming};
 use crate::status::Status;
 use crate::text::shown;
 
+/// The action of an approval step, as Systems Manager names it.
+const APPROVE: &str = "aws:approve";
+
 /// The request runbook's own call after its approval step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectInput {
@@ -51,7 +54,8 @@ impl Trigger {
                 shown(&cr.ops_item_status)
             )),
             Ok(Incoming::AutomationStep(s))
-                if s.action.as_deref() == Some("aws:approve") && s.status == "Success" =>
+                if s.action.as_deref() == Some(APPROVE)
+                    && Status::parse(&s.status) == Status::Success =>
             {
                 Self::Look(s.execution_id)
             }

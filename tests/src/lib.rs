@@ -238,6 +238,7 @@ impl LocalAws {
     /// The environment a function binary gets to reach this local AWS, with
     /// the world's bus, table and source (Change Manager).
     pub fn function_env(&self) -> Vec<(String, String)> {
+        let approvers = approver_arns();
         [
             ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
             ("AWS_REGION", REGION),
@@ -248,6 +249,7 @@ impl LocalAws {
             ("CHANGEGATE_SOURCES", "change-manager"),
             // notify announces only change requests filed with this template.
             ("CHANGEGATE_CHANGE_TEMPLATE", CHANGE_TEMPLATE),
+            ("CHANGEGATE_APPROVERS", approvers.as_str()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -411,8 +413,22 @@ pub struct World {
 /// names them (design: `changegate-access`, `changegate-access-runbook`).
 pub const CHANGE_TEMPLATE: &str = "changegate-access";
 pub const ACCESS_RUNBOOK: &str = "changegate-access-runbook";
-/// The IAM group whose members may approve (every user a test makes).
+/// An IAM group every user a test makes is in (approving as a group member
+/// does not count: the deployment's approvers are [`APPROVERS`]).
 pub const APPROVERS_GROUP: &str = "changegate-approvers";
+/// The deployment's approvers in the local world (its `ApproverArns`): IAM
+/// users of [`HOME_ACCOUNT`] by name, at most five, as the stack's change
+/// template lists them. A test makes each with [`World::user`] before they approve.
+pub const APPROVERS: [&str; 5] = ["bob", "carol", "dave", "frank", "approver"];
+
+/// [`APPROVERS`] as `CHANGEGATE_APPROVERS` takes them (comma-separated ARNs).
+pub fn approver_arns() -> String {
+    APPROVERS
+        .iter()
+        .map(|name| format!("arn:aws:iam::{HOME_ACCOUNT}:user/{name}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
 /// changegate's own event bus and decision table, as the local world names them.
 pub const EVENT_BUS: &str = "changegate";
 pub const DECISIONS_TABLE: &str = "changegate-decisions";
@@ -426,7 +442,8 @@ pub fn home() -> changegate::ids::Home {
 }
 
 /// The environment grant and revoke read, for this local world (Change
-/// Manager only: the integration tests file change requests).
+/// Manager only: the integration tests file change requests), with the
+/// world's approvers as template.yaml passes `ApproverArns`.
 pub fn grant_env(k: &str) -> Option<String> {
     use changegate::config::*;
     match k {
@@ -435,26 +452,36 @@ pub fn grant_env(k: &str) -> Option<String> {
         VAR_DECISIONS_TABLE => Some(DECISIONS_TABLE.to_owned()),
         VAR_SOURCES => Some("change-manager".to_owned()),
         VAR_CHANGE_TEMPLATE => Some(CHANGE_TEMPLATE.to_owned()),
+        VAR_APPROVERS => Some(approver_arns()),
         _ => None,
     }
 }
 
-/// The change template the tests file against: one approval level, anyone in
-/// [`APPROVERS_GROUP`] approves.
+/// One change template approval level as the stack writes it: the world's
+/// [`APPROVERS`] by name (`IamUser`), one approval needed.
+pub fn approval_level(name: &str) -> Value {
+    let approvers: Vec<Value> = APPROVERS
+        .iter()
+        .map(|a| serde_json::json!({"approver": a, "type": "IamUser", "minRequiredApprovals": 0}))
+        .collect();
+    serde_json::json!({
+        "name": name,
+        "action": "aws:approve",
+        "timeoutSeconds": 3600,
+        "inputs": {"Message": "approve production access", "MinRequiredApprovals": 1,
+            "EnhancedApprovals": {"Approvers": approvers}},
+    })
+}
+
+/// The change template the tests file against: one approval level, the
+/// world's [`APPROVERS`] approve.
 fn change_template() -> Value {
     serde_json::json!({
         "schemaVersion": "0.3",
         "emergencyChange": false,
         "autoApprovable": false,
         "executableRunBooks": [{"name": ACCESS_RUNBOOK, "version": "$DEFAULT"}],
-        "mainSteps": [{
-            "name": "ApproveAccess",
-            "action": "aws:approve",
-            "timeoutSeconds": 3600,
-            "inputs": {"Message": "approve production access", "EnhancedApprovals": {
-                "Approvers": [{"approver": APPROVERS_GROUP, "type": "IamGroup", "minRequiredApprovals": 1}],
-                "MinRequiredApprovals": 1}},
-        }],
+        "mainSteps": [approval_level("ApproveAccess")],
     })
 }
 

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ssm::types::{AutomationSubtype, StepExecution};
 
-use changegate::approval::parse_decisions;
+use changegate::approval::{
+    ApprovalStatus, parse_decisions, parse_min_required, parse_step_approvers,
+};
 use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun};
 use changegate::fault::Fault;
 use changegate::request::RawParameters;
@@ -31,23 +33,23 @@ fn parameters(p: Option<&std::collections::HashMap<String, Vec<String>>>) -> Raw
 fn approval_step(step: &StepExecution) -> ApprovalStep {
     let output = |key: &str| step.outputs().and_then(|o| o.get(key));
     let input = |key: &str| step.inputs().and_then(|i| i.get(key));
+    let enhanced = input("EnhancedApprovals").map(String::as_str);
     ApprovalStep {
         name: step.step_name().unwrap_or_default().to_owned(),
         status: Status::parse(step.step_status().map(|s| s.as_str()).unwrap_or_default()),
-        approval_status: output("ApprovalStatus").and_then(|v| v.first()).cloned(),
+        approval_status: output("ApprovalStatus")
+            .and_then(|v| v.first())
+            .map(|raw| ApprovalStatus::parse(raw)),
         decisions: output("ApproverDecisions")
             .filter(|v| !v.is_empty())
             .and_then(|v| parse_decisions(v)),
-        // Inputs are JSON text: a list of approvers, or one approver.
-        approvers: input("Approvers").and_then(|raw| {
-            serde_json::from_str::<Vec<String>>(raw).ok().or_else(|| {
-                serde_json::from_str::<String>(raw)
-                    .ok()
-                    .map(|one| vec![one])
-            })
-        }),
-        min_required: input("MinRequiredApprovals")
-            .and_then(|raw| raw.trim_matches('"').parse().ok()),
+        // Inputs are JSON text: a runbook's `Approvers` (a list, or one), or
+        // a change template level's `EnhancedApprovals` object.
+        approvers: parse_step_approvers(input("Approvers").map(String::as_str), enhanced),
+        min_required: parse_min_required(
+            input("MinRequiredApprovals").map(String::as_str),
+            enhanced,
+        ),
     }
 }
 

@@ -238,3 +238,17 @@ def test_given_cargo_target_dir_when_finding_binaries_then_they_are_looked_for_t
     finally:
         monkeypatch.undo()
         localaws.target_dir.cache_clear()
+
+
+def test_given_the_approver_settings_when_the_environment_is_resolved_then_grant_gets_approvers_and_the_session_rule() -> None:
+    """grant reads CHANGEGATE_APPROVERS on both paths and
+    CHANGEGATE_APPROVER_SESSIONS_ARE_PEOPLE from ApproverSessionsArePeople
+    (false unless the deployment says role session names are people)."""
+    tpl = localaws.load_template()
+    bob = f"arn:aws:iam::{localaws.HOME_ACCOUNT}:user/bob"
+    default = localaws.Stack(tpl, {"RequestSources": "ChangeManager", "ApproverArns": bob}).function_environment("GrantFunction")
+    people = localaws.Stack(tpl, {"ApproverArns": bob, "ApproverSessionsArePeople": "true"}).function_environment("GrantFunction")
+
+    assert default["CHANGEGATE_APPROVERS"] == bob
+    assert default["CHANGEGATE_APPROVER_SESSIONS_ARE_PEOPLE"] == "false"
+    assert people["CHANGEGATE_APPROVER_SESSIONS_ARE_PEOPLE"] == "true"

@@ -556,24 +556,27 @@ fn refused_with(outcomes: &[GrantOutcome], code: &str) -> bool {
 #[tokio::test]
 async fn given_the_requester_approved_their_own_request_when_granting_then_refused_as_self_approved()
  {
-    // Given alice files a request and approves it herself
+    // Given dave, one of the deployment's approvers, files a request and
+    // approves it himself
     let s = Scene::new(false).await;
-    let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
+    let (_, dave) = s.world.eligible_user("dave", PROD_ACCOUNT).await;
+    let mut params = base();
+    params.insert("IAMUserName".into(), vec!["dave".into()]);
 
     // When grant sees it
-    let (_, outcomes, events) = run_one(&s, &alice, &alice, base()).await;
+    let (_, outcomes, events) = run_one(&s, &dave, &dave, params).await;
 
-    // Then it is refused, alice is told why, and she holds nothing
+    // Then it is refused, dave is told why, and he holds nothing
     assert!(refused_with(&outcomes, "self-approved"), "{outcomes:?}");
     let reason = events[0]["detail"]["reason"].as_str().unwrap();
     assert_eq!(
         reason,
         Refusal::SelfApproved {
-            requester: format!("arn:aws:iam::{HOME_ACCOUNT}:user/alice")
+            requester: format!("arn:aws:iam::{HOME_ACCOUNT}:user/dave")
         }
         .to_string()
     );
-    assert!(s.world.policies("alice").await.is_empty());
+    assert!(s.world.policies("dave").await.is_empty());
 }
 
 #[tokio::test]

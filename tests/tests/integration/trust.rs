@@ -199,6 +199,14 @@ impl Scene {
     }
 }
 
+/// A change template as the stack writes it, but with two approval levels,
+/// each listing the deployment's approvers.
+fn two_level_template() -> Value {
+    let mut template = change_template(&[]);
+    template["mainSteps"] = json!([approval_level("Level1"), approval_level("Level2")]);
+    template
+}
+
 /// A change template with the given approval levels (each: name, approver, type).
 fn change_template(levels: &[(&str, &str, &str)]) -> Value {
     let steps: Vec<Value> = levels
@@ -399,17 +407,14 @@ async fn given_a_change_request_running_a_look_alike_copy_of_the_runbook_when_ap
 #[tokio::test]
 async fn given_a_two_level_change_template_when_only_level_one_approved_then_nothing_is_granted_and_after_level_two_it_is_granted_once()
  {
-    // Given a deployment whose change template has two levels: the approvers
-    // group, then carol
+    // Given a deployment whose change template has two levels, each listing
+    // the deployment's approvers
     let template = "changegate-access-two-levels";
     let s = Scene::new(&[("CHANGEGATE_CHANGE_TEMPLATE", template)]).await;
     s.document(
         template,
         aws_sdk_ssm::types::DocumentType::ChangeTemplate,
-        change_template(&[
-            ("Level1", APPROVERS_GROUP, "IamGroup"),
-            ("Level2", "carol", "IamUser"),
-        ]),
+        two_level_template(),
     )
     .await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
@@ -472,6 +477,46 @@ async fn given_a_two_level_change_template_when_only_level_one_approved_then_not
         announced[0]["detail"]["approvers"],
         json!([user_arn("bob"), user_arn("carol")])
     );
+}
+
+#[tokio::test]
+async fn given_a_change_template_level_that_lists_more_approvers_than_the_deployment_when_one_of_them_approves_then_approvers_tampered()
+ {
+    // Given a deployment configured with bob and carol only, while its change
+    // template's level lists all five of the world's approvers
+    let configured = format!("{},{}", user_arn("bob"), user_arn("carol"));
+    let s = Scene::new(&[("CHANGEGATE_APPROVERS", configured.as_str())]).await;
+    let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
+    let (_, bob) = s.world.user("bob").await;
+    let (_, frank) = s.world.user("frank").await;
+
+    // When bob approves one request: the level ran with more approvers than configured
+    let id = s
+        .file(&alice, hour_request("alice"), Filing::default())
+        .await;
+    s.world.signal(&bob, &id, true).await;
+    let got = s.run("grant", &s.ssm().await);
+
+    // Then it is refused as tampered, and nothing is attached
+    let refusal = Refusal::ApproversTampered {
+        step: "ApproveAccess".into(),
+    };
+    assert_refused_once(&got, &s.announced().await, &id, &refusal);
+    assert!(s.world.policies("alice").await.is_empty());
+
+    // And when frank, whom the deployment does not name, approves another,
+    // the refusal names him
+    let id = s
+        .file(&alice, hour_request("alice"), Filing::default())
+        .await;
+    s.world.signal(&frank, &id, true).await;
+    let got = s.run("grant", &s.ssm().await);
+    let refusal = Refusal::UnexpectedApprover {
+        step: "ApproveAccess".into(),
+        approver: user_arn("frank"),
+    };
+    assert_refused_once(&got, &s.announced().await, &id, &refusal);
+    assert!(s.world.policies("alice").await.is_empty());
 }
 
 // ------------------------------------------------------------------ 2. whole identities
