@@ -10,7 +10,7 @@ use changegate::config::{
     GrantConfig, VAR_ALLOWED_ACCOUNTS, VAR_DECISIONS_TABLE, VAR_EVENT_BUS, VAR_SOURCES,
 };
 use changegate::events::ChangegateEvent;
-use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun};
+use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun, Versions};
 use changegate::ids::{ChangeRequestId, Home};
 use changegate::message::render_changegate;
 use changegate::policy::UserPolicy;
@@ -79,6 +79,10 @@ fn main() {
             approvers: None,
             min_required: None,
         }],
+        versions: Versions::current(&[
+            ("changegate-access", "1"),
+            ("changegate-access-runbook", "1"),
+        ]),
     };
     let alice = UserRecord {
         name: None,

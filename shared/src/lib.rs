@@ -37,4 +37,5 @@ pub mod status;
 pub mod sweep;
 pub mod text;
 pub mod trigger;
+pub mod versions;
 pub mod window;

@@ -8,7 +8,7 @@ use changegate::check::{Checking, UserRecord, Verdict, check_request, decide};
 use changegate::config::{
     GrantConfig, VAR_ALLOWED_ACCOUNTS, VAR_DECISIONS_TABLE, VAR_EVENT_BUS, VAR_SOURCES,
 };
-use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun};
+use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun, Versions};
 use changegate::ids::ChangeRequestId;
 use changegate::ids::Home;
 use changegate::policy::Grant;
@@ -102,6 +102,10 @@ fn approved(params: &[(&str, &str)]) -> Execution {
             approvers: None,
             min_required: None,
         }],
+        versions: Versions::current(&[
+            ("changegate-access", "1"),
+            ("changegate-access-runbook", "1"),
+        ]),
     }
 }
 

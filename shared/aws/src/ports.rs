@@ -123,6 +123,10 @@ impl Requests for AwsPorts {
     async fn execution(&self, id: &ChangeRequestId) -> Result<Option<Execution>, Fault> {
         self.ssm.execution(id.as_str()).await
     }
+
+    async fn default_version(&self, document: &str) -> Result<Option<String>, Fault> {
+        self.ssm.default_version(document).await
+    }
 }
 
 impl Ledger for AwsPorts {

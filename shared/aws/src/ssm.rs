@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ssm::types::{AutomationSubtype, StepExecution};
 
 use changegate::approval::parse_decisions;
-use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun};
+use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun, Versions};
 use changegate::fault::Fault;
 use changegate::request::RawParameters;
 use changegate::status::Status;
@@ -88,13 +88,27 @@ impl Ssm {
                 why: "no AutomationExecutionStatus".into(),
             })?;
         let document = exec.document_name().unwrap_or_default().to_owned();
+        // The version of each document as the request ran it: the
+        // execution's own (a change request's: its change template's), and
+        // each runbook's.
+        let mut versions = Versions::default();
+        if let Some(v) = exec.document_version() {
+            versions.ran.insert(document.clone(), v.to_owned());
+        }
         let origin = if exec.automation_subtype() == Some(&AutomationSubtype::ChangeRequest) {
             let runbooks = exec
                 .runbooks()
                 .iter()
-                .map(|rb| RunbookRun {
-                    document: rb.document_name().to_owned(),
-                    parameters: parameters(rb.parameters()),
+                .map(|rb| {
+                    if let Some(v) = rb.document_version() {
+                        versions
+                            .ran
+                            .insert(rb.document_name().to_owned(), v.to_owned());
+                    }
+                    RunbookRun {
+                        document: rb.document_name().to_owned(),
+                        parameters: parameters(rb.parameters()),
+                    }
                 })
                 .collect();
             Origin::ChangeRequest {
@@ -116,12 +130,39 @@ impl Ssm {
                 .map(approval_step)
                 .collect()
         };
+        // And the deployment's current version of each (one DescribeDocument
+        // per document; a document that is gone has none).
+        for name in versions.ran.keys() {
+            if let Some(current) = self.default_version(name).await? {
+                versions.current.insert(name.clone(), current);
+            }
+        }
         Ok(Some(Execution {
             status,
             executed_by: exec.executed_by().map(str::to_owned),
             origin,
             approval_steps,
+            versions,
         }))
+    }
+
+    /// `DescribeDocument`'s `DefaultVersion`; `None` when Systems Manager has
+    /// no such document (`InvalidDocument`).
+    pub async fn default_version(&self, name: &str) -> Result<Option<String>, Fault> {
+        const OP: &str = "ssm:DescribeDocument";
+        match self.client.describe_document().name(name).send().await {
+            Ok(out) => Ok(out
+                .document()
+                .and_then(|d| d.default_version())
+                .map(str::to_owned)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_invalid_document()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Fault::aws(OP)(e)),
+        }
     }
 
     /// Every `aws:approve` step of an execution, all pages.
