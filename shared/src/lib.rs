@@ -12,7 +12,8 @@
 //!   [`eligibility`], [`budget`], [`refusal`]), policies ([`policy`]), the
 //!   session cut ([`session`]), the decision record ([`record`]), events and
 //!   triggers ([`events`], [`trigger`]), messages ([`message`], [`text`]),
-//!   configuration ([`config`]) and faults ([`fault`]).
+//!   configuration ([`config`]), faults ([`fault`]) and the operators' early
+//!   end ([`operator`]).
 
 pub mod approval;
 pub mod budget;
@@ -26,6 +27,7 @@ pub mod fault;
 pub mod ids;
 pub mod memory;
 pub mod message;
+pub mod operator;
 pub mod policy;
 pub mod ports;
 pub mod protocol;

@@ -13,6 +13,7 @@ use changegate::config::RevokeConfig;
 use changegate::events::{AccessRevoked, Cause, ExpiryTarget};
 use changegate::fault::Fault;
 use changegate::ids::{ChangeRequestId, IamUserName};
+use changegate::operator::authenticate;
 use changegate::policy::{Grant, POLICY_PREFIX, policy_name};
 use changegate::ports::{Ledger, Requests, Schedules, UserGrants};
 use changegate::protocol::revocation::{Reach, Revocation, Revoked};
@@ -21,7 +22,7 @@ use changegate::record::{LedgerWrite, State};
 use changegate::request::PARAM_USER;
 use changegate::sweep::sort_grants;
 use changegate::text::shown;
-use changegate::trigger::{OperatorRevoke, RevokeInput};
+use changegate::trigger::RevokeInput;
 
 use crate::metrics;
 use crate::ports::{AwsPorts, Settings};
@@ -55,11 +56,25 @@ pub enum RevokeOutcome {
     Ignored {
         reason: String,
     },
+    /// A request to end access early that is not an authentic operator's:
+    /// nothing was removed.
+    Refused {
+        reason_code: String,
+        reason: String,
+    },
 }
 
 fn ignored(id: &str, reason: String) -> RevokeOutcome {
     info!(change_request_id = %shown(id), outcome = "ignored", reason = %reason, "nothing to revoke");
     RevokeOutcome::Ignored { reason }
+}
+
+fn refused(code: &str, reason: String) -> RevokeOutcome {
+    warn!(outcome = "refused", reason_code = code, reason = %reason, "not an operator's request; nothing removed");
+    RevokeOutcome::Refused {
+        reason_code: code.to_owned(),
+        reason,
+    }
 }
 
 fn outcome(grant: &Grant, cause: &Cause, revoked: Option<AccessRevoked>) -> RevokeOutcome {
@@ -230,7 +245,8 @@ impl Revoker {
     ) -> Result<RevokeOutcome, Fault> {
         match RevokeInput::parse(input) {
             RevokeInput::Expiry(target) => self.expire(&target, inv).await,
-            RevokeInput::Operator(op) => self.operator(&op, inv).await,
+            RevokeInput::Operator(execution) => self.operator(&execution, inv).await,
+            RevokeInput::Refused(reason) => Ok(refused("retired-payload", reason)),
             RevokeInput::StatusChanged(id) => self.status_changed(&id, inv).await,
             RevokeInput::Sweep => self.sweep(inv, deadline).await.map(RevokeOutcome::Swept),
         }
@@ -324,21 +340,41 @@ impl Revoker {
             .await
     }
 
-    /// An operator ends a request's access now, whatever Systems Manager says.
+    /// The operators' runbook asks to end a request's access now. Only an
+    /// execution of the stack's operators' runbook, running now and started by
+    /// a configured operator (Systems Manager's record, not the payload), ends
+    /// the request it names, whatever its own status.
     pub async fn operator(
         &self,
-        op: &OperatorRevoke,
+        execution: &str,
         inv: &Invocation,
     ) -> Result<RevokeOutcome, Fault> {
-        let Ok(id) = ChangeRequestId::parse(&op.change_request_id) else {
-            return Ok(ignored(
-                &op.change_request_id,
-                "not a change request id".to_owned(),
-            ));
+        let exec = match ChangeRequestId::parse(execution) {
+            Ok(id) => self.revocations.ports.execution(&id).await?,
+            Err(_) => None,
         };
-        info!(change_request_id = %id, reason = %op.reason.as_deref().map(shown).unwrap_or_default(), "operator revocation");
-        let user = self.requested_user(&id).await?;
-        self.revocations.end(&id, user, &Cause::Operator, inv).await
+        let end = match authenticate(execution, exec.as_ref(), &self.config.operators) {
+            Ok(end) => end,
+            Err(why) => {
+                metrics::count(
+                    "revoke",
+                    "OperatorRequestsRefused",
+                    Some(("Reason", why.code())),
+                );
+                return Ok(refused(why.code(), why.to_string()));
+            }
+        };
+        info!(
+            execution_id = %shown(execution),
+            change_request_id = %end.change_request,
+            operator = %end.operator,
+            reason = %end.reason,
+            "operator revocation"
+        );
+        let user = self.requested_user(&end.change_request).await?;
+        self.revocations
+            .end(&end.change_request, user, &Cause::Operator, inv)
+            .await
     }
 
     /// One sweep: every grant whose window ended, and every grant whose request
