@@ -227,6 +227,7 @@ impl Revoker {
                 expiry_group: config.expiry_group.clone(),
                 session_cutter: config.session_cutter.clone(),
                 function: "revoke",
+                document_versions: false,
             },
         );
         Self {

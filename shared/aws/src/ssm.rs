@@ -15,6 +15,10 @@ const APPROVE: &str = "aws:approve";
 #[derive(Debug, Clone)]
 pub struct Ssm {
     client: aws_sdk_ssm::Client,
+    /// Whether an execution comes with its documents' current versions
+    /// (one `DescribeDocument` each): grant decides on them; revoke, whose
+    /// sweep reads every active grant's execution each minute, does not.
+    versions: bool,
 }
 
 fn parameters(p: Option<&std::collections::HashMap<String, Vec<String>>>) -> RawParameters {
@@ -52,7 +56,18 @@ fn approval_step(step: &StepExecution) -> ApprovalStep {
 
 impl Ssm {
     pub fn new(client: aws_sdk_ssm::Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            versions: true,
+        }
+    }
+
+    /// Reads executions without their documents' current versions (revoke).
+    pub fn without_versions(client: aws_sdk_ssm::Client) -> Self {
+        Self {
+            client,
+            versions: false,
+        }
     }
 
     /// `GetAutomationExecution`, and every `aws:approve` step (paging
@@ -132,9 +147,11 @@ impl Ssm {
         };
         // And the deployment's current version of each (one DescribeDocument
         // per document; a document that is gone has none).
-        for name in versions.ran.keys() {
-            if let Some(current) = self.default_version(name).await? {
-                versions.current.insert(name.clone(), current);
+        if self.versions {
+            for name in versions.ran.keys() {
+                if let Some(current) = self.default_version(name).await? {
+                    versions.current.insert(name.clone(), current);
+                }
             }
         }
         Ok(Some(Execution {
