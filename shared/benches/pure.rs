@@ -11,7 +11,7 @@ use changegate::config::{
     VAR_SOURCES,
 };
 use changegate::events::ChangegateEvent;
-use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun};
+use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun, Versions};
 use changegate::ids::{ChangeRequestId, Home};
 use changegate::message::render_changegate;
 use changegate::policy::UserPolicy;
@@ -81,6 +81,10 @@ fn main() {
             approvers: Some(vec!["bob".into()]),
             min_required: None,
         }],
+        versions: Versions::current(&[
+            ("changegate-access", "1"),
+            ("changegate-access-runbook", "1"),
+        ]),
     };
     let alice = UserRecord {
         name: None,

@@ -15,6 +15,7 @@ use crate::policy::{Grant, policy_name};
 use crate::refusal::Refusal;
 use crate::request::{AccessRequest, parse_parameters};
 use crate::text::shown;
+use crate::versions;
 use crate::window::human_time;
 
 /// What IAM holds about the user who would receive access.
@@ -64,6 +65,7 @@ fn own_parameters<'a>(
                     expected: cm.template.clone(),
                 });
             }
+            versions::ran_current(&exec.versions, template)?;
             let [runbook] = runbooks.as_slice() else {
                 return Err(Refusal::RunbookCount {
                     count: runbooks.len(),
@@ -75,6 +77,7 @@ fn own_parameters<'a>(
                     expected: cm.runbook.clone(),
                 });
             }
+            versions::ran_current(&exec.versions, &runbook.document)?;
             Ok(&runbook.parameters)
         }
         Origin::Automation {
@@ -93,6 +96,7 @@ fn own_parameters<'a>(
                     expected: auto.runbook.clone(),
                 });
             }
+            versions::ran_current(&exec.versions, document)?;
             Ok(parameters)
         }
     }
@@ -431,7 +435,7 @@ mod tests {
         VAR_ALLOW_DELEGATED, VAR_ALLOWED_ACCOUNTS, VAR_APPROVER_SESSIONS_ARE_PEOPLE, VAR_APPROVERS,
         VAR_DECISIONS_TABLE, VAR_EVENT_BUS, VAR_MIN_APPROVALS, VAR_SOURCES,
     };
-    use crate::execution::RunbookRun;
+    use crate::execution::{RunbookRun, Versions};
     use crate::policy::tests::grant;
     use crate::request::params;
     use crate::status::Status;
@@ -506,6 +510,10 @@ mod tests {
                 }],
             },
             approval_steps: vec![step("Level1", &[BOB])],
+            versions: Versions::current(&[
+                ("changegate-access", "1"),
+                ("changegate-access-runbook", "1"),
+            ]),
         }
     }
 
@@ -525,6 +533,7 @@ mod tests {
                 parameters: p,
             },
             approval_steps: vec![step("Approve", &[BOB])],
+            versions: Versions::current(&[("changegate-access-request", "1")]),
         }
     }
 
@@ -1428,6 +1437,59 @@ mod tests {
                 .to_string()
                 .contains("Grants still active: 11111111"),
             "{refusal}"
+        );
+    }
+
+    #[test]
+    fn given_an_older_request_runbook_version_when_checked_then_refused_as_old_document_version() {
+        let mut exec = automation("InProgress");
+        exec.versions
+            .current
+            .insert("changegate-access-request".into(), "3".into());
+        let refusal = check(&exec, &config()).unwrap_err();
+        assert_eq!(refusal.code(), "old-document-version");
+        assert_eq!(
+            refusal.to_string(),
+            "This request ran version 1 of changegate-access-request, but the deployment's current version is 3; only the current version is the deployment's approval path. File a new request."
+        );
+    }
+
+    #[test]
+    fn given_an_older_change_template_version_when_checked_then_refused_as_old_document_version() {
+        let mut exec = ok_request();
+        exec.versions
+            .current
+            .insert("changegate-access".into(), "2".into());
+        assert_eq!(
+            check(&exec, &config()).unwrap_err().to_string(),
+            "This request ran version 1 of changegate-access, but the deployment's current version is 2; only the current version is the deployment's approval path. File a new request."
+        );
+    }
+
+    #[test]
+    fn given_an_older_access_runbook_version_when_checked_then_refused_as_old_document_version() {
+        let mut exec = ok_request();
+        exec.versions
+            .ran
+            .insert("changegate-access-runbook".into(), "1".into());
+        exec.versions
+            .current
+            .insert("changegate-access-runbook".into(), "4".into());
+        assert_eq!(
+            check(&exec, &config()).unwrap_err().to_string(),
+            "This request ran version 1 of changegate-access-runbook, but the deployment's current version is 4; only the current version is the deployment's approval path. File a new request."
+        );
+    }
+
+    #[test]
+    fn given_a_request_whose_runbook_version_is_unrecorded_when_checked_then_refused_as_unknown() {
+        let mut exec = ok_request();
+        exec.versions.ran.remove("changegate-access-runbook");
+        let refusal = check(&exec, &config()).unwrap_err();
+        assert_eq!(refusal.code(), "document-version-unknown");
+        assert_eq!(
+            refusal.to_string(),
+            "Systems Manager records no version of changegate-access-runbook for this request, so changegate cannot tell that this request ran the deployment's current version of changegate-access-runbook. File a new request."
         );
     }
 }

@@ -8,6 +8,7 @@ use chrono::TimeDelta;
 
 use crate::approval::Approver;
 use crate::ids::{AccountId, RoleName};
+use crate::operator::Operators;
 
 pub const VAR_TARGET_ROLE: &str = "CHANGEGATE_TARGET_ROLE";
 pub const VAR_ALLOWED_ACCOUNTS: &str = "CHANGEGATE_ALLOWED_ACCOUNTS";
@@ -29,6 +30,8 @@ pub const VAR_MIN_APPROVALS: &str = "CHANGEGATE_MIN_APPROVALS";
 pub const VAR_APPROVER_SESSIONS_ARE_PEOPLE: &str = "CHANGEGATE_APPROVER_SESSIONS_ARE_PEOPLE";
 pub const VAR_REQUIRE_SESSION_NAME: &str = "CHANGEGATE_REQUIRE_SESSION_NAME";
 pub const VAR_SESSION_CUTTER_ROLE: &str = "CHANGEGATE_SESSION_CUTTER_ROLE";
+pub const VAR_OPERATORS: &str = "CHANGEGATE_OPERATORS";
+pub const VAR_OPERATOR_RUNBOOK: &str = "CHANGEGATE_OPERATOR_RUNBOOK";
 
 pub const DEFAULT_TARGET_ROLE: &str = "CM-Prd-role";
 pub const DEFAULT_MAX_DURATION_MINUTES: i64 = 480;
@@ -36,6 +39,7 @@ pub const MAX_DURATION_LIMIT_MINUTES: i64 = 1440;
 pub const DEFAULT_CHANGE_TEMPLATE: &str = "changegate-access";
 pub const DEFAULT_ACCESS_RUNBOOK: &str = "changegate-access-runbook";
 pub const DEFAULT_REQUEST_RUNBOOK: &str = "changegate-access-request";
+pub const DEFAULT_OPERATOR_RUNBOOK: &str = "changegate-operator-revoke";
 pub const DEFAULT_MAX_START_AHEAD_DAYS: i64 = 30;
 pub const MAX_START_AHEAD_LIMIT_DAYS: i64 = 365;
 
@@ -484,15 +488,30 @@ pub struct RevokeConfig {
     pub expiry_group: Option<String>,
     /// The role changegate assumes in each production account to cut sessions; `None`: no cut.
     pub session_cutter: Option<RoleName>,
+    /// The operators' runbook and who may run it (unset: nobody).
+    pub operators: Operators,
 }
 
 impl RevokeConfig {
     pub fn from_source(src: &impl Source) -> Result<Self, ConfigError> {
+        const OPERATORS: &str = "a comma-separated list of IAM user or role ARNs (the operators)";
+        let operators = match value(src, VAR_OPERATORS) {
+            None => Vec::new(),
+            Some(list) => Operators::parse_list(&list).map_err(|_| ConfigError::Invalid {
+                var: VAR_OPERATORS,
+                value: list.clone(),
+                expected: OPERATORS,
+            })?,
+        };
         Ok(Self {
             event_bus: event_bus(src)?,
             decisions_table: decisions_table(src)?,
             expiry_group: schedule_group(src)?,
             session_cutter: session_cutter(src)?,
+            operators: Operators {
+                runbook: document(src, VAR_OPERATOR_RUNBOOK, DEFAULT_OPERATOR_RUNBOOK)?,
+                operators,
+            },
         })
     }
 }

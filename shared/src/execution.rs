@@ -3,6 +3,8 @@
 //! The adapter in [`crate::aws`] reads it; the checks in [`crate::check`]
 //! decide on it. Nothing here calls AWS.
 
+use std::collections::BTreeMap;
+
 use crate::approval::{ApprovalStatus, ApproverDecision, StepApprover};
 use crate::request::RawParameters;
 use crate::status::Status;
@@ -64,6 +66,38 @@ pub struct Execution {
     pub origin: Origin,
     /// Every `aws:approve` step, all pages read.
     pub approval_steps: Vec<ApprovalStep>,
+    /// Which version of each of its documents it ran, and the deployment's
+    /// current one.
+    pub versions: Versions,
+}
+
+/// The versions of a request's documents: as it ran them and as the
+/// deployment holds them now, by document name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Versions {
+    /// As Systems Manager recorded them: the execution's `DocumentVersion`
+    /// (a change request's: its change template's) and each runbook's
+    /// `Runbooks[].DocumentVersion`. A document with no recorded version is
+    /// missing.
+    pub ran: BTreeMap<String, String>,
+    /// The current (default) version of each of those documents
+    /// (`DescribeDocument`'s `DefaultVersion`, filled in by the adapter); a
+    /// document Systems Manager does not have is missing.
+    pub current: BTreeMap<String, String>,
+}
+
+impl Versions {
+    /// Documents run at the given versions, each its deployment's current one.
+    pub fn current(documents: &[(&str, &str)]) -> Self {
+        let map: BTreeMap<String, String> = documents
+            .iter()
+            .map(|(d, v)| ((*d).to_owned(), (*v).to_owned()))
+            .collect();
+        Self {
+            ran: map.clone(),
+            current: map,
+        }
+    }
 }
 
 impl Execution {

@@ -12,8 +12,8 @@
 //!   [`eligibility`], [`budget`], [`refusal`]), policies ([`policy`]), the
 //!   session cut ([`session`]), the decision record ([`record`]), events and
 //!   triggers ([`events`], [`trigger`]), messages ([`message`], [`text`]),
-//!   what notify may say ([`verify`]), configuration ([`config`]) and
-//!   faults ([`fault`]).
+//!   what notify may say ([`verify`]), configuration ([`config`]), faults
+//!   ([`fault`]) and the operators' early end ([`operator`]).
 
 pub mod approval;
 pub mod budget;
@@ -27,6 +27,7 @@ pub mod fault;
 pub mod ids;
 pub mod memory;
 pub mod message;
+pub mod operator;
 pub mod policy;
 pub mod ports;
 pub mod protocol;
@@ -39,4 +40,5 @@ pub mod sweep;
 pub mod text;
 pub mod trigger;
 pub mod verify;
+pub mod versions;
 pub mod window;

@@ -41,6 +41,8 @@ pub struct MemUser {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct World {
     pub executions: BTreeMap<String, Execution>,
+    /// Each SSM document's default version, by name (`DescribeDocument`).
+    pub documents: BTreeMap<String, String>,
     pub ledger: BTreeMap<String, Item>,
     /// Keyed by the lowercase name (IAM user names are unique regardless of case).
     pub users: BTreeMap<String, MemUser>,
@@ -151,8 +153,23 @@ impl Memory {
 }
 
 impl Requests for Memory {
+    /// As the adapter does: the current version of each document the
+    /// execution ran is the world's (none for a document it does not have).
     async fn execution(&self, id: &ChangeRequestId) -> Result<Option<Execution>, Fault> {
-        Ok(self.world.borrow().executions.get(id.as_str()).cloned())
+        let world = self.world.borrow();
+        Ok(world.executions.get(id.as_str()).cloned().map(|mut exec| {
+            exec.versions.current = exec
+                .versions
+                .ran
+                .keys()
+                .filter_map(|d| world.documents.get(d).map(|v| (d.clone(), v.clone())))
+                .collect();
+            exec
+        }))
+    }
+
+    async fn default_version(&self, document: &str) -> Result<Option<String>, Fault> {
+        Ok(self.world.borrow().documents.get(document).cloned())
     }
 }
 

@@ -21,7 +21,12 @@ use crate::record::{DecisionRecord, LedgerWrite};
 
 /// Systems Manager: the request as its Automation execution records it.
 pub trait Requests {
+    /// The execution, with the current (default) version of each document it
+    /// ran filled in ([`Execution::versions`], from [`Requests::default_version`]).
     async fn execution(&self, id: &ChangeRequestId) -> Result<Option<Execution>, Fault>;
+    /// A document's current version (`DescribeDocument`'s `DefaultVersion`);
+    /// `None` when Systems Manager has no such document.
+    async fn default_version(&self, document: &str) -> Result<Option<String>, Fault>;
 }
 
 /// The decision table.

@@ -136,6 +136,18 @@ pub enum Refusal {
         "changegate's decision record for this request names another grant ({recorded}) than Systems Manager's record of the request ({requested}); nothing was granted. Operators were alerted."
     )]
     RecordDisagrees { recorded: String, requested: String },
+    #[error(
+        "This request ran version {ran} of {document}, but the deployment's current version is {current}; only the current version is the deployment's approval path. File a new request."
+    )]
+    DocumentVersion {
+        document: String,
+        ran: String,
+        current: String,
+    },
+    #[error(
+        "{why}, so changegate cannot tell that this request ran the deployment's current version of {document}. File a new request."
+    )]
+    DocumentVersionUnknown { document: String, why: String },
 }
 
 impl Refusal {
@@ -182,6 +194,8 @@ impl Refusal {
             Self::WindowTooLong { .. } => "window-too-long",
             Self::EndedBeforeGrant { .. } => "ended-before-grant",
             Self::RecordDisagrees { .. } => "record-disagrees",
+            Self::DocumentVersion { .. } => "old-document-version",
+            Self::DocumentVersionUnknown { .. } => "document-version-unknown",
         }
     }
 }

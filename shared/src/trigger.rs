@@ -77,28 +77,34 @@ impl Trigger {
     }
 }
 
-/// An operator's request to end a grant now (`aws lambda invoke` on revoke).
+/// The operators' runbook's call: only its own execution id, which revoke
+/// reads from Systems Manager ([`crate::operator::authenticate`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct OperatorRevoke {
-    pub change_request_id: String,
-    #[serde(default)]
-    pub reason: Option<String>,
+pub struct EndInput {
+    #[serde(rename = "changegate-end")]
+    pub end: EndRequest,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-struct OperatorInput {
-    #[serde(rename = "changegate-revoke")]
-    revoke: OperatorRevoke,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EndRequest {
+    pub execution_id: String,
 }
+
+/// The bare operator payload of earlier releases, which anyone allowed to
+/// invoke revoke could send: recognised only to be refused.
+const RETIRED_OPERATOR_PAYLOAD: &str = "changegate-revoke";
 
 /// What revoke was invoked with, parsed once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RevokeInput {
     /// A grant's expiry schedule fired.
     Expiry(ExpiryTarget),
-    /// An operator ends a request's access now.
-    Operator(OperatorRevoke),
+    /// The operators' runbook asks to end a request's access now: the id of
+    /// its execution, which only says where to look.
+    Operator(String),
+    /// A payload revoke no longer acts on, and why.
+    Refused(String),
     /// A request's status changed: it may have ended early.
     StatusChanged(String),
     /// The one-minute schedule, or anything unrecognised: the sweep, which is always safe.
@@ -110,9 +116,13 @@ impl RevokeInput {
         if let Ok(ExpiryInput { expiry }) = serde_json::from_value::<ExpiryInput>(input.clone()) {
             return Self::Expiry(expiry);
         }
-        if let Ok(OperatorInput { revoke }) = serde_json::from_value::<OperatorInput>(input.clone())
-        {
-            return Self::Operator(revoke);
+        if let Ok(EndInput { end }) = serde_json::from_value::<EndInput>(input.clone()) {
+            return Self::Operator(end.execution_id);
+        }
+        if input.get(RETIRED_OPERATOR_PAYLOAD).is_some() {
+            return Self::Refused(
+                "a bare changegate-revoke payload ends nothing: an operator ends access by starting the stack's operators' runbook (output OperatorRunbookName)".to_owned(),
+            );
         }
         match serde_json::from_value::<EventBridgeEvent>(input)
             .ok()
@@ -163,9 +173,16 @@ mod tests {
         let expiry =
             serde_json::json!({"changegate-expiry": {"change-request-id": "abc", "user": "alice"}});
         assert!(matches!(RevokeInput::parse(expiry), RevokeInput::Expiry(t) if t.user == "alice"));
-        let op = serde_json::json!({"changegate-revoke": {"change-request-id": "abc", "reason": "incident over"}});
+        let op: Value =
+            serde_json::from_str(include_str!("../../events/changegate-end.json")).unwrap();
+        assert_eq!(
+            RevokeInput::parse(op),
+            RevokeInput::Operator("0f4b1a5e-7c2d-4e8f-9a10-3b2c1d0e9f87".into())
+        );
+        let bare = serde_json::json!({"changegate-revoke": {"change-request-id": "abc", "reason": "incident over"}});
         assert!(
-            matches!(RevokeInput::parse(op), RevokeInput::Operator(o) if o.reason.as_deref() == Some("incident over"))
+            matches!(RevokeInput::parse(bare), RevokeInput::Refused(why) if why.contains("operators' runbook")),
+            "the old bare payload is no operator's request"
         );
         let cm: Value =
             serde_json::from_str(include_str!("../../events/change-request-approved.json"))

@@ -17,7 +17,7 @@ use changegate::approval::{ApproverDecision, Decision};
 use changegate::config::GrantConfig;
 use changegate::events::Cause;
 use changegate::events::ChangegateEvent;
-use changegate::execution::{ApprovalStep, Execution, Origin};
+use changegate::execution::{ApprovalStep, Execution, Origin, Versions};
 use changegate::ids::IamUserName;
 use changegate::ids::{ChangeRequestId, Home};
 use changegate::memory::{Memory, World, ready};
@@ -111,6 +111,7 @@ fn approved(status: Status) -> Execution {
             approvers: Some(vec![BOB.into()]),
             min_required: Some(1),
         }],
+        versions: Versions::current(&[("changegate-access-request", "1")]),
     }
 }
 
@@ -118,6 +119,8 @@ fn world() -> World {
     let mut w = World::default();
     w.executions
         .insert(ID.to_owned(), approved(Status::InProgress));
+    w.documents
+        .insert("changegate-access-request".to_owned(), "1".to_owned());
     w.add_user("alice", Some("111122223333"));
     w.add_user("bob", None);
     w.roles.insert("111122223333/CM-Prd-role".to_owned());

@@ -9,7 +9,7 @@ use changegate::config::{
     GrantConfig, VAR_ALLOWED_ACCOUNTS, VAR_APPROVERS, VAR_DECISIONS_TABLE, VAR_EVENT_BUS,
     VAR_SOURCES,
 };
-use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun};
+use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun, Versions};
 use changegate::ids::ChangeRequestId;
 use changegate::ids::Home;
 use changegate::policy::Grant;
@@ -104,6 +104,10 @@ fn approved(params: &[(&str, &str)]) -> Execution {
             approvers: Some(vec!["bob".into()]),
             min_required: None,
         }],
+        versions: Versions::current(&[
+            ("changegate-access", "1"),
+            ("changegate-access-runbook", "1"),
+        ]),
     }
 }
 

@@ -7,7 +7,7 @@
 use changegate::approval::{ApproverDecision, Decision};
 use changegate::config::GrantConfig;
 use changegate::events::{Cause, ChangegateEvent};
-use changegate::execution::{ApprovalStep, Execution, Origin};
+use changegate::execution::{ApprovalStep, Execution, Origin, Versions};
 use changegate::ids::{ChangeRequestId, Home, IamUserName};
 use changegate::memory::{Memory, World, ready};
 use changegate::policy::{Grant, policy_name};
@@ -82,6 +82,7 @@ fn approved() -> Execution {
             approvers: Some(vec![BOB.into()]),
             min_required: Some(1),
         }],
+        versions: Versions::current(&[("changegate-access-request", "1")]),
     }
 }
 
@@ -97,6 +98,8 @@ fn invocation(name: &str, now: DateTime<Utc>) -> Invocation {
 fn granted_then_renamed() -> Memory {
     let mut w = World::default();
     w.executions.insert(ID.to_owned(), approved());
+    w.documents
+        .insert("changegate-access-request".to_owned(), "1".to_owned());
     w.add_user("alice", Some("111122223333"));
     w.add_user("bob", None);
     w.roles.insert(ROLE.to_owned());

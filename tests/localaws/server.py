@@ -28,7 +28,10 @@ What this adds to moto, in-process and at the wire level:
   the user's tags and access keys with it (moto loses the tags), refusing a
   taken name (EntityAlreadyExists) and an unknown user (NoSuchEntity).
 * ``GET /_localaws/lambda/invocations[?drain=1]``: the Lambda invocations
-  runbooks asked for.
+  runbooks asked for. A ``RequestResponse`` invocation keeps its step
+  ``InProgress`` (as AWS does while the function runs) until the harness
+  answers it: ``POST /_localaws/lambda/invocations/<InvocationId>`` with
+  ``{"Payload": ..., "FunctionError": ...}``.
 * ``GET /_localaws/sns/published``: every message published to a topic, from
   moto's own record, with the raw message exactly as published (subscribers
   only ever see one per-protocol variant of a ``MessageStructure=json`` one).
@@ -121,6 +124,9 @@ MAX_INLINE_STEPS = DEFAULT_MAX_INLINE_STEPS
 # functions): GET /_localaws/lambda/invocations hands them to the test harness.
 _LAMBDA_INVOCATIONS: list[dict[str, Any]] = []
 _LAMBDA_LOCK = threading.Lock()
+# Synchronous (RequestResponse) invocations not answered yet, by InvocationId:
+# their step stays InProgress until the harness posts the function's answer.
+_PENDING_CALLS: dict[str, tuple[Any, Any, Any]] = {}
 
 
 def _now() -> datetime:
@@ -1047,9 +1053,11 @@ def _start_step(ex: Execution, run: Run, step: Step) -> None:
             _set_step(ex, step, FAILED, f"AccessDenied: {run.assume_role} is not authorized to perform "
                                         f"lambda:InvokeFunction on {function_arn}")
             return
+        invocation_id = str(uuid.uuid4())
         with _LAMBDA_LOCK:
             _LAMBDA_INVOCATIONS.append(
                 {
+                    "InvocationId": invocation_id,
                     "Time": _iso(_now()),
                     "Account": ex.account,
                     "Region": ex.region,
@@ -1063,7 +1071,14 @@ def _start_step(ex: Execution, run: Run, step: Step) -> None:
                     "LogType": inputs.get("LogType"),
                 }
             )
-        step.outputs["StatusCode"] = ["202" if invocation_type == "Event" else "204" if invocation_type == "DryRun" else "200"]
+        if invocation_type == "RequestResponse":
+            # The step runs as long as the function does (the harness runs it
+            # and answers, see answer_invocation).
+            with _LAMBDA_LOCK:
+                _PENDING_CALLS[invocation_id] = (ex, run, step)
+            _set_step(ex, step, IN_PROGRESS)
+            return
+        step.outputs["StatusCode"] = ["202" if invocation_type == "Event" else "204"]
         _set_step(ex, step, SUCCESS)
         return
     if action == "aws:executeScript":
@@ -1122,6 +1137,33 @@ _BRANCH_TESTS: dict[str, Any] = {
     "NumericLesserOrEquals": lambda a, b: float(a) <= float(b),
     "BooleanEquals": lambda a, b: str(a).lower() == str(b).lower(),
 }
+
+
+def answer_invocation(invocation_id: str, answer: dict[str, Any]) -> bool:
+    """The harness ran a RequestResponse invocation: its step gets the
+    function's answer as outputs (StatusCode 200, Payload, FunctionError),
+    succeeds (or fails, with a FunctionError) and the run goes on. False when
+    no such invocation is waiting."""
+    with _LAMBDA_LOCK:
+        pending = _PENDING_CALLS.pop(invocation_id, None)
+    if pending is None:
+        return False
+    ex, run, step = pending
+    with _LOCK:
+        if not (_alive(ex) and run.active and step.status == IN_PROGRESS):
+            return True
+        payload = answer.get("Payload")
+        step.outputs["StatusCode"] = ["200"]
+        step.outputs["Payload"] = [payload if isinstance(payload, str) else json.dumps(payload)]
+        error = answer.get("FunctionError")
+        if error:
+            step.outputs["FunctionError"] = [str(error)]
+            # (maxAttempts is not emulated: the first failure is the step's.)
+            _set_step(ex, step, FAILED, f"the function failed: {error}")
+        else:
+            _set_step(ex, step, SUCCESS)
+        _advance(ex, run)
+    return True
 
 
 def _choice_holds(choice: dict[str, Any]) -> bool:
@@ -1976,6 +2018,7 @@ def _wrap_reset() -> None:
         original(self)
         with _LAMBDA_LOCK:
             _LAMBDA_INVOCATIONS.clear()
+            _PENDING_CALLS.clear()
 
     reset._localaws_automation = True  # type: ignore[attr-defined]
     MotoAPIBackend.reset = reset  # type: ignore[method-assign]
@@ -2135,6 +2178,18 @@ class LocalAwsApp:
             if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
                 return self._json(start_response, "405 Method Not Allowed", {"error": "GET only"})
             return self._json(start_response, "200 OK", sns_published())
+        prefix = "/_localaws/lambda/invocations/"
+        if path.startswith(prefix) and path.rstrip("/") != prefix.rstrip("/"):
+            if environ.get("REQUEST_METHOD") != "POST":
+                return self._json(start_response, "405 Method Not Allowed", {"error": "POST only"})
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            try:
+                answer = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            except ValueError:
+                return self._json(start_response, "400 Bad Request", {"error": "the answer is not JSON"})
+            if not answer_invocation(path[len(prefix):].strip("/"), answer):
+                return self._json(start_response, "404 Not Found", {"error": "no such invocation is waiting"})
+            return self._json(start_response, "200 OK", {})
         if path.rstrip("/") == "/_localaws/lambda/invocations":
             if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
                 return self._json(start_response, "405 Method Not Allowed", {"error": "GET only"})

@@ -1096,6 +1096,7 @@ pub mod scripted {
     }
 }
 pub mod iam;
+pub mod operators;
 
 // --- the built binaries, through the local Lambda Runtime API ---
 

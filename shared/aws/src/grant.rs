@@ -37,6 +37,7 @@ impl Grantor {
                 expiry_group: None,
                 session_cutter: config.session_cutter.clone(),
                 function: "grant",
+                document_versions: true,
             },
         );
         Self { config, ports }

@@ -97,12 +97,19 @@ pub struct Settings<'a> {
     pub expiry_group: Option<String>,
     pub session_cutter: Option<RoleName>,
     pub function: &'static str,
+    /// Whether executions come with their documents' current versions
+    /// (grant decides on them; revoke never does).
+    pub document_versions: bool,
 }
 
 impl AwsPorts {
     pub fn new(sdk: &aws_config::SdkConfig, settings: Settings<'_>) -> Self {
         Self {
-            ssm: Ssm::new(aws_sdk_ssm::Client::new(sdk)),
+            ssm: if settings.document_versions {
+                Ssm::new(aws_sdk_ssm::Client::new(sdk))
+            } else {
+                Ssm::without_versions(aws_sdk_ssm::Client::new(sdk))
+            },
             records: Records::new(aws_sdk_dynamodb::Client::new(sdk), settings.table),
             iam: Iam::new(aws_sdk_iam::Client::new(sdk)),
             bus: Bus::new(aws_sdk_eventbridge::Client::new(sdk), settings.bus),
@@ -122,6 +129,10 @@ impl AwsPorts {
 impl Requests for AwsPorts {
     async fn execution(&self, id: &ChangeRequestId) -> Result<Option<Execution>, Fault> {
         self.ssm.execution(id.as_str()).await
+    }
+
+    async fn default_version(&self, document: &str) -> Result<Option<String>, Fault> {
+        self.ssm.default_version(document).await
     }
 }
 

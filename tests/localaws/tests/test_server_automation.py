@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -553,7 +554,7 @@ def test_the_templates_documents_run_here(url: str) -> None:
     )
     made = {d.logical_id: d.document_type for d in provisioned.documents if d.created}
     assert made == {"AccessRunbook": "Automation", "ChangeTemplate": "Automation.ChangeTemplate",
-                    "RequestRunbook": "Automation"}, [d.skipped for d in provisioned.documents]
+                    "RequestRunbook": "Automation", "OperatorRunbook": "Automation"}, [d.skipped for d in provisioned.documents]
     execution = world.ssm["alice"].start_automation_execution(
         DocumentName=provisioned.document_name("RequestRunbook"), Parameters=window(2))["AutomationExecutionId"]
     assert world.execution(execution)["AutomationExecutionStatus"] == "Waiting"
@@ -568,6 +569,26 @@ def test_the_templates_documents_run_here(url: str) -> None:
     ids.append(cr)
     for i in ids:
         wait_for(lambda i=i: world.execution(i)["AutomationExecutionStatus"] in ("Success", "CompletedWithSuccess"))
+    # The operators' runbook calls revoke synchronously: its step runs (the
+    # execution InProgress) until the call is answered, and the answer is
+    # the step's and the execution's output.
+    operator = world.ssm["alice"].start_automation_execution(
+        DocumentName=provisioned.document_name("OperatorRunbook"),
+        Parameters={"ChangeRequestId": [execution], "Reason": ["incident over"]})["AutomationExecutionId"]
+    assert world.execution(operator)["AutomationExecutionStatus"] == "InProgress"
+    [call] = world.invocations(drain=True)
+    assert (call["AutomationExecutionId"], call["StepName"], call["InvocationType"]) == (operator, "EndAccess", "RequestResponse")
+    assert json.loads(call["Payload"]) == {"changegate-end": {"execution-id": operator}}
+    answer = json.dumps({"Payload": json.dumps({"outcome": "ignored"})}).encode()
+    request = urllib.request.Request(f"{url}/_localaws/lambda/invocations/{call['InvocationId']}", data=answer, method="POST")
+    with urllib.request.urlopen(request) as r:
+        assert r.status == 200
+    done = world.execution(operator)
+    assert done["AutomationExecutionStatus"] == "Success", done
+    assert done["Outputs"] == {"EndAccess.Payload": [json.dumps({"outcome": "ignored"})]}
+    with pytest.raises(urllib.error.HTTPError) as again:
+        urllib.request.urlopen(urllib.request.Request(request.full_url, data=answer, method="POST"))
+    assert again.value.code == 404
 
 
 def test_client_token_is_a_uuid_and_a_retry_must_repeat_the_request(world: World) -> None:

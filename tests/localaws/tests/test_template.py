@@ -58,8 +58,8 @@ def test_given_two_stacks_with_128_character_names_in_one_account_when_provision
     worlds = [localaws.provision(aws.url, parameters=BOTH, stack_name=name) for name in STACKS]
 
     for world in worlds:
-        assert [d.logical_id for d in world.documents if d.created] == ["AccessRunbook", "ChangeTemplate", "RequestRunbook"], [
-            d.skipped for d in world.documents]
+        assert sorted(d.logical_id for d in world.documents if d.created) == [
+            "AccessRunbook", "ChangeTemplate", "OperatorRunbook", "RequestRunbook"], [d.skipped for d in world.documents]
     owner: dict[tuple[str, str], str] = {}
     for world in worlds:
         for logical, (kind, name) in world.stack.physical_names().items():
@@ -77,6 +77,7 @@ def test_given_two_stacks_with_128_character_names_in_one_account_when_provision
         assert env["CHANGEGATE_CHANGE_TEMPLATE"] == world.document_name("ChangeTemplate")
         assert env["CHANGEGATE_ACCESS_RUNBOOK"] == world.document_name("AccessRunbook")
         assert env["CHANGEGATE_EXPIRY_SCHEDULE_GROUP"] in world.schedule_groups
+        assert world.function_env("revoke")["CHANGEGATE_OPERATOR_RUNBOOK"] == world.document_name("OperatorRunbook")
     # The rules listen for their own stack's documents only.
     for world in worlds:
         for rule in world.rules:

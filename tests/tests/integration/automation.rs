@@ -793,6 +793,15 @@ async fn given_a_tampered_runbook_version_with_other_approvers_when_its_approver
         .and_then(|d| d.document_version())
         .expect("new version")
         .to_owned();
+    // made the default, as whoever may write the stack's documents can (an
+    // other version than the default is refused before its approvers count)
+    aws_sdk_ssm::Client::new(&auto.world.sdk)
+        .update_document_default_version()
+        .name(REQUEST_RUNBOOK)
+        .document_version(&version)
+        .send()
+        .await
+        .expect("make it the default");
 
     // When alice starts that version and carol approves
     let (id, _) = auto.start(REQUEST_RUNBOOK, Some(&version), 3600).await;
@@ -808,6 +817,65 @@ async fn given_a_tampered_runbook_version_with_other_approvers_when_its_approver
         run.invocations
     );
     assert!(auto.world.policies("alice").await.is_empty());
+}
+
+#[tokio::test]
+async fn given_an_upgraded_stack_when_a_request_runs_the_previous_runbook_version_then_it_is_refused_as_an_old_document_version()
+ {
+    // Given the stack upgraded: its request runbook has a second version,
+    // which CloudFormation made the default (UpdateMethod: NewVersion), and
+    // version 1 is still there
+    let auto = Auto::new().await;
+    let (mut content, _) = template_request_runbook();
+    content["description"] = json!("changegate's request runbook, release 2");
+    let ssm = aws_sdk_ssm::Client::new(&auto.world.sdk);
+    let updated = ssm
+        .update_document()
+        .name(REQUEST_RUNBOOK)
+        .document_version("$LATEST")
+        .document_format(aws_sdk_ssm::types::DocumentFormat::Yaml)
+        .content(content.to_string())
+        .send()
+        .await
+        .expect("the stack's update");
+    let current = updated
+        .document_description()
+        .and_then(|d| d.document_version())
+        .expect("new version")
+        .to_owned();
+    assert_eq!(current, "2");
+    ssm.update_document_default_version()
+        .name(REQUEST_RUNBOOK)
+        .document_version(&current)
+        .send()
+        .await
+        .expect("CloudFormation makes it the default");
+
+    // When alice starts version 1 and bob approves
+    let (id, _) = auto.start(REQUEST_RUNBOOK, Some("1"), 3600).await;
+    auto.signal(&auto.bob, &id, true).await;
+    let payload = auto.runbook_call().await;
+    let run = auto.grant(&[payload]);
+
+    // Then grant refuses it with its own code, saying which versions; nothing is attached
+    assert_eq!(
+        refusal_code(&run),
+        ["old-document-version"],
+        "{:?}",
+        run.invocations
+    );
+    assert_eq!(
+        run.responses()[0]["reason"],
+        "This request ran version 1 of changegate-access-request, but the deployment's current version is 2; only the current version is the deployment's approval path. File a new request."
+    );
+    assert!(auto.world.policies("alice").await.is_empty());
+
+    // And a request on the current version is granted
+    let (id, _) = auto.start(REQUEST_RUNBOOK, None, 3600).await;
+    auto.signal(&auto.bob, &id, true).await;
+    let payload = auto.runbook_call().await;
+    let run = auto.grant(&[payload]);
+    assert_eq!(run.outcomes(), ["granted"], "{:?}", run.invocations);
 }
 
 #[tokio::test]

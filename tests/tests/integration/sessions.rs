@@ -28,6 +28,7 @@ use changegate::session::{ALL_BEFORE_SID, POLICY_NAME, ROLE_INLINE_POLICY_LIMIT,
 use changegate_aws::grant::{GrantOutcome, Grantor};
 use changegate_aws::revoke::{RevokeOutcome, Revoker};
 use changegate_tests::iam::{self, Decision, Request};
+use changegate_tests::operators::{OperatorCall, OperatorRunbook};
 use changegate_tests::*;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -36,7 +37,22 @@ const CUTTER: &str = "changegate-session-cutter";
 const TARGET: &str = "CM-Prd-role";
 const MAX_SESSION: i64 = 3600;
 
+/// The deployment's operator (`OperatorArns`): dave, an IAM user.
+const OPERATORS: &str = "arn:aws:iam::123456789012:user/dave";
+
+/// revoke's variables for the operators' runbook, as the template sets them
+/// (the same in every scene: the name is the local stack's).
+static OPERATOR_ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
 fn setting(k: &str) -> Option<String> {
+    if let Some((_, v)) = OPERATOR_ENV
+        .get()
+        .into_iter()
+        .flatten()
+        .find(|(var, _)| var == k)
+    {
+        return Some(v.clone());
+    }
     match k {
         VAR_SESSION_CUTTER_ROLE => Some(CUTTER.to_owned()),
         k => grant_env(k),
@@ -94,6 +110,9 @@ struct Scene {
     ssm_events: String,
     cg_events: String,
     bob: Creds,
+    /// template.yaml's operators' runbook, and dave, its operator.
+    operators: OperatorRunbook,
+    dave: Creds,
 }
 
 /// Credentials moto maps to `account`: a session of any role ARN there.
@@ -152,9 +171,12 @@ async fn scene() -> Scene {
     let cg_events = world
         .capture("changegate-events", changegate_pattern())
         .await;
+    let operators = OperatorRunbook::create(&world, OPERATORS).await;
+    let _ = OPERATOR_ENV.set(operators.env());
     let grantor = grantor_with(&world.sdk, &setting);
     let revoker = revoker_with(&world.sdk, &setting);
     let (_, bob) = world.user("bob").await;
+    let (_, dave) = world.user("dave").await;
     Scene {
         world,
         prod,
@@ -163,6 +185,8 @@ async fn scene() -> Scene {
         ssm_events,
         cg_events,
         bob,
+        operators,
+        dave,
     }
 }
 
@@ -351,8 +375,14 @@ fn expiry(id: &str, user: &str) -> Value {
     json!({"changegate-expiry": {"change-request-id": id, "user": user}})
 }
 
-fn operator(id: &str) -> Value {
-    json!({"changegate-revoke": {"change-request-id": id, "reason": "incident over"}})
+impl Scene {
+    /// dave, an operator, starts the operators' runbook to end request `id`:
+    /// its call to revoke, which the test hands to revoke.
+    async fn operator(&self, id: &str) -> OperatorCall {
+        self.operators
+            .start(&self.world, &self.dave, id, "incident over")
+            .await
+    }
 }
 
 #[tokio::test]
@@ -590,11 +620,13 @@ async fn given_a_live_session_when_an_operator_revokes_then_the_cut_moves_to_now
     let id = s.granted("alice", &alice, (start, end), None).await;
     let live = s.session(&alice, "alice").await;
 
-    // When an operator ends it (`{"changegate-revoke": {...}}`)
+    // When an operator ends it (dave starts the operators' runbook, which
+    // invokes revoke with its execution id)
+    let call = s.operator(&id).await;
     let now = Utc::now() + secs(5);
     let outcome = s
         .revoker
-        .handle(operator(&id), &invocation(now), None)
+        .handle(call.payload.clone(), &invocation(now), None)
         .await
         .unwrap();
     assert!(
@@ -694,10 +726,11 @@ async fn given_the_roles_inline_policies_nearly_full_when_an_early_end_needs_ano
     s.world.drain(&s.cg_events).await;
 
     // When an operator ends alice's access: a second cut does not fit
+    let call = s.operator(&id).await;
     let now = Utc::now();
     let outcome = s
         .revoker
-        .handle(operator(&id), &invocation(now), None)
+        .handle(call.payload.clone(), &invocation(now), None)
         .await
         .unwrap();
     assert!(
@@ -755,8 +788,9 @@ async fn given_the_production_account_unreachable_when_revoking_then_it_fails_na
     proxy.configure(json!({"rate": 1.0, "kinds": ["503"], "only": "Action=AssumeRole"}));
 
     // When an operator ends alice's access
+    let call = s.operator(&id).await;
     let err = revoker
-        .handle(operator(&id), &invocation(Utc::now()), None)
+        .handle(call.payload.clone(), &invocation(Utc::now()), None)
         .await
         .expect_err("the production account is out of reach");
 
@@ -846,12 +880,13 @@ async fn given_the_production_account_unreachable_during_an_early_end_when_revok
     let id = s.granted("alice", &alice, (start, end), None).await;
     let live = s.session(&alice, "alice").await;
     s.world.drain(&s.cg_events).await;
+    let call = s.operator(&id).await;
     let proxy = s.world.aws.fault_proxy(0.0, 7);
     let revoker = revoker_with(&proxy.sdk().await, &setting);
     proxy.configure(json!({"rate": 1.0, "kinds": ["503"], "only": "Action=AssumeRole"}));
     let now = Utc::now();
     revoker
-        .handle(operator(&id), &invocation(now), None)
+        .handle(call.payload.clone(), &invocation(now), None)
         .await
         .expect_err("unreachable");
     assert!(s.world.policies("alice").await.is_empty());
@@ -859,7 +894,7 @@ async fn given_the_production_account_unreachable_during_an_early_end_when_revok
     // When the production account is back and Lambda retries the invocation
     proxy.configure(json!({"rate": 0.0}));
     let retry = revoker
-        .handle(operator(&id), &invocation(now + secs(2)), None)
+        .handle(call.payload.clone(), &invocation(now + secs(2)), None)
         .await;
 
     // Then the cut moves to now all the same, and the revocation is announced once
@@ -888,6 +923,7 @@ async fn measure_from_revokes_invocation_to_the_cut_written_on_an_early_end() {
             .granted("alice", &alice, (from_now(-1), from_now(3600)), None)
             .await;
         let before = s.cut().await.map(|(d, _)| d);
+        let call = s.operator(&id).await;
         let prod = s.prod.clone();
         let started = std::time::Instant::now();
         let watch = tokio::spawn(async move {
@@ -916,7 +952,7 @@ async fn measure_from_revokes_invocation_to_the_cut_written_on_an_early_end() {
         let now = Utc::now() + secs(10 * run);
         let outcome = s
             .revoker
-            .handle(operator(&id), &invocation(now), None)
+            .handle(call.payload.clone(), &invocation(now), None)
             .await
             .unwrap();
         whole.push(started.elapsed());

@@ -11,6 +11,7 @@
 
 use aws_sdk_ssm::types::{ResourceTypeForTagging, Runbook, Tag};
 use changegate::refusal::Refusal;
+use changegate_tests::operators::OperatorRunbook;
 use changegate_tests::*;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::{Value, json};
@@ -97,6 +98,24 @@ impl Scene {
             cg_events,
             env,
         }
+    }
+
+    /// template.yaml's operators' runbook with dave as its one operator
+    /// (`OperatorArns`), and dave's credentials.
+    async fn operators(&self) -> (OperatorRunbook, Creds) {
+        let (dave_arn, dave) = self.world.user("dave").await;
+        (OperatorRunbook::create(&self.world, &dave_arn).await, dave)
+    }
+
+    /// Runs revoke, configured with the operators' runbook `ops` as the
+    /// template configures it, over `payload`.
+    fn revoke_as_deployed(&self, ops: &OperatorRunbook, payload: &Value) -> Vec<Value> {
+        let mut env = self.env.clone();
+        env.extend(ops.env());
+        responses(
+            "revoke",
+            &invoke("revoke", std::slice::from_ref(payload), &env),
+        )
     }
 
     /// Runs `function` over `events` in one process; every invocation must succeed.
@@ -789,12 +808,18 @@ async fn given_an_operator_ended_a_request_before_grant_ran_when_its_approval_ev
     s.world.signal(&bob, &id, true).await;
     let events = s.ssm().await;
 
-    // When an operator ends it first (the early-end tombstone), then grant gets the events
-    let operator = s.run(
-        "revoke",
-        &[json!({"changegate-revoke": {"change-request-id": id, "reason": "incident closed"}})],
-    );
+    // When an operator (dave) ends it first through the operators' runbook
+    // (the early-end tombstone), then grant gets the events
+    let (ops, dave) = s.operators().await;
+    let call = ops.start(&s.world, &dave, &id, "incident closed").await;
+    let operator = s.revoke_as_deployed(&ops, &call.payload);
     assert_eq!(outcome(&operator[0]), "ignored", "{operator:?}");
+    assert_eq!(
+        operator[0]["reason"],
+        "alice holds no grant for this request"
+    );
+    assert!(ended(&s, &id).await, "the request is closed to grants");
+    call.answer(&s.world, &operator[0]);
     let got = s.run("grant", &events);
 
     // Then grant respects the tombstone: nothing attached, and the approval
@@ -818,6 +843,143 @@ async fn given_an_operator_ended_a_request_before_grant_ran_when_its_approval_ev
     assert!(s.world.policies("alice").await.is_empty());
     let announced = s.announced().await;
     assert_eq!(announced.len(), 1, "{announced:?}");
+}
+
+/// Whether the decision record of request `id` has an end (the tombstone).
+async fn ended(s: &Scene, id: &str) -> bool {
+    let item = aws_sdk_dynamodb::Client::new(&s.world.sdk)
+        .get_item()
+        .table_name(DECISIONS_TABLE)
+        .key(
+            "change_request_id",
+            aws_sdk_dynamodb::types::AttributeValue::S(id.to_owned()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get the record");
+    item.item()
+        .is_some_and(|i| i.contains_key(changegate::record::attr::ENDED_AT))
+}
+
+/// alice's request, approved by bob and granted; returns its id and policy name.
+async fn granted_hour(s: &Scene) -> (String, String) {
+    let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
+    let (_, bob) = s.world.user("bob").await;
+    let id = s
+        .file(&alice, hour_request("alice"), Filing::default())
+        .await;
+    s.world.signal(&bob, &id, true).await;
+    let got = s.run("grant", &s.ssm().await);
+    assert_eq!(count(&got, "granted"), 1, "{got:?}");
+    let name = format!("changegate-{id}");
+    assert_eq!(s.world.policies("alice").await, vec![name.clone()]);
+    s.announced().await;
+    (id, name)
+}
+
+#[tokio::test]
+async fn given_a_grant_when_an_operator_starts_the_operators_runbook_then_revoke_ends_it_and_the_runbook_completes()
+ {
+    // Given alice's grant, and dave, the deployment's operator
+    let s = Scene::new(&[]).await;
+    let (id, name) = granted_hour(&s).await;
+    let (ops, dave) = s.operators().await;
+
+    // When dave starts the operators' runbook for it and revoke gets its call
+    let call = ops.start(&s.world, &dave, &id, "incident over").await;
+    assert_eq!(
+        call.payload,
+        json!({"changegate-end": {"execution-id": call.execution_id}}),
+        "the runbook passes only its own execution id"
+    );
+    let got = s.revoke_as_deployed(&ops, &call.payload);
+
+    // Then the grant is removed as an operator's, and announced once
+    assert_eq!(outcome(&got[0]), "revoked", "{got:?}");
+    assert_eq!(got[0]["cause"], "operator");
+    assert_eq!(got[0]["policy_name"], name);
+    assert!(s.world.policies("alice").await.is_empty());
+    let announced = s.announced().await;
+    assert_eq!(
+        detail_types(&announced),
+        ["Access Revoked"],
+        "{announced:?}"
+    );
+    assert_eq!(announced[0]["detail"]["cause"], "operator");
+
+    // And the runbook's step ends with revoke's answer
+    call.answer(&s.world, &got[0]);
+    let exec = aws_sdk_ssm::Client::new(&s.world.sdk)
+        .get_automation_execution()
+        .automation_execution_id(&call.execution_id)
+        .send()
+        .await
+        .expect("the operator's execution");
+    let exec = exec.automation_execution().expect("execution");
+    assert_eq!(
+        exec.automation_execution_status().map(|s| s.as_str()),
+        Some("Success")
+    );
+
+    // And the same call replayed once the execution is over ends nothing more
+    let replay = s.revoke_as_deployed(&ops, &call.payload);
+    assert_eq!(outcome(&replay[0]), "refused", "{replay:?}");
+    assert_eq!(replay[0]["reason_code"], "operators-runbook-not-running");
+}
+
+#[tokio::test]
+async fn given_a_grant_when_someone_not_an_operator_starts_the_operators_runbook_then_nothing_is_removed_and_revoke_says_why()
+ {
+    // Given alice's grant, dave the operator, and mallory, who may start
+    // the runbook but is not in OperatorArns
+    let s = Scene::new(&[]).await;
+    let (id, name) = granted_hour(&s).await;
+    let (ops, _dave) = s.operators().await;
+    let (mallory_arn, mallory) = s.world.user("mallory").await;
+
+    // When mallory starts the operators' runbook for alice's request
+    let call = ops.start(&s.world, &mallory, &id, "not mine to end").await;
+    let got = s.revoke_as_deployed(&ops, &call.payload);
+
+    // Then revoke refuses, naming who started it; alice keeps her grant and
+    // nothing is announced
+    assert_eq!(outcome(&got[0]), "refused", "{got:?}");
+    assert_eq!(got[0]["reason_code"], "not-an-operator");
+    assert_eq!(
+        got[0]["reason"],
+        format!(
+            "Execution {} was started by {mallory_arn}, who is not one of this deployment's operators (OperatorArns); nothing is removed.",
+            call.execution_id
+        )
+    );
+    assert_eq!(s.world.policies("alice").await, vec![name]);
+    assert!(s.announced().await.is_empty());
+
+    // And the request is not closed: its record has no end
+    assert!(!ended(&s, &id).await, "the request was closed");
+}
+
+#[tokio::test]
+async fn given_a_grant_when_revoke_gets_the_old_bare_operator_payload_then_nothing_is_ended() {
+    // Given alice's grant
+    let s = Scene::new(&[]).await;
+    let (id, name) = granted_hour(&s).await;
+    let (ops, _dave) = s.operators().await;
+
+    // When anyone allowed to invoke revoke sends the payload of earlier releases
+    let got = s.revoke_as_deployed(
+        &ops,
+        &json!({"changegate-revoke": {"change-request-id": id, "reason": "incident over"}}),
+    );
+
+    // Then it is refused: alice keeps her grant, nothing is announced, and
+    // the request is not closed to grants
+    assert_eq!(outcome(&got[0]), "refused", "{got:?}");
+    assert_eq!(got[0]["reason_code"], "retired-payload");
+    assert_eq!(s.world.policies("alice").await, vec![name]);
+    assert!(s.announced().await.is_empty());
+    assert!(!ended(&s, &id).await, "the request was closed");
 }
 
 // ------------------------------------------------------------------ 5. events and notifications nobody can forge
