@@ -485,6 +485,47 @@ def main() -> int:
     if args.no_burst:
         parts.discard("burst")
     started = time.monotonic()
+    pool = start_pool()
+    try:
+        run_parts(bench, args, parts)
+    finally:
+        pool.terminate()
+        try:
+            pool.wait(30)
+        except subprocess.TimeoutExpired:
+            pool.kill()
+    bench.results["total_s"] = round(time.monotonic() - started, 1)
+    print(f"bench took {bench.results['total_s']:.0f} s", flush=True)
+    if args.only is not None:
+        partial = Path(tempfile.gettempdir()) / "changegate-bench.json"
+        partial.write_text(json.dumps(bench.results, indent=2, default=str) + "\n")
+        print(f"partial run: docs/benchmarks.md left as it is; results in {partial}", flush=True)
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    bench.write(args.out)
+    print(f"wrote {args.out.relative_to(ROOT)}", flush=True)
+    return 0
+
+
+def start_pool() -> subprocess.Popen[bytes]:
+    """The local AWS pool (tests/localaws/pool.py), as make test uses it: moto
+    imported once, each local AWS server forked from it in milliseconds, so a
+    loaded machine does not make every server's start (seconds of imports)
+    miss its deadline. Servers die with the pool; the pool with this process."""
+    sock = Path(tempfile.mkdtemp(prefix="changegate-bench-pool-")) / "pool.sock"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests/localaws/pool.py"), "--socket", str(sock),
+                             "--parent-pid", str(os.getpid())], stdout=subprocess.PIPE)
+    # It prints READY once moto is imported and warmed (minutes on a loaded machine).
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    if not line.startswith("READY"):
+        proc.kill()
+        raise SystemExit(f"the local AWS pool (tests/localaws/pool.py) did not start: {line!r}")
+    os.environ[localaws.pool.ENV] = str(sock)
+    return proc
+
+
+def run_parts(bench: Bench, args: argparse.Namespace, parts: set[str]) -> None:
     if "functions" in parts:
         print(f"start-up ({args.runs} starts each, interleaved; two invocations a start):", flush=True)
         bench.functions()
@@ -507,17 +548,6 @@ def main() -> int:
                 print(f"  FINDING: {finding}", flush=True)
     print("zips:", flush=True)
     bench.zips()
-    bench.results["total_s"] = round(time.monotonic() - started, 1)
-    print(f"bench took {bench.results['total_s']:.0f} s", flush=True)
-    if args.only is not None:
-        partial = Path(tempfile.gettempdir()) / "changegate-bench.json"
-        partial.write_text(json.dumps(bench.results, indent=2, default=str) + "\n")
-        print(f"partial run: docs/benchmarks.md left as it is; results in {partial}", flush=True)
-        return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    bench.write(args.out)
-    print(f"wrote {args.out.relative_to(ROOT)}", flush=True)
-    return 0
 
 
 if __name__ == "__main__":
