@@ -25,6 +25,7 @@ use aws_config::environment::{
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -36,7 +37,9 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::client::legacy::connect::{
+    CaptureConnection, HttpConnector as TcpConnector, capture_connection,
+};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -143,10 +146,17 @@ struct Connector(HyperClient<HttpsConnector<TcpConnector>, SdkBody>);
 
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let request = match request.try_into_http1x() {
+        let mut request = match request.try_into_http1x() {
             Ok(request) => request,
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
         };
+        // As the SDK's client does: the orchestrator gets hold of the connection
+        // a request used, to close it after a transient failure (the retry then
+        // opens a fresh one).
+        let captured = capture_connection(&mut request);
+        if let Some(smithy) = request.extensions().get::<CaptureSmithyConnection>() {
+            smithy.set_connection_retriever(move || connection_metadata(&captured));
+        }
         let client = self.0.clone();
         HttpConnectorFuture::new(async move {
             let response = client.request(request).await.map_err(connector_error)?;
@@ -154,6 +164,21 @@ impl HttpConnector for Connector {
                 .map_err(|e| ConnectorError::other(e.into(), None))
         })
     }
+}
+
+fn connection_metadata(captured: &CaptureConnection) -> Option<ConnectionMetadata> {
+    captured.connection_metadata().as_ref()?;
+    let poison = captured.clone();
+    Some(
+        ConnectionMetadata::builder()
+            .proxied(false)
+            .poison_fn(move || {
+                if let Some(connection) = poison.connection_metadata().as_ref() {
+                    connection.poison();
+                }
+            })
+            .build(),
+    )
 }
 
 /// As the SDK's own client classifies hyper's errors, so that the same
