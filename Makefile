@@ -10,7 +10,8 @@
 #               (cfn-lint, checkov)
 #   make build  release Lambda zips for arm64 (cargo-lambda), in target/lambda/
 #   make deploy sam build + sam deploy (needs AWS credentials and samconfig.toml)
-#   make bench  measure cold start, memory, sweeps and zip sizes (docs/benchmarks.md)
+#   make bench  measure start-up (beside a bare echo), memory, sweeps, a burst of
+#               200 approvals and zip sizes (docs/benchmarks.md)
 #
 # They install what they need: Python virtualenvs with the pinned local-AWS
 # tools (.venv: moto, boto3, cfn-lint, pytest, ruff) and checkov
@@ -104,11 +105,19 @@ deploy: build-venv sam-venv
 	PATH="$(CURDIR)/$(BUILD_VENV)/bin:$(CURDIR)/$(SAM_VENV)/bin:$$PATH" sam build
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" sam deploy
 
-# Release binaries for this machine (cold start and memory are measured on them)
-# and the deployment zips (their sizes); then the measurements.
-bench: venv build
+# Release binaries for this machine (start-up and memory are measured on them,
+# beside tools/echo, the floor) and, where the arm64 target is installed, the
+# deployment zips (their sizes); then the measurements, the burst included
+# (a few minutes). BURST=0 skips the burst; BENCH_ARGS goes to tools/bench.py
+# (e.g. BENCH_ARGS='--burst-size 20 --burst-seeds 1' for a quick try).
+BURST ?= 1
+BENCH_ARGS ?=
+bench: venv
+	@if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then \
+	  $(MAKE) --no-print-directory build; \
+	else echo "make bench: no aarch64-unknown-linux-gnu target here, so no arm64 zips (x86_64 stand-ins instead)"; fi
 	$(CARGO) build --release --workspace --bins
-	$(PY) tools/bench.py
+	$(PY) tools/bench.py $(if $(filter 0,$(BURST)),--no-burst) $(BENCH_ARGS)
 
 # The integration tests drive these debug binaries through the Runtime API.
 build-debug:
