@@ -258,6 +258,7 @@ async fn recorded_grant(world: &World, grant: &Grant, approvers: &[String]) -> V
         grant: Some(Decided {
             source: "change-manager".into(),
             beneficiary: grant.user.to_string(),
+            beneficiary_id: grant.user_id.as_ref().map(|i| i.to_string()),
             approvers: approvers.to_vec(),
             account: grant.account.to_string(),
             role: grant.role.to_string(),
