@@ -46,7 +46,7 @@ SAM_VENV_STAMP     := $(call stamp,$(SAM_VENV),tools/deploy-requirements.txt)
 # of its CPU time here, mostly botocore's and checkov's modules no tool here loads).
 PIP_FLAGS := --quiet --disable-pip-version-check --no-input --progress-bar off --no-compile
 
-.PHONY: help venv checkov-venv build-venv sam-venv build-debug build-linted build deploy bench test local-aws-pool test-py test-rust unit lint lint-code lint-templates demo clean
+.PHONY: help mutants venv checkov-venv build-venv sam-venv build-debug build-linted build deploy bench test local-aws-pool test-py test-rust unit lint lint-code lint-templates demo clean
 
 help:
 	@echo "make demo   - run the whole flow on a local AWS (README: Try it); SOURCE=automation|change-manager"
@@ -55,6 +55,7 @@ help:
 	@echo "make build  - release Lambda zips for arm64 in target/lambda/ (cargo-lambda)"
 	@echo "make deploy - sam build + sam deploy (see README: Deploying)"
 	@echo "make bench  - benchmarks, written to docs/benchmarks.md"
+	@echo "make mutants - mutation testing of the pure crate's access logic (slow; docs/mutants.md)"
 	@echo "make clean  - remove target/ and the virtualenvs"
 
 venv: $(VENV_STAMP)
@@ -118,6 +119,18 @@ bench: venv
 	else echo "make bench: no aarch64-unknown-linux-gnu target here, so no arm64 zips (x86_64 stand-ins instead)"; fi
 	$(CARGO) build --release --workspace --bins
 	$(PY) tools/bench.py $(if $(filter 0,$(BURST)),--no-burst) $(BENCH_ARGS)
+
+# Mutation testing of the pure crate's access logic (cargo-mutants; slow, so
+# not part of make test): every mutant of these files must make a test fail,
+# or docs/mutants.md says why it cannot change behaviour. MUTANTS_FILES
+# narrows it (e.g. MUTANTS_FILES=shared/src/window.rs); results in mutants.out/.
+MUTANTS_FILES ?= shared/src/check.rs shared/src/approval.rs shared/src/window.rs \
+  shared/src/session.rs shared/src/record.rs shared/src/operator.rs shared/src/versions.rs \
+  shared/src/protocol/grant.rs shared/src/protocol/revocation.rs shared/src/protocol/ending.rs \
+  shared/src/protocol/locate.rs
+mutants:
+	command -v cargo-mutants >/dev/null || $(CARGO) install cargo-mutants --locked
+	$(CARGO) mutants -p changegate $(foreach f,$(MUTANTS_FILES),--file $(f)) --test-tool cargo --timeout-multiplier 3
 
 # The integration tests drive these debug binaries through the Runtime API.
 build-debug:

@@ -885,16 +885,18 @@ async fn given_the_production_account_unreachable_during_an_early_end_when_revok
     let revoker = revoker_with(&proxy.sdk().await, &setting);
     proxy.configure(json!({"rate": 1.0, "kinds": ["503"], "only": "Action=AssumeRole"}));
     let now = Utc::now();
+    let first = invocation(now);
     revoker
-        .handle(call.payload.clone(), &invocation(now), None)
+        .handle(call.payload.clone(), &first, None)
         .await
         .expect_err("unreachable");
     assert!(s.world.policies("alice").await.is_empty());
 
     // When the production account is back and Lambda retries the invocation
+    // (with the same request id, as Lambda does)
     proxy.configure(json!({"rate": 0.0}));
     let retry = revoker
-        .handle(call.payload.clone(), &invocation(now + secs(2)), None)
+        .handle(call.payload.clone(), &retry_of(&first, now + secs(2)), None)
         .await;
 
     // Then the cut moves to now all the same, and the revocation is announced once

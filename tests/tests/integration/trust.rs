@@ -1278,7 +1278,7 @@ async fn given_a_hostile_title_and_approver_when_notify_publishes_then_the_slack
     );
     // (the approvers are Systems Manager's, never the event's)
     assert!(
-        description.contains(&format!("*Approvers:* {APPROVERS_GROUP}"))
+        description.contains(&format!("*Approvers:* {}", APPROVERS.join(", ")))
             && !description.contains("U024BE7LH"),
         "{description}"
     );
