@@ -72,7 +72,6 @@ DEFAULT_SOURCE = "automation"
 JST = timezone(timedelta(hours=9))
 # The Rust runtime's per-invocation tracing span, as printed before each log line.
 SPAN = re.compile(r"Lambda runtime invoke\{[^}]*\}: ")
-FUNCTION_TIMEOUT_S = 30
 
 # The session cut (issue 10), with two accounts: the production-account
 # stack's cutter role, read from its template, and the evaluator of IAM's
@@ -241,7 +240,7 @@ class Demo:
         try:
             env = {**self.env, **self.world.function_env(function)}
             results = localaws.invoke(function, events, env, directory=self.bin_dir,
-                                      timeout=FUNCTION_TIMEOUT_S, on_log=on_log)
+                                      timeout=self.world.function_timeout(function), on_log=on_log)
         except lambda_runtime.LambdaRunError as e:
             raise DemoFailure(f"{function}: {e}") from e
         for r in results:

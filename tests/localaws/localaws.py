@@ -745,6 +745,12 @@ class Stack:
         """Logical id -> binary name of every function."""
         return {k: function_short_name(k) for k in self.of_type("AWS::Serverless::Function", "AWS::Lambda::Function")}
 
+    def function_timeout(self, logical_id: str) -> int:
+        """The function's timeout in seconds (its own, else Globals', else Lambda's default 3)."""
+        globals_fn = (self.template.get("Globals") or {}).get("Function") or {}
+        own = self.resources[logical_id].get("Properties") or {}
+        return int(self.resolve(own.get("Timeout", globals_fn.get("Timeout", 3))))
+
     def function_environment(self, logical_id: str) -> dict[str, str]:
         """The function's environment variables (Globals first), resolved. A
         variable whose value is AWS::NoValue is not set at all, as Lambda gets
@@ -883,6 +889,13 @@ class World:
 
     def client(self, service: str, creds: Mapping[str, str] | None = None, **config: Any) -> Any:
         return client(self.url, service, creds, **config)
+
+    def function_timeout(self, function: str) -> int:
+        """The timeout ``function`` has in the template, in seconds."""
+        logical = next((k for k, v in self.stack.functions().items() if v == function), None)
+        if logical is None:
+            raise LocalAwsError(f"template.yaml has no function {function!r}")
+        return self.stack.function_timeout(logical)
 
     def function_env(self, function: str, **overrides: str | None) -> dict[str, str | None]:
         """The environment ``function`` (grant, revoke, notify) has in the
