@@ -3,8 +3,9 @@
 #   make demo   start a local AWS, file a request, approve it, watch access
 #               granted, revoked and notified (about a minute after the build)
 #   make test   everything make lint does, the local-AWS tooling's tests
-#               (pytest), unit tests, and the integration tests against the
+#               (pytest), unit tests, the integration tests against the
 #               local AWS (the built binaries through the Lambda Runtime API)
+#               and the demo's flow
 #   make lint   cargo fmt --check, ruff, clippy -D warnings on every target
 #               (built as the tests use them), and the template linters
 #               (cfn-lint, checkov)
@@ -46,7 +47,7 @@ SAM_VENV_STAMP     := $(call stamp,$(SAM_VENV),tools/deploy-requirements.txt)
 # of its CPU time here, mostly botocore's and checkov's modules no tool here loads).
 PIP_FLAGS := --quiet --disable-pip-version-check --no-input --progress-bar off --no-compile
 
-.PHONY: help mutants venv checkov-venv build-venv sam-venv build-debug build-linted build deploy bench test local-aws-pool test-py test-rust unit lint lint-code lint-templates demo clean
+.PHONY: help mutants venv checkov-venv build-venv sam-venv build-debug build-linted build deploy bench test local-aws-pool test-py test-rust test-demo unit lint lint-code lint-templates demo clean
 
 help:
 	@echo "make demo   - run the whole flow on a local AWS (README: Try it); SOURCE=automation|change-manager"
@@ -166,7 +167,14 @@ test:
 	  if [ $$status -ne 0 ] && [ -s "$$pool_dir/pool.log" ]; then echo "--- local AWS pool log (tail)"; tail -n 40 "$$pool_dir/pool.log"; fi; \
 	  rm -rf "$$pool_dir"' EXIT; \
 	export CHANGEGATE_LOCALAWS_POOL="$$pool_dir/pool.sock" CHANGEGATE_POOL_PARENT=$$$$; \
-	$(MAKE) --no-print-directory -j4 -O lint-code lint-templates test-py test-rust
+	$(MAKE) --no-print-directory -j4 -O lint-code lint-templates test-py test-rust test-demo
+
+# The README's `make demo` flow, on the binaries the tests build: its last
+# lines when it passes, the whole run when it fails.
+test-demo: build-linted venv
+	@log=$$(mktemp); \
+	if $(PY) tests/localaws/demo.py >"$$log" 2>&1; then tail -n 2 "$$log"; rm -f "$$log"; \
+	else cat "$$log"; rm -f "$$log"; exit 1; fi
 
 # make test's pool (see above); it exits with the shell that started make test.
 local-aws-pool: venv
