@@ -479,10 +479,13 @@ impl<'a> Explorer<'a> {
     }
 }
 
-/// The invariants, after every complete run.
-fn invariants(world: &World, actors: &[Actor<'_>]) {
-    let name = policy_name(&id());
-    let holders = world.holders_of(&name);
+/// What every complete run is checked by, whatever ran: at most one policy
+/// and one `PutUserPolicy` per request, every policy claimed or granted by its
+/// record, each decision and each revocation announced at most once (twice
+/// only after an announcement that could not be recorded), no cut after the
+/// window's end. Returns what the run left, for the case's own checks.
+fn common(world: &World, actors: &[Actor<'_>]) -> Left {
+    let holders = world.holders_of(&policy_name(&id()));
     let record = world.record(&id());
     assert!(holders.len() <= 1, "one policy per request: {holders:?}");
     assert!(
@@ -490,22 +493,6 @@ fn invariants(world: &World, actors: &[Actor<'_>]) {
         "the policy is written once, whatever runs at the same time: {} writes {actors:#?}",
         world.policy_writes
     );
-    // (An end that came after the grant was recorded is revoke's to remove.)
-    let granted_first = world.schedules.contains(GRANTED_FIRST);
-    if let Some(r) = &record {
-        if r.ended.is_some() && !granted_first {
-            assert!(
-                holders.is_empty(),
-                "no policy after an end: {r:?} {actors:#?}"
-            );
-        }
-    }
-    if forged(world) {
-        assert!(
-            holders.is_empty(),
-            "a forged record grants nothing: {holders:?}"
-        );
-    }
     if !holders.is_empty() {
         let r = record.as_ref().expect("every policy in IAM has a record");
         assert!(
@@ -513,58 +500,94 @@ fn invariants(world: &World, actors: &[Actor<'_>]) {
             "the policy's record claims or grants it: {r:?}"
         );
     }
-    let decisions = world
-        .announcements
-        .iter()
-        .filter(|e| matches!(e, ChangegateEvent::Granted(_) | ChangegateEvent::Refused(_)))
-        .count();
-    let revocations = world
-        .announcements
-        .iter()
-        .filter(|e| matches!(e, ChangegateEvent::Revoked(_)))
-        .count();
-    let once = if world.schedules.contains(STOPPED_AFTER_ANNOUNCING) {
-        2
-    } else {
-        1
+    let count =
+        |f: fn(&ChangegateEvent) -> bool| world.announcements.iter().filter(|e| f(e)).count();
+    let left = Left {
+        granted: count(|e| matches!(e, ChangegateEvent::Granted(_))),
+        decisions: count(|e| {
+            matches!(e, ChangegateEvent::Granted(_) | ChangegateEvent::Refused(_))
+        }),
+        revocations: count(|e| matches!(e, ChangegateEvent::Revoked(_))),
+        once: if world.schedules.contains(STOPPED_AFTER_ANNOUNCING) {
+            2
+        } else {
+            1
+        },
+        given_up: actors.iter().any(|a| matches!(a.status, Status_::Died)),
+        ended: record.as_ref().is_some_and(|r| r.ended.is_some()),
+        cancelled: world
+            .executions
+            .get(ID)
+            .is_some_and(|e| e.status == Status::Cancelled),
+        holders,
+        record,
     };
     assert!(
-        decisions <= once,
-        "each decision announced at most once: {:?} {:?} {actors:#?}",
-        world.schedules,
+        left.decisions <= left.once,
+        "each decision announced at most once: {:?} {actors:#?}",
         world.announcements
     );
     assert!(
-        revocations <= once,
-        "each revocation announced at most once"
+        left.revocations <= left.once,
+        "each revocation announced at most once: {:?}",
+        world.announcements
     );
-    let given_up = actors.iter().any(|a| matches!(a.status, Status_::Died));
-    let ended = record.as_ref().is_some_and(|r| r.ended.is_some());
-    let cancelled = world
-        .executions
-        .get(ID)
-        .is_some_and(|e| e.status == Status::Cancelled);
-    if !given_up && !ended && !forged(world) {
+    for cut in world.cuts.values() {
+        for c in cut.cuts() {
+            assert!(
+                c.at <= window_end(),
+                "a cut is never later than the window's end: {c:?}"
+            );
+        }
+    }
+    left
+}
+
+/// What a complete run left.
+struct Left {
+    holders: Vec<String>,
+    record: Option<DecisionRecord>,
+    granted: usize,
+    decisions: usize,
+    revocations: usize,
+    /// How many announcements of one decision the run allows (see [`common`]).
+    once: usize,
+    given_up: bool,
+    ended: bool,
+    cancelled: bool,
+}
+
+/// The invariants of grant's cases, after every complete run: [`common`], and
+/// no policy after an end that preceded the grant, none from a forged record,
+/// the decision announced, an approved request granted.
+fn invariants(world: &World, actors: &[Actor<'_>]) {
+    let left = common(world, actors);
+    let (holders, record) = (&left.holders, &left.record);
+    // (An end that came after the grant was recorded is revoke's to remove.)
+    if left.ended && !world.schedules.contains(GRANTED_FIRST) {
         assert!(
-            (1..=once).contains(&decisions),
+            holders.is_empty(),
+            "no policy after an end: {record:?} {actors:#?}"
+        );
+    }
+    if forged(world) {
+        assert!(
+            holders.is_empty(),
+            "a forged record grants nothing: {holders:?}"
+        );
+    }
+    if !left.given_up && !left.ended && !forged(world) {
+        assert!(
+            (1..=left.once).contains(&left.decisions),
             "the decision is announced: {world:?} {actors:?}"
         );
     }
-    if !given_up && !ended && !cancelled && !forged(world) {
+    if !left.given_up && !left.ended && !left.cancelled && !forged(world) {
         assert!(
             matches!(record.as_ref().and_then(|r| r.state), Some(State::Granted)),
             "an approved request is granted: {record:?}"
         );
         assert_eq!(holders.len(), 1);
-    }
-    let end = t("2026-12-01T10:00:00Z");
-    for cut in world.cuts.values() {
-        for c in cut.cuts() {
-            assert!(
-                c.at <= end,
-                "a cut is never later than the window's end: {c:?}"
-            );
-        }
     }
 }
 
@@ -778,63 +801,19 @@ fn given_a_forged_claim_that_disagrees_with_ssm_when_grant_runs_then_the_refusal
     assert_eq!(world.policy_writes, 0);
 }
 
-/// The invariants once revoke runs too: everything [`invariants`] says of
-/// grants and announcements, and that whoever was told of a grant is told of
-/// its end: when the request ended, or its window did and revoke ran, no
-/// policy is left, and a grant that was announced is announced revoked, once.
+/// The invariants once revoke runs too: [`common`], the requester hears what
+/// happened (the decision, or, when the end undid a grant in the making, the
+/// revocation; a request its requester cancelled before anything was granted
+/// may end in silence), and when the request or window ended and revoke ran,
+/// no policy is left and a grant that was announced is announced revoked.
 fn ending_invariants(world: &World, actors: &[Actor<'_>]) {
-    let name = policy_name(&id());
-    let holders = world.holders_of(&name);
-    let record = world.record(&id());
-    assert!(holders.len() <= 1, "one policy per request: {holders:?}");
-    assert!(
-        world.policy_writes <= 1,
-        "the policy is written once: {} writes",
-        world.policy_writes
-    );
-    if !holders.is_empty() {
-        let r = record.as_ref().expect("every policy in IAM has a record");
-        assert!(
-            matches!(r.state, Some(State::Granting | State::Granted)),
-            "the policy's record claims or grants it: {r:?}"
-        );
-    }
-    let count =
-        |f: fn(&ChangegateEvent) -> bool| world.announcements.iter().filter(|e| f(e)).count();
-    let granted = count(|e| matches!(e, ChangegateEvent::Granted(_)));
-    let decisions =
-        count(|e| matches!(e, ChangegateEvent::Granted(_) | ChangegateEvent::Refused(_)));
-    let revocations = count(|e| matches!(e, ChangegateEvent::Revoked(_)));
-    let once = if world.schedules.contains(STOPPED_AFTER_ANNOUNCING) {
-        2
-    } else {
-        1
-    };
-    assert!(
-        decisions <= once,
-        "each decision announced at most once: {:?} {:?} {actors:#?}",
-        world.schedules,
-        world.announcements
-    );
-    assert!(
-        revocations <= once,
-        "each revocation announced at most once: {:?}",
-        world.announcements
-    );
-    let given_up = actors.iter().any(|a| matches!(a.status, Status_::Died));
-    if given_up {
+    let left = common(world, actors);
+    if left.given_up {
         return;
     }
-    // The requester hears what happened: the decision, or (when the end
-    // undid a grant in the making) the revocation; a request its requester
-    // cancelled before anything was granted may end in silence.
-    let cancelled = world
-        .executions
-        .get(ID)
-        .is_some_and(|e| e.status == Status::Cancelled);
-    if !cancelled {
+    if !left.cancelled {
         assert!(
-            decisions >= 1 || revocations >= 1,
+            left.decisions >= 1 || left.revocations >= 1,
             "the requester hears what happened: {:?} {actors:#?}",
             world.announcements
         );
@@ -842,29 +821,22 @@ fn ending_invariants(world: &World, actors: &[Actor<'_>]) {
     let revoke_ran = actors
         .iter()
         .any(|a| a.kind != Kind::Grant && matches!(a.status, Status_::Finished(_)));
-    let ended = record.as_ref().is_some_and(|r| r.ended.is_some());
-    let over = ended
+    let over = left.ended
         || actors
             .iter()
             .any(|a| a.kind != Kind::Grant && a.inv.now >= window_end());
     if revoke_ran && over {
         assert!(
-            holders.is_empty(),
-            "nothing is left once revoke ran: {holders:?} {record:?} {actors:#?}"
+            left.holders.is_empty(),
+            "nothing is left once revoke ran: {:?} {:?} {actors:#?}",
+            left.holders,
+            left.record
         );
-        if granted >= 1 {
+        if left.granted >= 1 {
             assert!(
-                (1..=once).contains(&revocations),
+                (1..=left.once).contains(&left.revocations),
                 "a grant announced is announced revoked: {:?}",
                 world.announcements
-            );
-        }
-    }
-    for cut in world.cuts.values() {
-        for c in cut.cuts() {
-            assert!(
-                c.at <= window_end(),
-                "a cut is never later than the window's end: {c:?}"
             );
         }
     }

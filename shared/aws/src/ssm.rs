@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ssm::types::{AutomationSubtype, StepExecution};
+use aws_sdk_ssm::types::{AutomationExecution, AutomationSubtype, StepExecution};
 
 use changegate::approval::{
     ApprovalStatus, parse_decisions, parse_min_required, parse_step_approvers,
@@ -109,10 +109,9 @@ impl Ssm {
         }
     }
 
-    /// `GetAutomationExecution`, and every `aws:approve` step (paging
-    /// `DescribeAutomationStepExecutions` when the steps were truncated);
-    /// `None` when Systems Manager has no such execution.
-    pub async fn execution(&self, id: &str) -> Result<Option<Execution>, Fault> {
+    /// `GetAutomationExecution` as Systems Manager answers it; `None` when
+    /// it has no such execution.
+    async fn get_execution(&self, id: &str) -> Result<Option<AutomationExecution>, Fault> {
         const OP: &str = "ssm:GetAutomationExecution";
         let out = match self
             .client
@@ -130,10 +129,22 @@ impl Ssm {
             }
             Err(e) => return Err(Fault::aws(OP)(e)),
         };
-        let exec = out.automation_execution.ok_or_else(|| Fault::Unexpected {
-            operation: OP,
-            why: "no AutomationExecution in the answer".into(),
-        })?;
+        out.automation_execution
+            .map(Some)
+            .ok_or_else(|| Fault::Unexpected {
+                operation: OP,
+                why: "no AutomationExecution in the answer".into(),
+            })
+    }
+
+    /// `GetAutomationExecution`, and every `aws:approve` step (paging
+    /// `DescribeAutomationStepExecutions` when the steps were truncated);
+    /// `None` when Systems Manager has no such execution.
+    pub async fn execution(&self, id: &str) -> Result<Option<Execution>, Fault> {
+        const OP: &str = "ssm:GetAutomationExecution";
+        let Some(exec) = self.get_execution(id).await? else {
+            return Ok(None);
+        };
         let status = exec
             .automation_execution_status()
             .map(|s| Status::parse(s.as_str()))
@@ -206,27 +217,9 @@ impl Ssm {
     /// `GetAutomationExecution` (and every `aws:approve` step when they were
     /// truncated); `None` when Systems Manager has no such execution.
     pub async fn change_request(&self, id: &str) -> Result<Option<ChangeRequestRecord>, Fault> {
-        const OP: &str = "ssm:GetAutomationExecution";
-        let out = match self
-            .client
-            .get_automation_execution()
-            .automation_execution_id(id)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_automation_execution_not_found_exception()) =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(Fault::aws(OP)(e)),
+        let Some(exec) = self.get_execution(id).await? else {
+            return Ok(None);
         };
-        let exec = out.automation_execution.ok_or_else(|| Fault::Unexpected {
-            operation: OP,
-            why: "no AutomationExecution in the answer".into(),
-        })?;
         let steps = if exec.step_executions_truncated() {
             self.approve_steps(id).await?
         } else {
