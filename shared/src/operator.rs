@@ -418,4 +418,26 @@ mod tests {
         );
         assert_eq!(Operators::parse_list(""), Ok(vec![]));
     }
+
+    #[test]
+    fn given_a_role_arn_wrong_in_any_one_part_when_parsed_then_it_is_no_operator() {
+        // Given a valid role ARN, then the same ARN wrong in exactly one part
+        let valid = "arn:aws:iam::123456789012:role/OnCall";
+        assert!(Operator::parse(valid).is_some());
+        for wrong in [
+            "arx:aws:iam::123456789012:role/OnCall",
+            ":iam::123456789012:role/OnCall",
+            "arn::iam::123456789012:role/OnCall",
+            "arn:AWS:iam::123456789012:role/OnCall",
+            "arn:aws_cn:iam::123456789012:role/OnCall",
+            "arn:aws-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:iam::123456789012:role/OnCall",
+            "arn:aws:sts::123456789012:role/OnCall",
+            "arn:aws:iam:us-east-1:123456789012:role/OnCall",
+            "arn:aws:iam::12345678901:role/OnCall",
+            "arn:aws:iam::123456789012:group/OnCall",
+        ] {
+            // When parsed, then it is refused
+            assert_eq!(Operator::parse(wrong), None, "{wrong}");
+        }
+    }
 }
