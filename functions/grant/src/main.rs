@@ -1,5 +1,9 @@
 //! grant: an approved request (Change Manager or the request runbook) -> a windowed sts:AssumeRole policy for the requester.
 
+// The handler's future (the protocol's machines run over the AWS ports) is
+// deeper than rustc's default query depth allows on a clean build.
+#![recursion_limit = "256"]
+
 use changegate::config::GrantConfig;
 use changegate::fault::Fault;
 use changegate::ids::Home;

@@ -1,5 +1,9 @@
 //! notify: every Change Manager and changegate event -> one SNS message (email text + Slack card).
 
+// The handler's future (the protocol's machines run over the AWS ports) is
+// deeper than rustc's default query depth allows on a clean build.
+#![recursion_limit = "256"]
+
 use changegate::config::NotifyConfig;
 use changegate_aws::Failure;
 use changegate_aws::env::Env;

@@ -6,6 +6,9 @@
 //!
 //! Run one subject: `cargo test -p changegate-tests --test integration trust::`.
 
+// The handlers' futures run here too (see functions/*/src/main.rs).
+#![recursion_limit = "256"]
+
 mod abuse;
 mod automation;
 mod delivery;
