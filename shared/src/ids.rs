@@ -238,8 +238,19 @@ pub enum Principal {
     },
 }
 
-impl Principal {
-    pub fn parse(raw: &str) -> Option<Self> {
+/// An ARN of a global service (IAM, STS): `arn:<partition>:<service>::<account>:<resource>`,
+/// its partition and account checked.
+pub(crate) struct GlobalArn<'a> {
+    pub partition: &'a str,
+    pub service: &'a str,
+    pub account: AccountId,
+    pub resource: &'a str,
+}
+
+impl<'a> GlobalArn<'a> {
+    /// `None` unless it starts with `arn`, has a valid partition, no region
+    /// and a valid account.
+    pub(crate) fn parse(raw: &'a str) -> Option<Self> {
         let mut parts = raw.splitn(6, ':');
         let (arn, partition, service, region, account, resource) = (
             parts.next()?,
@@ -252,7 +263,24 @@ impl Principal {
         if arn != "arn" || !is_partition(partition) || !region.is_empty() {
             return None;
         }
-        let (partition, account) = (partition.to_owned(), AccountId::parse(account).ok()?);
+        Some(Self {
+            partition,
+            service,
+            account: AccountId::parse(account).ok()?,
+            resource,
+        })
+    }
+}
+
+impl Principal {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let GlobalArn {
+            partition,
+            service,
+            account,
+            resource,
+        } = GlobalArn::parse(raw)?;
+        let partition = partition.to_owned();
         match service {
             "iam" => {
                 let path_and_name = resource.strip_prefix("user/")?;

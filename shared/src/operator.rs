@@ -9,7 +9,7 @@
 //! anything.
 
 use crate::execution::{Execution, Origin};
-use crate::ids::{AccountId, ChangeRequestId, Principal, RoleName, UserArn};
+use crate::ids::{AccountId, ChangeRequestId, GlobalArn, Principal, RoleName, UserArn};
 use crate::request::RawParameters;
 use crate::status::Status;
 use crate::text::shown;
@@ -38,27 +38,11 @@ impl Operator {
         if let Some(user) = UserArn::parse(raw) {
             return Some(Self::User(user));
         }
-        let mut parts = raw.splitn(6, ':');
-        let (arn, partition, service, region, account, resource) = (
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-        );
-        let partition_ok = !partition.is_empty()
-            && partition.len() <= 32
-            && partition
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b == b'-');
-        if arn != "arn" || !partition_ok || service != "iam" || !region.is_empty() {
-            return None;
-        }
-        let name = resource.strip_prefix("role/")?.rsplit('/').next()?;
+        let arn = GlobalArn::parse(raw).filter(|a| a.service == "iam")?;
+        let name = arn.resource.strip_prefix("role/")?.rsplit('/').next()?;
         Some(Self::Role {
-            partition: partition.to_owned(),
-            account: AccountId::parse(account).ok()?,
+            partition: arn.partition.to_owned(),
+            account: arn.account,
             role: RoleName::parse(name).ok()?,
         })
     }

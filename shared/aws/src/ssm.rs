@@ -292,23 +292,11 @@ impl Ssm {
 
     /// Every `aws:approve` step of an execution, all pages.
     async fn approval_steps(&self, id: &str) -> Result<Vec<ApprovalStep>, Fault> {
-        const OP: &str = "ssm:DescribeAutomationStepExecutions";
-        let mut steps = Vec::new();
-        let mut pages = self
-            .client
-            .describe_automation_step_executions()
-            .automation_execution_id(id)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(Fault::aws(OP))?;
-            steps.extend(
-                page.step_executions()
-                    .iter()
-                    .filter(|s| s.action() == Some(APPROVE))
-                    .map(approval_step),
-            );
-        }
-        Ok(steps)
+        Ok(self
+            .approve_steps(id)
+            .await?
+            .iter()
+            .map(approval_step)
+            .collect())
     }
 }
