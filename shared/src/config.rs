@@ -452,6 +452,16 @@ impl GrantConfig {
         )?;
         let allow_delegated = flag(src, VAR_ALLOW_DELEGATED, false)?;
         let require_session_name = flag(src, VAR_REQUIRE_SESSION_NAME, true)?;
+        let session_cutter = session_cutter(src)?;
+        // The cut denies a person's sessions by their name: sessions named
+        // anything else would outlive it.
+        if session_cutter.is_some() && !require_session_name {
+            return Err(ConfigError::Invalid {
+                var: VAR_REQUIRE_SESSION_NAME,
+                value: "false".to_owned(),
+                expected: "true while CHANGEGATE_SESSION_CUTTER_ROLE is set (the session cut matches sessions by their name)",
+            });
+        }
         let (change_manager, automation) = sources(src)?;
         Ok(Self {
             target_role,
@@ -463,7 +473,7 @@ impl GrantConfig {
             event_bus: event_bus(src)?,
             decisions_table: decisions_table(src)?,
             expiry: expiry_schedules(src)?,
-            session_cutter: session_cutter(src)?,
+            session_cutter,
             change_manager,
             automation,
             approvals: approvals(src)?,
@@ -735,6 +745,34 @@ mod tests {
                 "{err}"
             );
             assert!(err.to_string().starts_with(&format!("{var}=")), "{err}");
+        }
+    }
+
+    #[test]
+    fn given_the_session_cut_on_when_sessions_need_not_be_named_then_grant_refuses_to_start() {
+        let cut_unnamed = GrantConfig::from_source(&grant_env(&[
+            (VAR_SESSION_CUTTER_ROLE, "changegate-session-cutter"),
+            (VAR_REQUIRE_SESSION_NAME, "false"),
+        ]))
+        .unwrap_err();
+        assert!(
+            matches!(&cut_unnamed, ConfigError::Invalid { var, .. } if *var == VAR_REQUIRE_SESSION_NAME),
+            "{cut_unnamed}"
+        );
+        assert!(cut_unnamed.to_string().contains(VAR_SESSION_CUTTER_ROLE));
+        // Either alone is a valid deployment.
+        for extra in [
+            &[(VAR_SESSION_CUTTER_ROLE, "changegate-session-cutter")][..],
+            &[(VAR_REQUIRE_SESSION_NAME, "false")][..],
+        ] {
+            let lookup = move |k: &str| {
+                extra
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+                    .or_else(|| grant_env(&[])(k))
+            };
+            assert!(GrantConfig::from_source(&lookup).is_ok());
         }
     }
 

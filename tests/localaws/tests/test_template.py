@@ -165,6 +165,30 @@ def test_given_approvals_aws_would_not_run_when_deployed_then_the_deployment_fai
     assert "MinRequiredApprovals" in message or "ApproverArns" in message
 
 
+@pytest.mark.parametrize(("cutter", "named", "refused"), [
+    ("changegate-session-cutter", "false", True),
+    ("changegate-session-cutter", "true", False),
+    ("", "false", False),
+])
+def test_given_the_session_cut_when_sessions_need_not_be_named_then_the_deployment_fails_saying_why(
+    aws: localaws.Server, cutter: str, named: str, refused: bool,
+) -> None:
+    """The cut denies a person's sessions by their session name: with the cut
+    on and RequireSessionName false, a session named otherwise would outlive
+    it, so CloudFormation refuses that combination (grant refuses it at load
+    too). Either setting alone deploys."""
+    parameters = {**BOTH, "SessionCutterRoleName": cutter, "RequireSessionName": named}
+
+    if refused:
+        with pytest.raises(localaws.LocalAwsError) as why:
+            localaws.provision(aws.url, parameters=parameters)
+        assert str(why.value).startswith("Rule SessionCutNeedsNamedSessions"), str(why.value)
+        assert "RequireSessionName must be true" in str(why.value)
+    else:
+        world = localaws.provision(aws.url, parameters=parameters)
+        assert world.function_env("grant").get("CHANGEGATE_REQUIRE_SESSION_NAME") == named
+
+
 @pytest.mark.parametrize(("sources", "count", "minimum"), [
     ("Automation", 10, "10"), ("Automation", 3, "2"), ("ChangeManager", 5, "5"), ("Both", 5, "1"), ("Both", 1, "1"),
 ])
