@@ -380,6 +380,16 @@ pub fn decide(
             account: request.account.to_string(),
             eligible: eligibility.describe(),
         })?;
+    // The session cut's role in each production account may write only on
+    // the deployment's target role: a grant on another role could not be cut.
+    if config.session_cutter.is_some() && role != config.target_role {
+        return Err(Refusal::RoleNotCut {
+            user: request.user.to_string(),
+            account: request.account.to_string(),
+            role: role.to_string(),
+            target: config.target_role.to_string(),
+        });
+    }
     // The name as IAM stores it: what `${aws:username}` and a session cut match.
     let stored = user.name.clone().filter(|n| n.same_name(&request.user));
     let stored = stored.unwrap_or_else(|| request.user.clone());
@@ -1362,6 +1372,36 @@ mod tests {
                 "{record:?}"
             );
         }
+    }
+
+    #[test]
+    fn given_the_session_cut_on_when_the_tag_names_another_role_then_it_is_refused_with_its_own_code()
+     {
+        let cut = config_from(&[(
+            crate::config::VAR_SESSION_CUTTER_ROLE,
+            "changegate-session-cutter",
+        )]);
+        let checked = check(&ok_request(), &cut).unwrap();
+        let refused = decide(&checked, &eligible("111122223333/ReadOnlyProd"), &cut).unwrap_err();
+        assert_eq!(refused.code(), "role-not-cut");
+        assert!(refused.to_string().contains("ReadOnlyProd"), "{refused}");
+        assert!(refused.to_string().contains("CM-Prd-role"), "{refused}");
+        // The deployment's own role, named or by default, is still granted.
+        for tag in ["111122223333", "111122223333/CM-Prd-role"] {
+            assert!(
+                matches!(
+                    decide(&checked, &eligible(tag), &cut),
+                    Ok(Verdict::Grant(_))
+                ),
+                "{tag}"
+            );
+        }
+        // Without the cut, another role is granted as before.
+        let uncut = check(&ok_request(), &config()).unwrap();
+        assert!(matches!(
+            decide(&uncut, &eligible("111122223333/ReadOnlyProd"), &config()),
+            Ok(Verdict::Grant(_))
+        ));
     }
 
     #[test]

@@ -105,6 +105,15 @@ pub enum Refusal {
         eligible: String,
     },
     #[error(
+        "The eligibility tag of {user} names the role {role} in account {account}, but this deployment cuts live sessions at each window's end and can cut them only on {target}. Ask the security team to name {target} for this account in your tag, or to deploy changegate for {role}."
+    )]
+    RoleNotCut {
+        user: String,
+        account: String,
+        role: String,
+        target: String,
+    },
+    #[error(
         "The window starts at {start}, more than {max_days} days from now. Ask for access closer to the time you need it."
     )]
     StartTooFarAhead { start: String, max_days: i64 },
@@ -177,6 +186,7 @@ impl Refusal {
             Self::ApprovalUnknown => "approval-unknown",
             Self::SelfApproved { .. } => "self-approved",
             Self::NotEligible { .. } => "not-eligible",
+            Self::RoleNotCut { .. } => "role-not-cut",
             Self::StartTooFarAhead { .. } => "start-too-far-ahead",
             Self::PolicyBudget { .. } => "policy-budget",
             Self::NotTheRequester { .. } => "not-the-requester",
