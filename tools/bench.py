@@ -191,6 +191,8 @@ class Bench:
             # Each run's expired grants are new requests: a policy named after a
             # request already revoked is removed too, but reported as already gone.
             def put_expired(run: int) -> None:
+                # One hex digit of run, six decimal of n: the name stays a UUID.
+                assert run < 16 and expired <= 1_000_000, "sweep runs or expired grants exceed the policy names' room"
                 for n, user in enumerate(holders[:expired]):
                     iam.put_user_policy(UserName=user, PolicyName=f"changegate-e{run:01x}{n:06d}-0000-0000-0000-000000000000",
                                         PolicyDocument=grant_doc(PROD, now - timedelta(hours=2), now - timedelta(minutes=1)))

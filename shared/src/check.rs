@@ -1384,8 +1384,13 @@ mod tests {
         let checked = check(&ok_request(), &cut).unwrap();
         let refused = decide(&checked, &eligible("111122223333/ReadOnlyProd"), &cut).unwrap_err();
         assert_eq!(refused.code(), "role-not-cut");
-        assert!(refused.to_string().contains("ReadOnlyProd"), "{refused}");
-        assert!(refused.to_string().contains("CM-Prd-role"), "{refused}");
+        assert_eq!(
+            refused.to_string(),
+            "The eligibility tag of alice names the role ReadOnlyProd in account 111122223333, \
+             but this deployment cuts live sessions at each window's end and can cut them only \
+             on CM-Prd-role. Ask the security team to name CM-Prd-role for this account in your \
+             tag, or to deploy changegate for ReadOnlyProd."
+        );
         // The deployment's own role, named or by default, is still granted.
         for tag in ["111122223333", "111122223333/CM-Prd-role"] {
             assert!(

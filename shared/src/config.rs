@@ -759,7 +759,11 @@ mod tests {
             matches!(&cut_unnamed, ConfigError::Invalid { var, .. } if *var == VAR_REQUIRE_SESSION_NAME),
             "{cut_unnamed}"
         );
-        assert!(cut_unnamed.to_string().contains(VAR_SESSION_CUTTER_ROLE));
+        assert_eq!(
+            cut_unnamed.to_string(),
+            "CHANGEGATE_REQUIRE_SESSION_NAME=\"false\" is not valid; it must be true while \
+             CHANGEGATE_SESSION_CUTTER_ROLE is set (the session cut matches sessions by their name)"
+        );
         // Either alone is a valid deployment.
         for extra in [
             &[(VAR_SESSION_CUTTER_ROLE, "changegate-session-cutter")][..],
