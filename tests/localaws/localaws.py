@@ -616,7 +616,10 @@ class Stack:
     def resolve(self, value: Any) -> Any:
         """``value`` with every intrinsic function evaluated."""
         if isinstance(value, list):
-            return [self.resolve(v) for v in value if not (isinstance(v, dict) and v == {"Ref": "AWS::NoValue"})]
+            # An item that resolves to AWS::NoValue (a bare !Ref or the branch
+            # of an !If) is removed from the list, as CloudFormation does.
+            resolved = (self.resolve(v) for v in value)
+            return [v for v in resolved if v is not None]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:

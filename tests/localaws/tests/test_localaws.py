@@ -210,6 +210,22 @@ def test_given_a_property_that_is_aws_novalue_when_resolved_then_it_is_left_out(
         "B": "x"}
 
 
+def test_given_a_list_item_that_is_aws_novalue_when_resolved_then_it_is_removed() -> None:
+    """The undelivered-events queue's policy lists the rules as
+    !If [UseAutomation, <rule>, !Ref AWS::NoValue]; CloudFormation drops the
+    items whose branch is NoValue, so no None may reach the local AWS."""
+    stack = localaws.Stack(mini(), {"Approvers": BOB})
+
+    resolved = stack.resolve([
+        "a",
+        {"Ref": "AWS::NoValue"},
+        {"Fn::If": ["AutomationOn", "b", {"Ref": "AWS::NoValue"}]},
+        {"Fn::If": ["AutomationOn", {"Ref": "AWS::NoValue"}, "c"]},
+    ])
+
+    assert resolved == ["a", "b"]
+
+
 def test_given_a_stray_aws_profile_when_building_a_function_environment_then_it_is_removed(
     aws: localaws.Server, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
