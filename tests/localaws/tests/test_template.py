@@ -238,3 +238,31 @@ def test_given_a_request_stopped_with_type_complete_when_its_events_are_routed_t
         ended[kind] = [e["detail"]["Status"] for e in revoke if e["detail"].get("ExecutionId") == execution]
 
     assert ended == {"Complete": ["Exited"], "Cancel": ["Cancelled"]}
+
+
+def subscribers(parameters: dict[str, str]) -> list[str]:
+    """Who the notification topic's policy lets subscribe (its deny's exceptions)."""
+    stack = localaws.Stack(localaws.load_template(), parameters)
+    policy = stack.resolve(stack.resources["NotificationTopicPolicy"]["Properties"])["PolicyDocument"]
+    (deny,) = [s for s in policy["Statement"] if s["Sid"] == "OnlyNamedSubscribers"]
+    return deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+
+
+CHAT_ROLE = (f"arn:{localaws.PARTITION}:iam::{localaws.HOME_ACCOUNT}:role/aws-service-role/"
+             "management.chatbot.amazonaws.com/AWSServiceRoleForAWSChatbot")
+
+
+@pytest.mark.parametrize("named", ["", f"arn:aws:iam::{localaws.HOME_ACCOUNT}:role/ops,{BOB}"])
+def test_given_amazon_q_chat_when_it_may_subscribe_then_only_its_service_linked_role_is_added(named: str) -> None:
+    """Amazon Q Developer in chat applications subscribes as its
+    service-linked role; AmazonQChatSubscribes=true adds exactly that role to
+    the named subscribers, and the default adds nobody."""
+    base = {"ApproverArns": BOB, "NotificationSubscriberArns": named}
+
+    off = subscribers(base)
+    on = subscribers({**base, "AmazonQChatSubscribes": "true"})
+
+    assert CHAT_ROLE not in off and None not in off and "" not in off
+    assert on == [*off, CHAT_ROLE]
+    notify_role = localaws.Stack(localaws.load_template(), base).get_att("NotifyFunctionRole", "Arn")
+    assert off == (named.split(",") if named else [notify_role])
