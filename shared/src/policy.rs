@@ -138,7 +138,7 @@ pub fn policy_name(id: &ChangeRequestId) -> String {
     format!("{POLICY_PREFIX}{id}")
 }
 
-/// The partition of the roles grants name (see the README's known limitations).
+/// The partition of the roles grants name (see docs/operations.md, Known limitations).
 pub const PARTITION: &str = "aws";
 
 pub fn role_arn(account: &AccountId, role: &RoleName) -> String {

@@ -266,3 +266,18 @@ def test_given_amazon_q_chat_when_it_may_subscribe_then_only_its_service_linked_
     assert on == [*off, CHAT_ROLE]
     notify_role = localaws.Stack(localaws.load_template(), base).get_att("NotifyFunctionRole", "Arn")
     assert off == (named.split(",") if named else [notify_role])
+
+
+def test_given_a_record_disagrees_refusal_when_it_says_operators_were_alerted_then_an_alarm_watches_its_metric() -> None:
+    """The record-disagrees refusal tells the requester "Operators were
+    alerted": an alarm on the operators' topic watches grant's Refusals with
+    exactly that reason code, as the code spells it."""
+    refusal = (localaws.ROOT / "shared" / "src" / "refusal.rs").read_text()
+    assert '=> "record-disagrees"' in refusal and "Operators were alerted." in refusal
+    stack = localaws.Stack(localaws.load_template(), {"ApproverArns": BOB})
+    alarm = stack.resolve(stack.resources["RecordDisagreesAlarm"]["Properties"])
+
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("changegate", "Refusals")
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {"Function": "grant", "Reason": "record-disagrees"}
+    assert alarm["AlarmActions"] == [stack.ref("OperatorsTopic")]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
