@@ -281,3 +281,15 @@ def test_given_a_record_disagrees_refusal_when_it_says_operators_were_alerted_th
     assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {"Function": "grant", "Reason": "record-disagrees"}
     assert alarm["AlarmActions"] == [stack.ref("OperatorsTopic")]
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_given_the_production_account_stack_when_read_then_every_role_it_creates_keeps_one_hour_sessions() -> None:
+    """The session cut cannot end Kubernetes access (EKS tokens are presigned
+    sts:GetCallerIdentity, which no policy denies), so a cut session's
+    credentials must expire soon: every role the production-account stack
+    creates keeps IAM's one-hour minimum (docs/security-model.md)."""
+    roles = {name: r for name, r in localaws.load_template(PRODUCTION)["Resources"].items()
+             if r["Type"] == "AWS::IAM::Role"}
+
+    assert roles, "production-account.yaml creates no role any more: update this test"
+    assert {name: r["Properties"].get("MaxSessionDuration") for name, r in roles.items()} == dict.fromkeys(roles, 3600)
