@@ -240,9 +240,8 @@ def test_given_a_request_stopped_with_type_complete_when_its_events_are_routed_t
     assert ended == {"Complete": ["Exited"], "Cancel": ["Cancelled"]}
 
 
-def subscribers(parameters: dict[str, str]) -> list[str]:
+def subscribers(stack: localaws.Stack) -> list[str]:
     """Who the notification topic's policy lets subscribe (its deny's exceptions)."""
-    stack = localaws.Stack(localaws.load_template(), parameters)
     policy = stack.resolve(stack.resources["NotificationTopicPolicy"]["Properties"])["PolicyDocument"]
     (deny,) = [s for s in policy["Statement"] if s["Sid"] == "OnlyNamedSubscribers"]
     return deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
@@ -258,14 +257,14 @@ def test_given_amazon_q_chat_when_it_may_subscribe_then_only_its_service_linked_
     service-linked role; AmazonQChatSubscribes=true adds exactly that role to
     the named subscribers, and the default adds nobody."""
     base = {"ApproverArns": BOB, "NotificationSubscriberArns": named}
+    default = localaws.Stack(localaws.load_template(), base)
 
-    off = subscribers(base)
-    on = subscribers({**base, "AmazonQChatSubscribes": "true"})
+    off = subscribers(default)
+    on = subscribers(localaws.Stack(localaws.load_template(), {**base, "AmazonQChatSubscribes": "true"}))
 
     assert CHAT_ROLE not in off and None not in off and "" not in off
     assert on == [*off, CHAT_ROLE]
-    notify_role = localaws.Stack(localaws.load_template(), base).get_att("NotifyFunctionRole", "Arn")
-    assert off == (named.split(",") if named else [notify_role])
+    assert off == (named.split(",") if named else [default.get_att("NotifyFunctionRole", "Arn")])
 
 
 def test_given_a_record_disagrees_refusal_when_it_says_operators_were_alerted_then_an_alarm_watches_its_metric() -> None:
