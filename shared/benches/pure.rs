@@ -10,6 +10,7 @@ use changegate::config::{
     GrantConfig, VAR_ALLOWED_ACCOUNTS, VAR_APPROVERS, VAR_DECISIONS_TABLE, VAR_EVENT_BUS,
     VAR_SOURCES,
 };
+use changegate::eligibility::Scope;
 use changegate::events::ChangegateEvent;
 use changegate::execution::{ApprovalStep, Execution, Origin, RunbookRun, Versions};
 use changegate::ids::{ChangeRequestId, Home};
@@ -131,11 +132,16 @@ fn main() {
                 user: format!("user{i}"),
                 name: g.policy_name(),
                 document: g.document_json(),
+                eligibility: Some(g.account.to_string()),
             }
         })
         .collect();
     let later = now + TimeDelta::hours(2);
+    let scope = Scope {
+        target_role: grant.role.clone(),
+        allowed_accounts: [grant.account.clone()].into(),
+    };
     measure("sweep sorting of 500 grants", 50, || {
-        black_box(sort_grants(black_box(&policies), later));
+        black_box(sort_grants(black_box(&policies), later, Some(&scope)));
     });
 }

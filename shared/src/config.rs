@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use chrono::TimeDelta;
 
 use crate::approval::Approver;
+use crate::eligibility::Scope;
 use crate::ids::{AccountId, RoleName};
 use crate::operator::Operators;
 
@@ -411,31 +412,44 @@ fn sources(
     Ok((change_manager, automation))
 }
 
+fn target_role(src: &impl Source) -> Result<RoleName, ConfigError> {
+    match value(src, VAR_TARGET_ROLE) {
+        None => {
+            RoleName::parse(DEFAULT_TARGET_ROLE).map_err(|_| unreachable!("the default is valid"))
+        }
+        Some(v) => RoleName::parse(&v).map_err(|_| ConfigError::Invalid {
+            var: VAR_TARGET_ROLE,
+            value: v,
+            expected: "an IAM role name (1-64 characters of letters, digits and + = , . @ _ -)",
+        }),
+    }
+}
+
+const ACCOUNTS: &str = "a comma-separated list of 12-digit AWS account ids";
+
+/// The allowlisted accounts; `None` when the variable is unset.
+fn allowed_accounts(src: &impl Source) -> Result<Option<BTreeSet<AccountId>>, ConfigError> {
+    let Some(raw) = value(src, VAR_ALLOWED_ACCOUNTS) else {
+        return Ok(None);
+    };
+    raw.split(',')
+        .map(|a| AccountId::parse(a.trim()))
+        .collect::<Result<BTreeSet<_>, _>>()
+        .map(Some)
+        .map_err(|_| ConfigError::Invalid {
+            var: VAR_ALLOWED_ACCOUNTS,
+            value: raw.clone(),
+            expected: ACCOUNTS,
+        })
+}
+
 impl GrantConfig {
     pub fn from_source(src: &impl Source) -> Result<Self, ConfigError> {
-        let target_role = match value(src, VAR_TARGET_ROLE) {
-            None => RoleName::parse(DEFAULT_TARGET_ROLE)
-                .map_err(|_| unreachable!("the default is valid"))?,
-            Some(v) => RoleName::parse(&v).map_err(|_| ConfigError::Invalid {
-                var: VAR_TARGET_ROLE,
-                value: v,
-                expected: "an IAM role name (1-64 characters of letters, digits and + = , . @ _ -)",
-            })?,
-        };
-        const ACCOUNTS: &str = "a comma-separated list of 12-digit AWS account ids";
-        let raw = value(src, VAR_ALLOWED_ACCOUNTS).ok_or(ConfigError::Missing {
+        let target_role = target_role(src)?;
+        let allowed_accounts = allowed_accounts(src)?.ok_or(ConfigError::Missing {
             var: VAR_ALLOWED_ACCOUNTS,
             expected: ACCOUNTS,
         })?;
-        let allowed_accounts = raw
-            .split(',')
-            .map(|a| AccountId::parse(a.trim()))
-            .collect::<Result<BTreeSet<_>, _>>()
-            .map_err(|_| ConfigError::Invalid {
-                var: VAR_ALLOWED_ACCOUNTS,
-                value: raw.clone(),
-                expected: ACCOUNTS,
-            })?;
         let max_minutes = number(
             src,
             VAR_MAX_DURATION,
@@ -500,6 +514,10 @@ pub struct RevokeConfig {
     pub session_cutter: Option<RoleName>,
     /// The operators' runbook and who may run it (unset: nobody).
     pub operators: Operators,
+    /// What the deployment grants, which the sweep holds active grants to
+    /// (grant's `CHANGEGATE_ALLOWED_ACCOUNTS` and `CHANGEGATE_TARGET_ROLE`);
+    /// `None` when the allowlist is unset: eligibility is then not re-checked.
+    pub eligibility: Option<Scope>,
 }
 
 impl RevokeConfig {
@@ -521,6 +539,13 @@ impl RevokeConfig {
             operators: Operators {
                 runbook: document(src, VAR_OPERATOR_RUNBOOK, DEFAULT_OPERATOR_RUNBOOK)?,
                 operators,
+            },
+            eligibility: match allowed_accounts(src)? {
+                Some(allowed_accounts) => Some(Scope {
+                    target_role: target_role(src)?,
+                    allowed_accounts,
+                }),
+                None => None,
             },
         })
     }
@@ -598,6 +623,36 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| (*v).to_owned())
         }
+    }
+
+    #[test]
+    fn given_grants_scope_when_reading_revoke_config_then_the_sweep_holds_grants_to_it() {
+        const BASE: [(&str, &str); 2] = [
+            (VAR_EVENT_BUS, "changegate"),
+            (VAR_DECISIONS_TABLE, "changegate-decisions"),
+        ];
+        let unscoped = RevokeConfig::from_source(&env(&BASE)).unwrap();
+        assert_eq!(unscoped.eligibility, None, "no allowlist: not re-checked");
+        const SCOPED: [(&str, &str); 4] = [
+            BASE[0],
+            BASE[1],
+            (VAR_ALLOWED_ACCOUNTS, "111122223333, 444455556666"),
+            (VAR_TARGET_ROLE, "Prod"),
+        ];
+        let scope = RevokeConfig::from_source(&env(&SCOPED))
+            .unwrap()
+            .eligibility
+            .unwrap();
+        assert_eq!(scope.target_role.as_str(), "Prod");
+        assert_eq!(scope.allowed_accounts.len(), 2);
+        const BAD: [(&str, &str); 3] = [BASE[0], BASE[1], (VAR_ALLOWED_ACCOUNTS, "1111")];
+        assert!(matches!(
+            RevokeConfig::from_source(&env(&BAD)),
+            Err(ConfigError::Invalid {
+                var: VAR_ALLOWED_ACCOUNTS,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! `111122223333 444455556666/ReadOnlyProd`. IAM tag values cannot hold
 //! commas, hence spaces.
 
-use crate::ids::{AccountId, RoleName};
+use std::collections::BTreeSet;
+
+use crate::ids::{AccountId, IamUserName, RoleName};
 
 pub const ELIGIBILITY_TAG: &str = "changegate:eligible";
 
@@ -60,6 +62,45 @@ impl Eligibility {
     }
 }
 
+/// What the deployment grants: the allowlisted accounts and the role an
+/// entry without one means. The sweep holds every active grant to it, so that
+/// access ends when the security team takes eligibility away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub target_role: RoleName,
+    pub allowed_accounts: BTreeSet<AccountId>,
+}
+
+impl Scope {
+    /// Why `user`, whose eligibility tag is `tag`, may no longer hold access
+    /// to `account`/`role`; `None` while they still may. The same reading as
+    /// grant's: an account off the allowlist, no entry for the account, or an
+    /// entry that now names another role.
+    pub fn lost(
+        &self,
+        user: &IamUserName,
+        tag: Option<&str>,
+        account: &AccountId,
+        role: &RoleName,
+    ) -> Option<String> {
+        if !self.allowed_accounts.contains(account) {
+            return Some(format!(
+                "account {account} is no longer one of the deployment's allowed accounts"
+            ));
+        }
+        let (eligibility, _) = Eligibility::parse(tag);
+        match eligibility.role_for(account, &self.target_role) {
+            None => Some(format!(
+                "the {ELIGIBILITY_TAG} tag on {user} no longer lists account {account}"
+            )),
+            Some(now) if now != *role => Some(format!(
+                "the {ELIGIBILITY_TAG} tag on {user} now names role {now} in account {account}, not {role}"
+            )),
+            Some(_) => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +138,56 @@ mod tests {
         ));
         assert_eq!(junk.describe(), "none");
         assert_eq!(ignored.len(), 4);
+    }
+
+    fn scope() -> Scope {
+        Scope {
+            target_role: role("CM-Prd-role"),
+            allowed_accounts: ["111122223333", "444455556666"]
+                .into_iter()
+                .map(|a| AccountId::parse(a).unwrap())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn given_a_grant_still_covered_when_held_to_the_scope_then_nothing_is_lost() {
+        let alice = IamUserName::parse("alice").unwrap();
+        let a = AccountId::parse("111122223333").unwrap();
+        let b = AccountId::parse("444455556666").unwrap();
+        let tag = Some("111122223333 444455556666/ReadOnlyProd");
+        assert_eq!(scope().lost(&alice, tag, &a, &role("CM-Prd-role")), None);
+        assert_eq!(scope().lost(&alice, tag, &b, &role("ReadOnlyProd")), None);
+    }
+
+    #[test]
+    fn given_eligibility_taken_away_when_held_to_the_scope_then_each_way_says_why() {
+        let alice = IamUserName::parse("alice").unwrap();
+        let a = AccountId::parse("111122223333").unwrap();
+        let target = role("CM-Prd-role");
+        // The tag no longer lists the account (or is gone).
+        let untagged = scope().lost(&alice, Some("444455556666"), &a, &target);
+        assert_eq!(
+            untagged.as_deref(),
+            Some("the changegate:eligible tag on alice no longer lists account 111122223333")
+        );
+        assert!(scope().lost(&alice, None, &a, &target).is_some());
+        // The entry now names another role.
+        let moved = scope().lost(&alice, Some("111122223333/ReadOnlyProd"), &a, &target);
+        assert_eq!(
+            moved.as_deref(),
+            Some(
+                "the changegate:eligible tag on alice now names role ReadOnlyProd in account 111122223333, not CM-Prd-role"
+            )
+        );
+        // The account left the allowlist, whatever the tag says.
+        let mut narrowed = scope();
+        narrowed.allowed_accounts.remove(&a);
+        assert_eq!(
+            narrowed
+                .lost(&alice, Some("111122223333"), &a, &target)
+                .as_deref(),
+            Some("account 111122223333 is no longer one of the deployment's allowed accounts")
+        );
     }
 }

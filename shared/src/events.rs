@@ -200,11 +200,15 @@ pub enum Cause {
     EndedEarly(Status),
     /// An operator revoked it.
     Operator,
+    /// Its user is no longer eligible for it: the eligibility tag no longer
+    /// covers its account and role, or the account left the allowlist.
+    NoLongerEligible,
 }
 
 /// The `cause` of a revocation at the end of its window.
 pub const CAUSE_WINDOW_ENDED: &str = "window-ended";
 pub const CAUSE_OPERATOR: &str = "operator";
+pub const CAUSE_NO_LONGER_ELIGIBLE: &str = "no-longer-eligible";
 
 impl Cause {
     pub fn as_str(&self) -> &str {
@@ -212,6 +216,7 @@ impl Cause {
             Self::WindowEnded => CAUSE_WINDOW_ENDED,
             Self::EndedEarly(status) => status.as_str(),
             Self::Operator => CAUSE_OPERATOR,
+            Self::NoLongerEligible => CAUSE_NO_LONGER_ELIGIBLE,
         }
     }
 
@@ -220,6 +225,7 @@ impl Cause {
         match raw {
             CAUSE_WINDOW_ENDED => Self::WindowEnded,
             CAUSE_OPERATOR => Self::Operator,
+            CAUSE_NO_LONGER_ELIGIBLE => Self::NoLongerEligible,
             status => Self::EndedEarly(Status::parse(status)),
         }
     }
@@ -230,6 +236,7 @@ impl Cause {
             Self::WindowEnded => "the window ended".to_owned(),
             Self::EndedEarly(status) => format!("the request is {status}"),
             Self::Operator => "an operator revoked it".to_owned(),
+            Self::NoLongerEligible => "the user is no longer eligible for this account and role (the changegate:eligible tag on the IAM user, or the deployment's allowed accounts, no longer include it)".to_owned(),
         }
     }
 }
@@ -432,5 +439,22 @@ mod tests {
             Incoming::parse(serde_json::from_value(bad).unwrap()),
             Err(Unrecognised::Detail { .. })
         ));
+    }
+
+    #[test]
+    fn given_every_cause_when_written_to_a_record_and_read_back_then_it_is_the_same_cause() {
+        for cause in [
+            Cause::WindowEnded,
+            Cause::Operator,
+            Cause::NoLongerEligible,
+            Cause::EndedEarly(Status::Cancelled),
+        ] {
+            assert_eq!(Cause::parse(cause.as_str()), cause);
+        }
+        assert!(
+            Cause::NoLongerEligible
+                .describe()
+                .contains("no longer eligible")
+        );
     }
 }

@@ -276,6 +276,7 @@ impl UserGrants for Memory {
                         user: u.name.to_string(),
                         name: name.clone(),
                         document: document.clone(),
+                        eligibility: u.tag.clone(),
                     });
                 }
             }

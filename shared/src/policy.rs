@@ -94,6 +94,8 @@ pub struct UserPolicy {
     pub name: String,
     /// The decoded JSON document.
     pub document: String,
+    /// The value of the user's eligibility tag, listed with the user.
+    pub eligibility: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

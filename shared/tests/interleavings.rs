@@ -15,15 +15,15 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use changegate::approval::{ApproverDecision, Decision};
 use changegate::config::GrantConfig;
+use changegate::eligibility::Scope;
 use changegate::events::Cause;
 use changegate::events::ChangegateEvent;
 use changegate::execution::{ApprovalStep, Execution, Origin, Versions};
 use changegate::ids::IamUserName;
 use changegate::ids::{ChangeRequestId, Home};
 use changegate::memory::{Memory, World, ready};
-use changegate::policy::Grant;
-use changegate::policy::policy_name;
-use changegate::ports::Ledger;
+use changegate::policy::{POLICY_PREFIX, policy_name};
+use changegate::ports::{Ledger, UserGrants};
 use changegate::protocol::ending::{Ended, Ending, Expiry, SweepItem};
 use changegate::protocol::grant::{GrantOutcome, GrantRun};
 use changegate::protocol::revocation::Reach;
@@ -31,6 +31,7 @@ use changegate::protocol::{Answer, Invocation, Machine, Next, Step, on_fault, pe
 use changegate::record::{DecisionRecord, Holder, LedgerWrite, State};
 use changegate::request::RawParameters;
 use changegate::status::Status;
+use changegate::sweep::sort_grants;
 use chrono::{DateTime, TimeDelta, Utc};
 
 const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
@@ -289,17 +290,21 @@ impl<'a> Explorer<'a> {
             )),
             Kind::Expiry => Run::Expiry(Expiry::new(id(), alice(), None, inv.clone(), reach)),
             // The sweep lists IAM's grants, then the table's unannounced revocations.
+            // IAM's listing is sorted as revoke sorts it, held to grant's scope.
             Kind::Sweep => {
-                let name = policy_name(&id());
-                let listed = world
-                    .users
-                    .get("alice")
-                    .and_then(|u| u.policies.get(&name))
-                    .and_then(|document| Grant::from_policy(&alice(), &name, document).ok());
-                match listed {
-                    Some(grant) => Run::Sweep(SweepItem::new(grant, inv.clone(), reach)),
-                    None => {
-                        let memory = Memory::new(world.clone());
+                let memory = Memory::new(world.clone());
+                let listing = ready(memory.policies_with_prefix(POLICY_PREFIX)).ok()?;
+                let scope = Scope {
+                    target_role: self.config.target_role.clone(),
+                    allowed_accounts: self.config.allowed_accounts.clone(),
+                };
+                let sorted = sort_grants(&listing.policies, inv.now, Some(&scope));
+                let lost = sorted.lost.into_iter().map(|(g, _)| g).next();
+                let listed = sorted.ended.into_iter().chain(sorted.active).next();
+                match (lost, listed) {
+                    (Some(grant), _) => Run::Sweep(SweepItem::lost(grant, inv.clone(), reach)),
+                    (None, Some(grant)) => Run::Sweep(SweepItem::new(grant, inv.clone(), reach)),
+                    (None, None) => {
                         let pending = ready(memory.unannounced_revocations()).ok()?;
                         let item = pending
                             .iter()
@@ -959,4 +964,91 @@ fn given_an_operator_end_and_the_sweep_inside_the_window_when_every_interleaving
         &ending_invariants,
     );
     assert!(runs > 20, "the scheduler explored {runs} runs");
+}
+
+/// A granted world where the security team has since taken alice's eligibility away.
+fn ineligible_world() -> World {
+    let mut world = granted_world();
+    world.users.get_mut("alice").unwrap().tag = None;
+    world
+}
+
+#[test]
+fn given_eligibility_taken_away_when_the_sweep_races_a_late_delivery_then_the_grant_goes_once_as_no_longer_eligible()
+ {
+    let at = t("2026-12-01T09:30:00Z");
+    let check = |world: &World, actors: &[Actor<'_>]| {
+        ending_invariants(world, actors);
+        let swept = actors
+            .iter()
+            .any(|a| a.kind == Kind::Sweep && matches!(a.status, Status_::Finished(_)));
+        if !swept {
+            return;
+        }
+        // Inside the window (a retry runs a minute later, still inside it),
+        // the sweep itself ends the request: nothing stays.
+        assert!(
+            world.holders_of(&policy_name(&id())).is_empty(),
+            "the sweep removed the grant"
+        );
+        let causes: Vec<&str> = world
+            .announcements
+            .iter()
+            .filter_map(|e| match e {
+                ChangegateEvent::Revoked(r) => Some(r.cause.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            causes.iter().all(|c| *c == "no-longer-eligible"),
+            "the revocation says why: {causes:?}"
+        );
+        let now_cut = world
+            .cuts
+            .values()
+            .flat_map(|c| c.cuts())
+            .any(|c| c.is_for(&alice()) && c.at < window_end());
+        assert!(
+            now_cut,
+            "live sessions are cut now, not at the window's end: {:?} {actors:#?}",
+            world.cuts
+        );
+    };
+    let (_, runs) = explore_checking(
+        ineligible_world(),
+        &[(Kind::Sweep, "s", at), (Kind::Grant, "late", at)],
+        vec![],
+        1,
+        true,
+        &check,
+    );
+    assert!(runs > 20, "the scheduler explored {runs} runs");
+}
+
+#[test]
+fn given_a_user_still_eligible_when_the_sweep_runs_inside_the_window_then_the_grant_stays() {
+    let at = t("2026-12-01T09:30:00Z");
+    let check = |world: &World, actors: &[Actor<'_>]| {
+        common(world, actors);
+        if actors
+            .iter()
+            .all(|a| matches!(a.status, Status_::Finished(_)))
+        {
+            assert_eq!(world.holders_of(&policy_name(&id())).len(), 1);
+            assert!(
+                world
+                    .announcements
+                    .iter()
+                    .all(|e| !matches!(e, ChangegateEvent::Revoked(_)))
+            );
+        }
+    };
+    explore_checking(
+        granted_world(),
+        &[(Kind::Sweep, "s", at)],
+        vec![],
+        0,
+        true,
+        &check,
+    );
 }

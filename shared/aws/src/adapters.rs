@@ -16,6 +16,7 @@ use percent_encoding::percent_decode_str;
 
 use changegate::check::UserRecord;
 use changegate::config::ExpirySchedules;
+use changegate::eligibility::ELIGIBILITY_TAG;
 use changegate::events::{ChangegateEvent, ExpiryInput, ExpiryTarget, SOURCE_CHANGEGATE};
 use changegate::expiry::expiry_at;
 use changegate::ids::{IamUserId, IamUserName};
@@ -241,6 +242,13 @@ impl Iam {
                 let Some(user_name) = user.user_name() else {
                     continue;
                 };
+                // GetAccountAuthorizationDetails lists each user's tags
+                // (IAM API Reference, UserDetail: Tags).
+                let eligibility = user
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == ELIGIBILITY_TAG)
+                    .map(|t| t.value().to_owned());
                 for policy in user.user_policy_list() {
                     let (Some(name), Some(doc)) = (policy.policy_name(), policy.policy_document())
                     else {
@@ -251,6 +259,7 @@ impl Iam {
                             user: user_name.to_owned(),
                             name: name.to_owned(),
                             document: decode(doc)?,
+                            eligibility: eligibility.clone(),
                         });
                     }
                 }

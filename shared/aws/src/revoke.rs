@@ -200,6 +200,15 @@ impl Revocations {
     }
 }
 
+/// Why the sweep looks at a grant it listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    WindowEnded,
+    NoLongerEligible,
+    /// Active: it goes if its request ended.
+    IfItsRequestEnded,
+}
+
 pub struct Revoker {
     pub config: RevokeConfig,
     pub revocations: Revocations,
@@ -379,11 +388,14 @@ impl Revoker {
             .ports
             .policies_with_prefix(POLICY_PREFIX)
             .await?;
-        let (ended, active) = sort_grants(&listing.policies, now);
+        let sorted = sort_grants(&listing.policies, now, self.config.eligibility.as_ref());
+        for (grant, why) in &sorted.lost {
+            info!(change_request_id = %grant.change_request, user = %grant.user, account = %grant.account, why = %why, "no longer eligible; revoking");
+        }
         let mut report = SweepReport {
             pages_read: listing.pages,
             users_scanned: listing.users,
-            active_grants: active.len(),
+            active_grants: sorted.active.len() + sorted.lost.len(),
             ..SweepReport::default()
         };
         let mut failures = Vec::new();
@@ -393,12 +405,15 @@ impl Revoker {
         // policy, write it).
         let calls = if self.revocations.reach.cuts { 10 } else { 5 };
         let needed = sdk::OPERATION_TIMEOUT * calls + Duration::from_secs(1);
-        let work: Vec<(&Grant, bool)> = ended
+        let work: Vec<(&Grant, Due)> = sorted
+            .ended
             .iter()
-            .map(|g| (g, true))
-            .chain(active.iter().map(|g| (g, false)))
+            .map(|g| (g, Due::WindowEnded))
+            .chain(sorted.lost.iter().map(|(g, _)| (g, Due::NoLongerEligible)))
+            .chain(sorted.active.iter().map(|g| (g, Due::IfItsRequestEnded)))
             .collect();
-        for (done, &(grant, window_ended)) in work.iter().enumerate() {
+        for (done, &(grant, due)) in work.iter().enumerate() {
+            let window_ended = due == Due::WindowEnded;
             if deadline.is_some_and(|d| SystemTime::now() + needed > d) {
                 let rest: Vec<String> = work[done..]
                     .iter()
@@ -411,7 +426,11 @@ impl Revoker {
                 break;
             }
             let name = grant.policy_name();
-            let mut item = SweepItem::new(grant.clone(), inv.clone(), self.revocations.reach);
+            let reach = self.revocations.reach;
+            let mut item = match due {
+                Due::NoLongerEligible => SweepItem::lost(grant.clone(), inv.clone(), reach),
+                _ => SweepItem::new(grant.clone(), inv.clone(), reach),
+            };
             match run(&mut item, &self.revocations.ports, now).await {
                 Ok(Ended::Nothing(_)) => {}
                 Ok(ended) => {

@@ -6,7 +6,7 @@
 //! - [`Expiry`]: a grant's expiry schedule fired; its grant goes if its window ended.
 //! - [`SweepItem`]: the minute sweep's look at one grant it listed: an ended
 //!   window goes; an active grant goes if its record or Systems Manager says
-//!   its request ended.
+//!   its request ended, or if its user is no longer eligible for it.
 //!
 //! Each reads what it removes from IAM (the grant policy itself); a record only
 //! ever names a grant for removal, which grants nothing.
@@ -464,6 +464,19 @@ impl SweepItem {
             inv,
             reach,
             at,
+        }
+    }
+
+    /// An active grant whose user is no longer eligible for it (the sweep
+    /// found the eligibility tag or the allowlist changed): the request is
+    /// ended, as for an early end, so that no retry can grant it again, and
+    /// the grant goes now.
+    pub fn lost(grant: Grant, inv: Invocation, reach: Reach) -> Self {
+        Self {
+            grant,
+            inv,
+            reach,
+            at: SweepAt::Tombstone(Cause::NoLongerEligible),
         }
     }
 

@@ -485,6 +485,10 @@ impl<'a> GrantRun<'a> {
     ) -> Next<GrantOutcome> {
         let mine = r.owner() == Some(self.inv.id.as_str());
         if let Some(cause) = r.end_cause() {
+            let resumes = r
+                .revoked
+                .as_ref()
+                .is_some_and(|v| !v.announced && v.by.as_deref() == Some(self.inv.id.as_str()));
             return match (r.state, decision) {
                 // Ended before anything was decided, approved after: refused, and said so.
                 (None, Some(_)) => {
@@ -506,15 +510,19 @@ impl<'a> GrantRun<'a> {
                 // invocation only if IAM shows the policy on the user.
                 // (The holder removes even after another invocation recorded
                 // the revocation: its own attach may have come after that removal.)
+                // A retry of the invocation that recorded the revocation and
+                // stopped before announcing it carries on with it.
                 (Some(State::Granting | State::Granted), decision)
-                    if mine || r.revoked.is_none() =>
+                    if mine || resumes || r.revoked.is_none() =>
                 {
                     let grant = match decision {
                         Some(Ok(grant)) => Some(grant),
                         _ => r.grant.as_ref().and_then(|d| d.to_removal(&self.id)),
                     };
                     match grant {
-                        Some(grant) if mine || self.holds(&grant) => self.undo(grant, cause),
+                        Some(grant) if mine || resumes || self.holds(&grant) => {
+                            self.undo(grant, cause)
+                        }
                         Some(grant) if self.user.is_none() => {
                             self.ask(Pending::User, Step::ReadUser(grant.user))
                         }

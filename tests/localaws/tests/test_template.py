@@ -292,3 +292,18 @@ def test_given_the_production_account_stack_when_read_then_every_role_it_creates
 
     assert roles, "production-account.yaml creates no role any more: update this test"
     assert {name: r["Properties"].get("MaxSessionDuration") for name, r in roles.items()} == dict.fromkeys(roles, 3600)
+
+
+def test_given_the_deployment_when_read_then_revoke_holds_grants_to_the_scope_grant_grants_in() -> None:
+    """revoke's sweep removes active grants whose user is no longer eligible
+    (the tag, or an account off the allowlist): it must read the very
+    allowlist and target role that grant reads, or it would remove good
+    grants or keep bad ones."""
+    stack = localaws.Stack(localaws.load_template(), {"ApproverArns": BOB, "AllowedAccountIds": "111122223333,444455556666",
+                                                      "TargetRoleName": "Prod"})
+    grant = stack.function_environment("GrantFunction")
+    revoke = stack.function_environment("RevokeFunction")
+
+    for var in ("CHANGEGATE_ALLOWED_ACCOUNTS", "CHANGEGATE_TARGET_ROLE"):
+        assert revoke.get(var) == grant[var], var
+    assert revoke["CHANGEGATE_ALLOWED_ACCOUNTS"] == "111122223333,444455556666"

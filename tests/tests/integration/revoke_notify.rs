@@ -20,7 +20,8 @@ async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_g
     let events = world
         .capture("changegate-events", changegate_pattern())
         .await;
-    for u in ["alice", "bob", "carol"] {
+    world.eligible_user("alice", PROD_ACCOUNT).await;
+    for u in ["bob", "carol"] {
         world.user(u).await;
     }
     let ended = grant_of(
@@ -109,6 +110,94 @@ async fn given_ended_active_and_foreign_policies_when_sweeping_then_only_ended_g
         "{again:?}"
     );
     assert!(world.drain(&events).await.is_empty());
+}
+
+#[tokio::test]
+async fn given_eligibility_taken_away_during_a_window_when_sweeping_then_the_grant_goes_now_and_the_message_says_why()
+ {
+    // Given alice was granted an hour, approved by bob, and is still inside it
+    let world = World::new().await;
+    let ssm_events = world.capture("ssm-events", change_request_pattern()).await;
+    let events = world
+        .capture("changegate-events", changegate_pattern())
+        .await;
+    let (_, bob) = world.user("bob").await;
+    let (id, _) = world
+        .grant(
+            &grantor(&world.sdk),
+            &ssm_events,
+            "alice",
+            &bob,
+            (&at(-60, "Z"), &at(3600, "Z")),
+            None,
+        )
+        .await;
+    world.drain(&events).await;
+
+    // When the security team removes her eligibility tag, and the sweep runs
+    world
+        .iam
+        .untag_user()
+        .user_name("alice")
+        .tag_keys(changegate::eligibility::ELIGIBILITY_TAG)
+        .send()
+        .await
+        .unwrap();
+    let report = revoker(&world.sdk)
+        .sweep(&invocation(Utc::now()), None)
+        .await
+        .unwrap();
+
+    // Then her grant is gone although its window has not ended
+    assert_eq!(
+        report.revoked,
+        vec![format!("changegate-{id}")],
+        "{report:?}"
+    );
+    assert!(world.policies("alice").await.is_empty());
+    // And the revocation says why, in words
+    let got = world.drain(&events).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["detail-type"], "Access Revoked");
+    assert_eq!(got[0]["detail"]["cause"], "no-longer-eligible");
+    // And the request is over: its record is ended, so no retry grants it again
+    let record = Records::new(aws_sdk_dynamodb::Client::new(&world.sdk), DECISIONS_TABLE)
+        .get(&changegate::ids::ChangeRequestId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .expect("record");
+    assert_eq!(
+        record.end_cause(),
+        Some(changegate::events::Cause::NoLongerEligible)
+    );
+}
+
+#[tokio::test]
+async fn given_an_account_taken_off_the_allowlist_when_sweeping_then_its_active_grants_go() {
+    // Given alice holds an active grant in PROD_ACCOUNT, eligible by her tag
+    let world = World::new().await;
+    world.eligible_user("alice", PROD_ACCOUNT).await;
+    let active = grant_of(
+        "a0000000-0000-0000-0000-000000000002",
+        "alice",
+        &at(-60, "Z"),
+        &at(3600, "Z"),
+    );
+    world.attach(&active).await;
+
+    // When the deployment no longer allows PROD_ACCOUNT, and the sweep runs
+    let narrowed = |k: &str| match k {
+        changegate::config::VAR_ALLOWED_ACCOUNTS => Some("444455556666".to_owned()),
+        k => grant_env(k),
+    };
+    let report = revoker_with(&world.sdk, &narrowed)
+        .sweep(&invocation(Utc::now()), None)
+        .await
+        .unwrap();
+
+    // Then the grant is gone
+    assert_eq!(report.revoked, vec![active.policy_name()], "{report:?}");
+    assert!(world.policies("alice").await.is_empty());
 }
 
 #[tokio::test]
