@@ -18,6 +18,7 @@ pub const VAR_TOPIC_ARN: &str = "CHANGEGATE_TOPIC_ARN";
 pub const VAR_EVENT_BUS: &str = "CHANGEGATE_EVENT_BUS";
 pub const VAR_ALLOW_DELEGATED: &str = "CHANGEGATE_ALLOW_DELEGATED";
 pub const VAR_MAX_START_AHEAD_DAYS: &str = "CHANGEGATE_MAX_START_AHEAD_DAYS";
+pub const VAR_MAX_OPEN_REQUESTS: &str = "CHANGEGATE_MAX_OPEN_REQUESTS";
 pub const VAR_EXPIRY_GROUP: &str = "CHANGEGATE_EXPIRY_SCHEDULE_GROUP";
 pub const VAR_EXPIRY_TARGET: &str = "CHANGEGATE_EXPIRY_TARGET_ARN";
 pub const VAR_EXPIRY_ROLE: &str = "CHANGEGATE_EXPIRY_ROLE_ARN";
@@ -43,6 +44,10 @@ pub const DEFAULT_REQUEST_RUNBOOK: &str = "changegate-access-request";
 pub const DEFAULT_OPERATOR_RUNBOOK: &str = "changegate-operator-revoke";
 pub const DEFAULT_MAX_START_AHEAD_DAYS: i64 = 30;
 pub const MAX_START_AHEAD_LIMIT_DAYS: i64 = 365;
+/// How many request runbook executions one person may hold open at once.
+pub const DEFAULT_MAX_OPEN_REQUESTS: i64 = 5;
+/// AWS's default quota of concurrent Automation executions per account.
+pub const MAX_OPEN_REQUESTS_LIMIT: i64 = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -288,6 +293,9 @@ pub struct GrantConfig {
     pub max_duration: TimeDelta,
     /// How far ahead of now a window may start.
     pub max_start_ahead: TimeDelta,
+    /// How many requests one person may hold open at once (the request
+    /// runbook's executions they started); one more is refused and stopped.
+    pub max_open_requests: usize,
     /// Whether a request may ask access for someone other than its requester.
     pub allow_delegated: bool,
     /// Whether sessions must be named after the user (`sts:RoleSessionName`).
@@ -464,6 +472,13 @@ impl GrantConfig {
             0..=MAX_START_AHEAD_LIMIT_DAYS,
             "a whole number of days from 0 to 365",
         )?;
+        let max_open = number(
+            src,
+            VAR_MAX_OPEN_REQUESTS,
+            DEFAULT_MAX_OPEN_REQUESTS,
+            1..=MAX_OPEN_REQUESTS_LIMIT,
+            "a whole number of requests from 1 to 100",
+        )?;
         let allow_delegated = flag(src, VAR_ALLOW_DELEGATED, false)?;
         let require_session_name = flag(src, VAR_REQUIRE_SESSION_NAME, true)?;
         let session_cutter = session_cutter(src)?;
@@ -482,6 +497,7 @@ impl GrantConfig {
             allowed_accounts,
             max_duration: TimeDelta::minutes(max_minutes),
             max_start_ahead: TimeDelta::days(ahead_days),
+            max_open_requests: usize::try_from(max_open).unwrap_or(1),
             allow_delegated,
             require_session_name,
             event_bus: event_bus(src)?,
@@ -662,6 +678,7 @@ mod tests {
         assert_eq!(c.max_duration, TimeDelta::minutes(480));
         assert_eq!(c.event_bus, "changegate");
         assert_eq!(c.max_start_ahead, TimeDelta::days(30));
+        assert_eq!(c.max_open_requests, 5);
         assert!(!c.allow_delegated);
         assert!(
             c.require_session_name,
@@ -775,6 +792,8 @@ mod tests {
             (VAR_REQUIRE_SESSION_NAME, "no"),
             (VAR_SESSION_CUTTER_ROLE, "role/cutter"),
             (VAR_MAX_START_AHEAD_DAYS, "-1"),
+            (VAR_MAX_OPEN_REQUESTS, "0"),
+            (VAR_MAX_OPEN_REQUESTS, "101"),
             (VAR_SOURCES, "email"),
             (VAR_APPROVERS, "bob"),
             (VAR_APPROVERS, "arn:aws:iam::123456789012:group/approvers"),

@@ -15,6 +15,7 @@
 //!   what notify may say ([`verify`]), configuration ([`config`]), faults
 //!   ([`fault`]) and the operators' early end ([`operator`]).
 
+pub mod admission;
 pub mod approval;
 pub mod budget;
 pub mod check;

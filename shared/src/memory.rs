@@ -11,10 +11,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::admission::{OPEN_STATUSES, OpenRun};
 use crate::budget;
 use crate::check::UserRecord;
 use crate::events::ChangegateEvent;
-use crate::execution::Execution;
+use crate::execution::{Execution, Origin};
 use crate::fault::Fault;
 use crate::ids::{ChangeRequestId, IamUserId, IamUserName};
 use crate::policy::{Grant, PolicyListing, UserPolicy};
@@ -23,6 +24,7 @@ use crate::ports::{
 };
 use crate::record::{DecisionRecord, Item, LedgerWrite};
 use crate::session::SessionCut;
+use crate::status::Status;
 
 /// IAM's budget for all inline policies of one user, whitespace not counted.
 pub const USER_INLINE_POLICY_LIMIT: usize = 2_048;
@@ -41,6 +43,8 @@ pub struct MemUser {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct World {
     pub executions: BTreeMap<String, Execution>,
+    /// When each execution started, by id (`ExecutionStartTime`; unknown if missing).
+    pub started: BTreeMap<String, DateTime<Utc>>,
     /// Each SSM document's default version, by name (`DescribeDocument`).
     pub documents: BTreeMap<String, String>,
     pub ledger: BTreeMap<String, Item>,
@@ -170,6 +174,38 @@ impl Requests for Memory {
 
     async fn default_version(&self, document: &str) -> Result<Option<String>, Fault> {
         Ok(self.world.borrow().documents.get(document).cloned())
+    }
+
+    /// As `DescribeAutomationExecutions` filters: by name prefix and status.
+    async fn open_runs(&self, document: &str) -> Result<Vec<OpenRun>, Fault> {
+        let world = self.world.borrow();
+        Ok(world
+            .executions
+            .iter()
+            .filter(|(_, e)| OPEN_STATUSES.contains(&e.status.as_str()))
+            .filter_map(|(id, e)| match &e.origin {
+                Origin::Automation { document: d, .. } if d.starts_with(document) => {
+                    Some(OpenRun {
+                        id: id.clone(),
+                        document: d.clone(),
+                        executed_by: e.executed_by.clone(),
+                        started: world.started.get(id).copied(),
+                    })
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn stop(&self, id: &ChangeRequestId) -> Result<bool, Fault> {
+        let mut world = self.world.borrow_mut();
+        match world.executions.get_mut(id.as_str()) {
+            Some(e) if OPEN_STATUSES.contains(&e.status.as_str()) => {
+                e.status = Status::Cancelled;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 

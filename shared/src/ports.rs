@@ -11,6 +11,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::admission::OpenRun;
 use crate::check::UserRecord;
 use crate::events::ChangegateEvent;
 use crate::execution::Execution;
@@ -27,6 +28,13 @@ pub trait Requests {
     /// A document's current version (`DescribeDocument`'s `DefaultVersion`);
     /// `None` when Systems Manager has no such document.
     async fn default_version(&self, document: &str) -> Result<Option<String>, Fault>;
+    /// The account's open executions of `document` (and of documents whose
+    /// name it begins: `DescribeAutomationExecutions` filters by prefix), in
+    /// [`crate::admission::OPEN_STATUSES`], all pages read.
+    async fn open_runs(&self, document: &str) -> Result<Vec<OpenRun>, Fault>;
+    /// Stops the request's execution (`StopAutomationExecution`, `Cancel`);
+    /// `false` when it had ended already.
+    async fn stop(&self, id: &ChangeRequestId) -> Result<bool, Fault>;
 }
 
 /// The decision table.

@@ -157,6 +157,15 @@ pub enum Refusal {
         "{why}, so changegate cannot tell that this request ran the deployment's current version of {document}. File a new request."
     )]
     DocumentVersionUnknown { document: String, why: String },
+    #[error(
+        "{requester} already has {open} open requests ({older}), and at most {max} may be open at once, so this request was stopped. Stop one you no longer need (aws ssm stop-automation-execution --automation-execution-id ID) or wait for one to end, then file again."
+    )]
+    TooManyOpenRequests {
+        requester: String,
+        open: usize,
+        older: String,
+        max: usize,
+    },
 }
 
 impl Refusal {
@@ -206,6 +215,7 @@ impl Refusal {
             Self::RecordDisagrees { .. } => "record-disagrees",
             Self::DocumentVersion { .. } => "old-document-version",
             Self::DocumentVersionUnknown { .. } => "document-version-unknown",
+            Self::TooManyOpenRequests { .. } => "too-many-open-requests",
         }
     }
 }

@@ -1052,3 +1052,112 @@ fn given_a_user_still_eligible_when_the_sweep_runs_inside_the_window_then_the_gr
         &check,
     );
 }
+
+/// A world where alice already holds five open requests (the default
+/// limit), all started before this one.
+fn crowded_world(status: Status) -> World {
+    let mut world = world();
+    world.executions.get_mut(ID).unwrap().status = status;
+    world
+        .started
+        .insert(ID.to_owned(), t("2026-12-01T08:30:00Z"));
+    for i in 0..5 {
+        let older = format!("0000000{i}-0000-0000-0000-000000000000");
+        world
+            .executions
+            .insert(older.clone(), approved(Status::Waiting));
+        world
+            .started
+            .insert(older, t("2026-12-01T08:00:00Z") + TimeDelta::minutes(i));
+    }
+    world
+}
+
+/// At every complete run where no invocation gave up: the request over the
+/// limit is refused for it and announced once, its execution is stopped,
+/// nothing is attached, and the older requests are left running.
+fn admission_invariants(world: &World, actors: &[Actor<'_>]) {
+    let left = common(world, actors);
+    if left.given_up {
+        return;
+    }
+    assert!(
+        left.holders.is_empty() && world.policy_writes == 0,
+        "nothing is attached"
+    );
+    let refusals: Vec<&str> = world
+        .announcements
+        .iter()
+        .filter_map(|e| match e {
+            ChangegateEvent::Refused(r) => Some(r.reason_code.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        (1..=left.once).contains(&refusals.len()),
+        "refused and said so once: {:?}",
+        world.announcements
+    );
+    assert!(
+        refusals.iter().all(|c| *c == "too-many-open-requests"),
+        "{refusals:?}"
+    );
+    assert_eq!(
+        world.executions[ID].status,
+        Status::Cancelled,
+        "its execution is stopped"
+    );
+    let still_open = world
+        .executions
+        .iter()
+        .filter(|(id, e)| id.as_str() != ID && e.status == Status::Waiting)
+        .count();
+    assert_eq!(still_open, 5, "the older requests keep running");
+}
+
+#[test]
+fn given_a_person_at_the_open_request_limit_when_two_deliveries_of_an_approval_and_a_fault_run_then_it_is_refused_stopped_and_said_once()
+ {
+    let at = t("2026-12-01T08:59:00Z");
+    let (_, runs) = explore_checking(
+        crowded_world(Status::InProgress),
+        &[(Kind::Grant, "a", at), (Kind::Grant, "b", at)],
+        vec![],
+        1,
+        true,
+        &admission_invariants,
+    );
+    assert!(runs > 20, "the scheduler explored {runs} runs");
+}
+
+#[test]
+fn given_a_person_at_the_open_request_limit_when_their_new_request_waits_for_approval_then_it_is_refused_and_stopped_before_it()
+ {
+    let at = t("2026-12-01T08:31:00Z");
+    let (_, runs) = explore_checking(
+        crowded_world(Status::Waiting),
+        &[(Kind::Grant, "a", at)],
+        vec![],
+        1,
+        true,
+        &admission_invariants,
+    );
+    assert!(runs >= 5, "the scheduler explored {runs} runs");
+}
+
+#[test]
+fn given_a_person_below_the_open_request_limit_when_approved_then_it_is_granted() {
+    let mut world = crowded_world(Status::InProgress);
+    world
+        .executions
+        .remove("00000004-0000-0000-0000-000000000000");
+    let memory = Memory::new(world);
+    let (config, home) = (config(true), home());
+    let inv = invocation("a", t("2026-12-01T08:59:00Z"));
+    let mut run = GrantRun::new(id(), inv.clone(), &config, &home);
+    let outcome = ready(changegate::protocol::run(&mut run, &memory, inv.now)).unwrap();
+    assert!(
+        matches!(outcome, GrantOutcome::Granted { .. }),
+        "{outcome:?}"
+    );
+}

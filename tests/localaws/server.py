@@ -1860,14 +1860,18 @@ def describe_automation_executions(self: SimpleSystemManagerResponse) -> ActionR
     token = self._get_param("NextToken")
     if max_results is not None and not 1 <= int(max_results) <= 50:
         raise _error("ValidationException", "MaxResults must be from 1 to 50.")
+    # API Reference: Filters 1-10 members; AutomationExecutionFilter Values
+    # 1-10 members of 1-150 characters each.
+    if filters is not None and not 1 <= len(filters) <= 10:
+        raise _error("ValidationException", "Filters must have from 1 to 10 members.")
     with _LOCK:
         found = sorted(_store(self.current_account, self.region).values(), key=lambda e: e.created, reverse=True)
         for f in filters or []:
             key, values = f.get("Key"), f.get("Values") or []
             if key not in _EXECUTION_FILTER_KEYS:
                 raise _error("InvalidFilterKey", f"{key} is not a valid filter key.")
-            if not values:
-                raise _error("InvalidFilterValue", f"Filter {key} needs a value.")
+            if not 1 <= len(values) <= 10 or any(not 1 <= len(v) <= 150 for v in values):
+                raise _error("InvalidFilterValue", f"Filter {key} takes from 1 to 10 values of 1 to 150 characters.")
             found = [e for e in found if _execution_matches(e, key, values)]
         start = 0
         if token:

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use tracing::{error, info, warn};
 
+use changegate::admission::OpenRun;
 use changegate::check::UserRecord;
 use changegate::config::ExpirySchedules;
 use changegate::eligibility::ELIGIBILITY_TAG;
@@ -133,6 +134,14 @@ impl Requests for AwsPorts {
 
     async fn default_version(&self, document: &str) -> Result<Option<String>, Fault> {
         self.ssm.default_version(document).await
+    }
+
+    async fn open_runs(&self, document: &str) -> Result<Vec<OpenRun>, Fault> {
+        self.ssm.open_runs(document).await
+    }
+
+    async fn stop(&self, id: &ChangeRequestId) -> Result<bool, Fault> {
+        self.ssm.stop(id.as_str()).await
     }
 }
 

@@ -2,7 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ssm::types::{AutomationExecution, AutomationSubtype, StepExecution};
+use aws_sdk_ssm::types::{
+    AutomationExecution, AutomationExecutionFilter, AutomationExecutionFilterKey,
+    AutomationSubtype, StepExecution, StopType,
+};
+
+use changegate::admission::{OPEN_STATUSES, OpenRun};
 
 use changegate::approval::{
     ApprovalStatus, parse_decisions, parse_min_required, parse_step_approvers,
@@ -287,6 +292,81 @@ impl Ssm {
                 Ok(None)
             }
             Err(e) => Err(Fault::aws(OP)(e)),
+        }
+    }
+
+    /// The account's executions of documents whose name begins with
+    /// `document` in [`OPEN_STATUSES`]: every page of
+    /// `DescribeAutomationExecutions` (at most 50 a page; a filter takes at
+    /// most 10 values: SSM API Reference, AutomationExecutionFilter).
+    pub async fn open_runs(&self, document: &str) -> Result<Vec<OpenRun>, Fault> {
+        const OP: &str = "ssm:DescribeAutomationExecutions";
+        let filter = |key, values: &[&str]| {
+            AutomationExecutionFilter::builder()
+                .key(key)
+                .set_values(Some(values.iter().map(|v| (*v).to_owned()).collect()))
+                .build()
+                .map_err(Fault::unexpected("an AutomationExecutionFilter"))
+        };
+        let filters = vec![
+            filter(
+                AutomationExecutionFilterKey::DocumentNamePrefix,
+                &[document],
+            )?,
+            filter(
+                AutomationExecutionFilterKey::ExecutionStatus,
+                &OPEN_STATUSES,
+            )?,
+        ];
+        let mut pages = self
+            .client
+            .describe_automation_executions()
+            .set_filters(Some(filters))
+            .max_results(50)
+            .into_paginator()
+            .send();
+        let mut runs = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(Fault::aws(OP))?;
+            for m in page.automation_execution_metadata_list() {
+                let (Some(id), Some(document)) = (m.automation_execution_id(), m.document_name())
+                else {
+                    continue;
+                };
+                runs.push(OpenRun {
+                    id: id.to_owned(),
+                    document: document.to_owned(),
+                    executed_by: m.executed_by().map(str::to_owned),
+                    started: m
+                        .execution_start_time()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                });
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Stops execution `id` (`Cancel`); `false` when it had ended already
+    /// (`InvalidAutomationStatusUpdateException`) or does not exist.
+    pub async fn stop(&self, id: &str) -> Result<bool, Fault> {
+        match self
+            .client
+            .stop_automation_execution()
+            .automation_execution_id(id)
+            .r#type(StopType::Cancel)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_invalid_automation_status_update_exception()
+                        || s.is_automation_execution_not_found_exception()
+                }) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Fault::aws("ssm:StopAutomationExecution")(e)),
         }
     }
 

@@ -24,10 +24,11 @@
 use serde::Serialize;
 use tracing::{error, info};
 
+use crate::admission::{OpenRun, admit};
 use crate::check::{Checked, Checking, UserRecord, Verdict, check_request, decide};
 use crate::config::GrantConfig;
 use crate::events::{Cause, ChangegateEvent};
-use crate::execution::Execution;
+use crate::execution::{Execution, Origin};
 use crate::expiry::wants_expiry_schedule;
 use crate::ids::{ChangeRequestId, Home, IamUserName, UserArn};
 use crate::policy::Grant;
@@ -36,6 +37,7 @@ use crate::protocol::revocation::{Reach, Revocation};
 use crate::protocol::{Answer, Invocation, Machine, Next, Step};
 use crate::record::{DecisionRecord, LedgerWrite, State};
 use crate::refusal::Refusal;
+use crate::status::Status;
 use crate::text::shown;
 
 /// What one invocation did; returned to Lambda as the invocation's result.
@@ -100,6 +102,8 @@ struct Holding {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Pending {
     Request,
+    OpenRuns,
+    Stop,
     Record,
     User,
     Claim,
@@ -152,9 +156,22 @@ pub struct GrantRun<'a> {
     record: Option<Option<DecisionRecord>>,
     user: Option<Option<UserRecord>>,
     checked: Option<Box<Checked>>,
+    /// The account's open executions of the request runbook (admission).
+    open: Option<Vec<OpenRun>>,
+    /// Whether this invocation stopped the request's execution.
+    stopped: bool,
     course: Course,
     announced: bool,
     pending: Option<Pending>,
+}
+
+/// Admission's answer for this request (see [`crate::admission`]).
+enum Admission {
+    /// Admitted, or admission does not apply (a change request).
+    Admitted,
+    /// The open executions of this document are to be read first.
+    Read(String),
+    Refused(Refusal),
 }
 
 impl<'a> GrantRun<'a> {
@@ -173,6 +190,8 @@ impl<'a> GrantRun<'a> {
             record: None,
             user: None,
             checked: None,
+            open: None,
+            stopped: false,
             course: Course::Deciding,
             announced: false,
             pending: None,
@@ -433,6 +452,22 @@ impl<'a> GrantRun<'a> {
         ) {
             Ok(Checking::Checked(c)) => c,
             Ok(Checking::Waiting(why)) => {
+                match self.admission() {
+                    Admission::Admitted => {}
+                    Admission::Read(document) => return self.read_open_runs(document),
+                    // Refused while it waits for approval, so that it does not
+                    // hold one of the account's executions until then: recorded
+                    // unless a record exists already (then it is followed).
+                    Admission::Refused(refusal) => {
+                        let Some(record) = &self.record else {
+                            return self.ask(Pending::Record, Step::ReadRecord(self.id.clone()));
+                        };
+                        return match record.clone() {
+                            Some(r) => self.follow(r, None),
+                            None => self.refuse(refusal),
+                        };
+                    }
+                }
                 info!(change_request_id = %self.id, outcome = "waiting", why = %why, "not approved yet");
                 return self.done(GrantOutcome::Waiting {
                     change_request_id: self.id.to_string(),
@@ -461,6 +496,11 @@ impl<'a> GrantRun<'a> {
             Some(r) => self.follow(r, Some(decision)),
             None => match decision {
                 Ok(grant) => {
+                    match self.admission() {
+                        Admission::Admitted => {}
+                        Admission::Read(document) => return self.read_open_runs(document),
+                        Admission::Refused(refusal) => return self.refuse(refusal),
+                    }
                     info!(change_request_id = %self.id, requester = %checked.requester, approvers = %checked.approvers.join(" "), user = %grant.user, account = %grant.account, role = %grant.role, outcome = "claiming", "grant decision");
                     let claim = DecisionRecord::granting(
                         &checked,
@@ -484,6 +524,13 @@ impl<'a> GrantRun<'a> {
         decision: Option<Result<Grant, Refusal>>,
     ) -> Next<GrantOutcome> {
         let mine = r.owner() == Some(self.inv.id.as_str());
+        // Refused at admission and still running: whoever sees it stops it
+        // (the refuser's retry, or anyone after a fault between the two).
+        if r.state == Some(State::Refused) && r.reason_code.as_deref() == Some(ADMISSION_CODE) {
+            if let Some(next) = self.stop_if_open() {
+                return next;
+            }
+        }
         if let Some(cause) = r.end_cause() {
             let resumes = r
                 .revoked
@@ -673,6 +720,8 @@ impl std::fmt::Debug for GrantRun<'_> {
             .field("exec", &self.exec)
             .field("record", &self.record)
             .field("user", &self.user)
+            .field("open", &self.open)
+            .field("stopped", &self.stopped)
             .field("course", &self.course)
             .field("announced", &self.announced)
             .field("pending", &self.pending)
@@ -709,6 +758,12 @@ impl Machine for GrantRun<'_> {
                 if !written {
                     let record = self.refused_record(&refusal);
                     return self.ask(Pending::Refuse, Step::Write(LedgerWrite::Create(record)));
+                }
+                if refusal.code() == ADMISSION_CODE {
+                    if let Some(next) = self.stop_if_open() {
+                        self.course = Course::Refusing { refusal, written };
+                        return next;
+                    }
                 }
                 let event = self.refused_event(&refusal);
                 let outcome = self.refused_outcome(&refusal);
@@ -781,6 +836,8 @@ impl Machine for GrantRun<'_> {
         }
         match (pending, answer) {
             (Some(Pending::Request), Answer::Request(e)) => self.exec = Some(e),
+            (Some(Pending::OpenRuns), Answer::OpenRuns(o)) => self.open = Some(o),
+            (Some(Pending::Stop), _) => self.stopped = true,
             (Some(Pending::Record), Answer::Record(r)) => self.record = Some(r),
             (Some(Pending::User), Answer::User(u)) => self.user = Some(u),
             (Some(Pending::Claim), Answer::Written(w)) => {
@@ -825,7 +882,54 @@ impl Machine for GrantRun<'_> {
     }
 }
 
+/// The refusal code of a request refused at admission, whose execution is stopped.
+const ADMISSION_CODE: &str = "too-many-open-requests";
+
 impl GrantRun<'_> {
+    /// Admission of a request runbook's execution: at most
+    /// `max_open_requests` of its filer's may be open at once. Change
+    /// requests, and executions Systems Manager names no IAM user filer for
+    /// (check_request refuses those), are not counted here.
+    fn admission(&mut self) -> Admission {
+        let Some(Some(exec)) = &self.exec else {
+            return Admission::Admitted;
+        };
+        let Origin::Automation { document, .. } = &exec.origin else {
+            return Admission::Admitted;
+        };
+        let Some(requester) = exec.executed_by.as_deref().and_then(UserArn::parse) else {
+            return Admission::Admitted;
+        };
+        let document = document.clone();
+        let Some(open) = &self.open else {
+            return Admission::Read(document);
+        };
+        let max = self.config.max_open_requests;
+        match admit(self.id.as_str(), &document, &requester, open, max) {
+            Ok(()) => Admission::Admitted,
+            Err(refusal) => Admission::Refused(refusal),
+        }
+    }
+
+    fn read_open_runs(&mut self, document: String) -> Next<GrantOutcome> {
+        self.ask(Pending::OpenRuns, Step::ReadOpenRuns(document))
+    }
+
+    /// Stops the request's execution, unless this invocation did or Systems
+    /// Manager reports it ended; `None` when there is nothing to stop.
+    fn stop_if_open(&mut self) -> Option<Next<GrantOutcome>> {
+        let open = self
+            .exec
+            .as_ref()
+            .and_then(|e| e.as_ref())
+            .is_some_and(|e| e.status != Status::Success && !e.status.ends_access());
+        if self.stopped || !open {
+            return None;
+        }
+        info!(change_request_id = %self.id, outcome = "stopping", "stopping a request refused at admission");
+        Some(self.ask(Pending::Stop, Step::Stop(self.id.clone())))
+    }
+
     /// Whether IAM's record (read by this invocation) shows the grant's policy on the user.
     fn holds(&self, grant: &Grant) -> bool {
         let name = grant.policy_name();

@@ -22,6 +22,7 @@ pub mod revocation;
 use chrono::{DateTime, Utc};
 use tracing::warn;
 
+use crate::admission::OpenRun;
 use crate::check::UserRecord;
 use crate::events::ChangegateEvent;
 use crate::execution::Execution;
@@ -57,6 +58,10 @@ impl Invocation {
 pub enum Step {
     /// Systems Manager's record of the request.
     ReadRequest(ChangeRequestId),
+    /// The account's open executions of a document (admission).
+    ReadOpenRuns(String),
+    /// Stops the request's execution (a request refused at admission).
+    Stop(ChangeRequestId),
     /// The decision record.
     ReadRecord(ChangeRequestId),
     /// IAM's record of the user.
@@ -89,6 +94,7 @@ pub enum Step {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     Request(Option<Execution>),
+    OpenRuns(Vec<OpenRun>),
     Record(Option<DecisionRecord>),
     User(Option<UserRecord>),
     UserId(Option<IamUserId>),
@@ -128,6 +134,11 @@ pub async fn perform<P: Ports>(
 ) -> Result<Answer, Fault> {
     Ok(match step {
         Step::ReadRequest(id) => Answer::Request(ports.execution(id).await?),
+        Step::ReadOpenRuns(document) => Answer::OpenRuns(ports.open_runs(document).await?),
+        Step::Stop(id) => {
+            ports.stop(id).await?;
+            Answer::Done
+        }
         Step::ReadRecord(id) => Answer::Record(ports.record(id).await?),
         Step::ReadUser(user) => Answer::User(ports.user(user).await?),
         Step::ReadUserId(user) => Answer::UserId(ports.user_id(user).await?),

@@ -541,6 +541,20 @@ def test_describe_automation_executions_lists_both_kinds(world: World) -> None:
     assert [m["AutomationExecutionId"] for m in changes["AutomationExecutionMetadataList"]] == [cr]
 
 
+def test_given_filters_aws_would_refuse_when_describing_executions_then_each_is_refused_as_aws_documents(
+    world: World,
+) -> None:
+    """DescribeAutomationExecutions as its API Reference bounds it: a filter
+    takes 1-10 values of 1-150 characters (AutomationExecutionFilter)."""
+    admin = world.ssm["admin"]
+    for values in (["Waiting"] * 11, ["x" * 151]):
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            admin.describe_automation_executions(Filters=[{"Key": "DocumentNamePrefix", "Values": values}])
+        assert refused.value.response["Error"]["Code"] == "InvalidFilterValue", values
+    ten = ["Pending", "InProgress", "Waiting", "Cancelling", "Success", "Failed", "TimedOut", "Cancelled", "Exited", "Approved"]
+    admin.describe_automation_executions(Filters=[{"Key": "ExecutionStatus", "Values": ten}])
+
+
 def test_the_templates_documents_run_here(url: str) -> None:
     """changegate's own documents, provisioned from template.yaml, run to the
     end in this emulator: no step of theirs is one it does not emulate."""

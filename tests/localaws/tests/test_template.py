@@ -307,3 +307,20 @@ def test_given_the_deployment_when_read_then_revoke_holds_grants_to_the_scope_gr
     for var in ("CHANGEGATE_ALLOWED_ACCOUNTS", "CHANGEGATE_TARGET_ROLE"):
         assert revoke.get(var) == grant[var], var
     assert revoke["CHANGEGATE_ALLOWED_ACCOUNTS"] == "111122223333,444455556666"
+
+
+def test_given_an_open_request_limit_when_deployed_then_grant_reads_it_and_may_list_and_stop_requests() -> None:
+    """Admission needs the limit in grant's environment, and grant's role may
+    list the account's executions and stop one over the limit (else every
+    request runbook execution would fail grant's invocation with AccessDenied)."""
+    stack = localaws.Stack(localaws.load_template(), {"ApproverArns": BOB, "MaxOpenRequestsPerPerson": "3"})
+    assert stack.function_environment("GrantFunction")["CHANGEGATE_MAX_OPEN_REQUESTS"] == "3"
+    default = localaws.Stack(localaws.load_template(), {"ApproverArns": BOB})
+    assert default.function_environment("GrantFunction")["CHANGEGATE_MAX_OPEN_REQUESTS"] == "5"
+
+    statements = [st for p in stack.resolve(stack.resources["GrantFunction"]["Properties"]["Policies"])
+                  for st in p["Statement"]]
+    listed = [(st["Action"] if isinstance(st["Action"], list) else [st["Action"]], st["Resource"]) for st in statements]
+    actions = {a: resource for names, resource in listed for a in names}
+    assert actions["ssm:DescribeAutomationExecutions"] == "*"
+    assert actions["ssm:StopAutomationExecution"].endswith(":automation-execution/*")

@@ -920,3 +920,47 @@ async fn given_automation_only_when_a_change_request_is_approved_then_the_source
     );
     assert!(auto.world.policies("alice").await.is_empty());
 }
+
+#[tokio::test]
+async fn given_alice_at_the_open_request_limit_when_she_files_one_more_then_it_is_refused_and_stopped_before_approval()
+ {
+    // Given a deployment allowing two open requests a person, and alice's two
+    let mut auto = Auto::new().await;
+    auto.env
+        .push(("CHANGEGATE_MAX_OPEN_REQUESTS".to_owned(), "2".to_owned()));
+    let (first, _) = auto.start(REQUEST_RUNBOOK, None, 3600).await;
+    let (second, _) = auto.start(REQUEST_RUNBOOK, None, 3600).await;
+
+    // When she files a third, and grant hears it start (its InProgress event)
+    let (third, _) = auto.start(REQUEST_RUNBOOK, None, 3600).await;
+    let started: Vec<Value> = execution_events(&auto.ssm_events(&third).await)
+        .into_iter()
+        .filter(|e| e["detail"]["Status"] == "InProgress")
+        .collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+    let run = auto.grant(&started);
+
+    // Then it is refused for the limit, and its execution is stopped at once
+    assert_eq!(
+        refusal_code(&run),
+        ["too-many-open-requests"],
+        "{:?}",
+        run.invocations
+    );
+    assert_eq!(auto.wait_status(&third, &["Cancelled"]).await, "Cancelled");
+    let announced = auto.announcements().await;
+    assert_eq!(kinds(&announced), ["Access Refused"], "{announced:?}");
+    let reason = announced[0]["detail"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains(&first) && reason.contains(&second),
+        "the refusal names the open requests: {reason}"
+    );
+    // And her two earlier requests still wait for approval, and are still admitted
+    for id in [&first, &second] {
+        assert_eq!(auto.status(id).await, "Waiting");
+    }
+    let again = auto.grant(&[direct(&first)]);
+    assert_eq!(again.outcomes(), ["waiting"], "{:?}", again.invocations);
+}
