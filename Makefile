@@ -128,7 +128,7 @@ bench: venv
 MUTANTS_FILES ?= shared/src/check.rs shared/src/approval.rs shared/src/window.rs \
   shared/src/session.rs shared/src/record.rs shared/src/operator.rs shared/src/versions.rs \
   shared/src/protocol/grant.rs shared/src/protocol/revocation.rs shared/src/protocol/ending.rs \
-  shared/src/protocol/locate.rs
+  shared/src/protocol/locate.rs shared/src/admission.rs shared/src/eligibility.rs shared/src/sweep.rs
 mutants:
 	command -v cargo-mutants >/dev/null || $(CARGO) install cargo-mutants --locked
 	$(CARGO) mutants -p changegate $(foreach f,$(MUTANTS_FILES),--file $(f)) --test-tool cargo --timeout-multiplier 3

@@ -91,6 +91,7 @@ fn main() {
         name: None,
         id: None,
         tag: Some("111122223333".into()),
+        boundary: None,
         inline_policies: vec![],
     };
 

@@ -27,6 +27,8 @@ pub struct UserRecord {
     pub id: Option<IamUserId>,
     /// The value of the eligibility tag, if set.
     pub tag: Option<String>,
+    /// The ARN of the user's permissions boundary, if one is set.
+    pub boundary: Option<String>,
     /// Every inline policy of the user: name and decoded document.
     pub inline_policies: Vec<(String, String)>,
 }
@@ -390,6 +392,16 @@ pub fn decide(
             target: config.target_role.to_string(),
         });
     }
+    // With a boundary required, grant's role may write inline policies only
+    // on users who have it (iam:PermissionsBoundary): refused here, said why.
+    if let Some(required) = &config.requester_boundary {
+        if user.boundary.as_deref() != Some(required.as_str()) {
+            return Err(Refusal::NoPermissionsBoundary {
+                user: request.user.to_string(),
+                required: required.clone(),
+            });
+        }
+    }
     // The name as IAM stores it: what `${aws:username}` and a session cut match.
     let stored = user.name.clone().filter(|n| n.same_name(&request.user));
     let stored = stored.unwrap_or_else(|| request.user.clone());
@@ -579,6 +591,7 @@ mod tests {
             name: None,
             id: Some(IamUserId::parse(ALICE_ID).unwrap()),
             tag: Some(tag.to_owned()),
+            boundary: None,
             inline_policies: vec![],
         }
     }
@@ -1375,6 +1388,43 @@ mod tests {
     }
 
     #[test]
+    fn given_a_required_permissions_boundary_when_deciding_then_only_users_with_exactly_it_are_granted()
+     {
+        const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/changegate-requester-boundary";
+        let bounded = config_from(&[(crate::config::VAR_REQUESTER_BOUNDARY, BOUNDARY)]);
+        let checked = check(&ok_request(), &bounded).unwrap();
+        // Given no boundary, or another one: refused, naming the one required.
+        for boundary in [None, Some("arn:aws:iam::123456789012:policy/other")] {
+            let user = UserRecord {
+                boundary: boundary.map(str::to_owned),
+                ..eligible("111122223333")
+            };
+            let refused = decide(&checked, &user, &bounded).unwrap_err();
+            assert_eq!(refused.code(), "no-permissions-boundary", "{boundary:?}");
+            assert!(refused.to_string().contains(BOUNDARY), "{refused}");
+        }
+        // Given exactly it: granted.
+        let user = UserRecord {
+            boundary: Some(BOUNDARY.to_owned()),
+            ..eligible("111122223333")
+        };
+        assert!(matches!(
+            decide(&checked, &user, &bounded),
+            Ok(Verdict::Grant(_))
+        ));
+        // And without a required boundary, a user without one is granted.
+        assert!(matches!(
+            decide(&checked, &eligible("111122223333"), &config()),
+            Ok(Verdict::Grant(_))
+        ));
+        // An ineligible user is refused as ineligible first, boundary or not.
+        assert_eq!(
+            decide(&checked, &eligible("444455556666"), &bounded).map_err(|r| r.code()),
+            Err("not-eligible")
+        );
+    }
+
+    #[test]
     fn given_the_session_cut_on_when_the_tag_names_another_role_then_it_is_refused_with_its_own_code()
      {
         let cut = config_from(&[(
@@ -1444,6 +1494,7 @@ mod tests {
             name: None,
             id: Some(IamUserId::parse(ALICE_ID).unwrap()),
             tag: None,
+            boundary: None,
             inline_policies: vec![(g.policy_name(), g.document_json())],
         };
         assert_eq!(

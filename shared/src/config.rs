@@ -19,6 +19,7 @@ pub const VAR_EVENT_BUS: &str = "CHANGEGATE_EVENT_BUS";
 pub const VAR_ALLOW_DELEGATED: &str = "CHANGEGATE_ALLOW_DELEGATED";
 pub const VAR_MAX_START_AHEAD_DAYS: &str = "CHANGEGATE_MAX_START_AHEAD_DAYS";
 pub const VAR_MAX_OPEN_REQUESTS: &str = "CHANGEGATE_MAX_OPEN_REQUESTS";
+pub const VAR_REQUESTER_BOUNDARY: &str = "CHANGEGATE_REQUESTER_BOUNDARY";
 pub const VAR_EXPIRY_GROUP: &str = "CHANGEGATE_EXPIRY_SCHEDULE_GROUP";
 pub const VAR_EXPIRY_TARGET: &str = "CHANGEGATE_EXPIRY_TARGET_ARN";
 pub const VAR_EXPIRY_ROLE: &str = "CHANGEGATE_EXPIRY_ROLE_ARN";
@@ -300,6 +301,9 @@ pub struct GrantConfig {
     pub allow_delegated: bool,
     /// Whether sessions must be named after the user (`sts:RoleSessionName`).
     pub require_session_name: bool,
+    /// The permissions boundary (a managed policy's ARN) a user must have to
+    /// receive a grant; `None`: any user may.
+    pub requester_boundary: Option<String>,
     pub event_bus: String,
     pub decisions_table: String,
     pub expiry: Option<ExpirySchedules>,
@@ -420,6 +424,15 @@ fn sources(
     Ok((change_manager, automation))
 }
 
+/// Whether `arn` is shaped as an IAM managed policy's ARN.
+fn is_policy_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+        if partition.starts_with("aws")
+            && (*account == "aws" || AccountId::parse(account).is_ok())
+            && resource.strip_prefix("policy/").is_some_and(|n| !n.is_empty()))
+}
+
 fn target_role(src: &impl Source) -> Result<RoleName, ConfigError> {
     match value(src, VAR_TARGET_ROLE) {
         None => {
@@ -481,6 +494,17 @@ impl GrantConfig {
         )?;
         let allow_delegated = flag(src, VAR_ALLOW_DELEGATED, false)?;
         let require_session_name = flag(src, VAR_REQUIRE_SESSION_NAME, true)?;
+        let requester_boundary = match value(src, VAR_REQUESTER_BOUNDARY) {
+            None => None,
+            Some(arn) if is_policy_arn(&arn) => Some(arn),
+            Some(arn) => {
+                return Err(ConfigError::Invalid {
+                    var: VAR_REQUESTER_BOUNDARY,
+                    value: arn,
+                    expected: "a managed policy's ARN (arn:<partition>:iam::<account id or aws>:policy/<name>)",
+                });
+            }
+        };
         let session_cutter = session_cutter(src)?;
         // The cut denies a person's sessions by their name: sessions named
         // anything else would outlive it.
@@ -500,6 +524,7 @@ impl GrantConfig {
             max_open_requests: usize::try_from(max_open).unwrap_or(1),
             allow_delegated,
             require_session_name,
+            requester_boundary,
             event_bus: event_bus(src)?,
             decisions_table: decisions_table(src)?,
             expiry: expiry_schedules(src)?,
@@ -679,6 +704,10 @@ mod tests {
         assert_eq!(c.event_bus, "changegate");
         assert_eq!(c.max_start_ahead, TimeDelta::days(30));
         assert_eq!(c.max_open_requests, 5);
+        assert_eq!(
+            c.requester_boundary, None,
+            "no boundary required by default"
+        );
         assert!(!c.allow_delegated);
         assert!(
             c.require_session_name,
@@ -794,6 +823,12 @@ mod tests {
             (VAR_MAX_START_AHEAD_DAYS, "-1"),
             (VAR_MAX_OPEN_REQUESTS, "0"),
             (VAR_MAX_OPEN_REQUESTS, "101"),
+            (
+                VAR_REQUESTER_BOUNDARY,
+                "arn:aws:iam::123456789012:role/boundary",
+            ),
+            (VAR_REQUESTER_BOUNDARY, "arn:aws:iam::1234:policy/boundary"),
+            (VAR_REQUESTER_BOUNDARY, "arn:aws:iam::aws:policy/"),
             (VAR_SOURCES, "email"),
             (VAR_APPROVERS, "bob"),
             (VAR_APPROVERS, "arn:aws:iam::123456789012:group/approvers"),

@@ -36,6 +36,8 @@ pub struct MemUser {
     /// IAM's unique id (`AIDA...`): given at creation, kept by a rename.
     pub id: IamUserId,
     pub tag: Option<String>,
+    /// The ARN of its permissions boundary, if set.
+    pub boundary: Option<String>,
     pub policies: BTreeMap<String, String>,
 }
 
@@ -84,6 +86,7 @@ impl World {
                 name: user,
                 id,
                 tag: tag.map(str::to_owned),
+                boundary: None,
                 policies: BTreeMap::new(),
             },
         );
@@ -247,6 +250,7 @@ impl UserGrants for Memory {
             name: Some(u.name.clone()),
             id: Some(u.id.clone()),
             tag: u.tag.clone(),
+            boundary: u.boundary.clone(),
             inline_policies: u
                 .policies
                 .iter()

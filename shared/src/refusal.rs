@@ -158,6 +158,10 @@ pub enum Refusal {
     )]
     DocumentVersionUnknown { document: String, why: String },
     #[error(
+        "The IAM user {user} does not have the permissions boundary this deployment requires ({required}), so no access is granted: the boundary caps what any inline policy can give the user. Ask the security team to set it (aws iam put-user-permissions-boundary), then file again."
+    )]
+    NoPermissionsBoundary { user: String, required: String },
+    #[error(
         "{requester} already has {open} open requests ({older}), and at most {max} may be open at once, so this request was stopped. Stop one you no longer need (aws ssm stop-automation-execution --automation-execution-id ID) or wait for one to end, then file again."
     )]
     TooManyOpenRequests {
@@ -216,6 +220,7 @@ impl Refusal {
             Self::DocumentVersion { .. } => "old-document-version",
             Self::DocumentVersionUnknown { .. } => "document-version-unknown",
             Self::TooManyOpenRequests { .. } => "too-many-open-requests",
+            Self::NoPermissionsBoundary { .. } => "no-permissions-boundary",
         }
     }
 }

@@ -121,6 +121,7 @@ fn grant_for(cr: &Execution, now: DateTime<Utc>) -> Result<Grant, Refusal> {
         name: None,
         id: None,
         tag: Some("111122223333 444455556666".into()),
+        boundary: None,
         inline_policies: vec![],
     };
     match decide(&checked, &alice, &config())? {

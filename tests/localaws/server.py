@@ -27,6 +27,9 @@ What this adds to moto, in-process and at the wire level:
   (``AIDA`` + 17), and UpdateUser with NewUserName that keeps the id and moves
   the user's tags and access keys with it (moto loses the tags), refusing a
   taken name (EntityAlreadyExists) and an unknown user (NoSuchEntity).
+* IAM users' permissions boundaries: PutUserPermissionsBoundary and
+  DeleteUserPermissionsBoundary, shown by GetUser and
+  GetAccountAuthorizationDetails.
 * ``GET /_localaws/lambda/invocations[?drain=1]``: the Lambda invocations
   runbooks asked for. A ``RequestResponse`` invocation keeps its step
   ``InProgress`` (as AWS does while the function runs) until the harness
@@ -2111,6 +2114,37 @@ def update_user(self: IamResponse) -> ActionResult:
     return EmptyResult()
 
 
+def _user_boundary(self: IamResponse) -> tuple[Any, str | None]:
+    user_name = self._get_param("UserName")
+    user = self.backend.users.get(user_name)
+    if user is None:
+        raise NoSuchEntity(f"The user with name {user_name} cannot be found.")
+    return user, self._get_param("PermissionsBoundary")
+
+
+def put_user_permissions_boundary(self: IamResponse) -> ActionResult:
+    """IAM's PutUserPermissionsBoundary, which moto 5.2.1 lacks: the boundary
+    must be a managed policy that exists (an AWS managed one, or one of the
+    account's), and GetUser and GetAccountAuthorizationDetails then show it
+    as the user's ``PermissionsBoundary`` (IAM API Reference)."""
+    with _LOCK:
+        user, arn = _user_boundary(self)
+        if not arn or not 20 <= len(arn) <= 2048:
+            raise ValidationError("PermissionsBoundary must be from 20 to 2048 characters.")
+        if ":iam::aws:policy/" not in arn and arn not in self.backend.managed_policies:
+            raise NoSuchEntity(f"Policy {arn} does not exist or is not attachable.")
+        user.permissions_boundary = {"PermissionsBoundaryType": "PermissionsBoundaryPolicy", "PermissionsBoundaryArn": arn}
+    return EmptyResult()
+
+
+def delete_user_permissions_boundary(self: IamResponse) -> ActionResult:
+    """IAM's DeleteUserPermissionsBoundary (moto 5.2.1 lacks it)."""
+    with _LOCK:
+        user, _ = _user_boundary(self)
+        user.permissions_boundary = None
+    return EmptyResult()
+
+
 def _cache_pure_lookups() -> None:
     """Lookups moto repeats on every request, remembered instead; what they
     return is unchanged, so nothing on the wire is. moto lists its own package
@@ -2158,6 +2192,8 @@ def install() -> None:
     _wrap_reset()
     IamResponse.get_account_authorization_details = get_account_authorization_details  # type: ignore[method-assign]
     IamResponse.update_user = update_user  # type: ignore[method-assign]
+    IamResponse.put_user_permissions_boundary = put_user_permissions_boundary  # type: ignore[attr-defined]
+    IamResponse.delete_user_permissions_boundary = delete_user_permissions_boundary  # type: ignore[attr-defined]
     _wrap_user_ids()
     _cache_pure_lookups()
 

@@ -23,6 +23,8 @@
 //!   compared as instants (any RFC 3339 offset). changegate uses them on
 //!   `aws:CurrentTime` (the window, the cut taking effect) and on
 //!   `aws:TokenIssueTime` (sessions issued before the cut).
+//! - `Null`: `"true"` holds when the key is absent from the request
+//!   context, `"false"` when it is present (whatever its value).
 //! - A policy variable `${key}` in a condition value takes the key's value
 //!   from the request context; if the key is absent the value matches nothing
 //!   (`aws:username` is absent for role sessions).
@@ -150,6 +152,13 @@ pub fn arn_like(pattern: &str, arn: &str) -> bool {
 /// One operator on one key: true when the context value matches any of
 /// the policy's values; false when the key is absent.
 pub fn operator(op: &str, actual: Option<&str>, wanted: &[&str], req: &Request) -> bool {
+    if op == "Null" {
+        return wanted.iter().any(|w| match *w {
+            "true" => actual.is_none(),
+            "false" => actual.is_some(),
+            other => panic!("Null takes \"true\" or \"false\", not {other:?}"),
+        });
+    }
     let Some(actual) = actual else { return false };
     wanted.iter().any(|w| match op {
         "StringEquals" => substitute(w, req).is_some_and(|w| w == actual),
@@ -309,6 +318,11 @@ mod tests {
             "aws:TokenIssueTime",
             &["2030-01-01T00:00:00Z"]
         ));
+        // Null: whether the key is absent ("true") or present ("false").
+        assert!(op("Null", "sts:RoleSessionName", &["true"]));
+        assert!(!op("Null", "sts:RoleSessionName", &["false"]));
+        assert!(op("Null", "aws:username", &["false"]));
+        assert!(!op("Null", "aws:username", &["true"]));
     }
 
     #[test]

@@ -92,10 +92,16 @@ impl Iam {
         let id = found
             .user()
             .and_then(|u| changegate::ids::IamUserId::parse(u.user_id()).ok());
+        let boundary = found
+            .user()
+            .and_then(|u| u.permissions_boundary())
+            .and_then(|b| b.permissions_boundary_arn())
+            .map(str::to_owned);
         Ok(Some(UserRecord {
             name,
             id,
             tag,
+            boundary,
             inline_policies,
         }))
     }

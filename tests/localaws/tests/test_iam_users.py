@@ -67,3 +67,33 @@ def test_given_a_taken_name_or_an_unknown_user_when_renaming_then_iam_refuses_wi
     assert _error(bad) == "ValidationError"
     iam.update_user(UserName="alice", NewUserName="Alice")
     assert iam.get_user(UserName="Alice")["User"]["UserName"] == "Alice"
+
+
+def test_given_a_permissions_boundary_when_put_on_a_user_then_iam_shows_it_and_deleting_it_removes_it(
+    aws: localaws.Server,
+) -> None:
+    """PutUserPermissionsBoundary and DeleteUserPermissionsBoundary as IAM's
+    API Reference has them (moto 5.2.1 lacks both): the boundary is a managed
+    policy that exists, and GetUser and GetAccountAuthorizationDetails show
+    it as the user's PermissionsBoundary."""
+    iam = aws.client("iam")
+    document = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}'
+    arn = iam.create_policy(PolicyName="requester-boundary", PolicyDocument=document)["Policy"]["Arn"]
+    iam.create_user(UserName="alice")
+    assert "PermissionsBoundary" not in iam.get_user(UserName="alice")["User"]
+
+    iam.put_user_permissions_boundary(UserName="alice", PermissionsBoundary=arn)
+
+    expected = {"PermissionsBoundaryType": "PermissionsBoundaryPolicy", "PermissionsBoundaryArn": arn}
+    assert iam.get_user(UserName="alice")["User"]["PermissionsBoundary"] == expected
+    [listed] = iam.get_account_authorization_details(Filter=["User"])["UserDetailList"]
+    assert listed["PermissionsBoundary"] == expected
+    with pytest.raises(botocore.exceptions.ClientError) as missing:
+        iam.put_user_permissions_boundary(UserName="alice", PermissionsBoundary=arn.replace("requester", "other"))
+    assert _error(missing) == "NoSuchEntity"
+    with pytest.raises(botocore.exceptions.ClientError) as nobody:
+        iam.put_user_permissions_boundary(UserName="bob", PermissionsBoundary=arn)
+    assert _error(nobody) == "NoSuchEntity"
+
+    iam.delete_user_permissions_boundary(UserName="alice")
+    assert "PermissionsBoundary" not in iam.get_user(UserName="alice")["User"]

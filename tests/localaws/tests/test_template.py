@@ -35,7 +35,7 @@ def test_given_an_arn_parameter_when_its_arn_is_in_any_partition_then_the_patter
     patterns = arn_patterns(localaws.load_template(TEMPLATES[name]))
     assert patterns, f"{name} has no ARN parameter any more: update this test"
     for param, pattern in patterns.items():
-        kind = "role" if "user|role" not in pattern else "user"
+        kind = "policy" if ":policy/" in pattern else "role" if "user|role" not in pattern else "user"
         arn = f"arn:{partition}:iam::123456789012:{kind}/bob"
         assert re.search(pattern, arn), f"{name} {param} refuses {arn} ({pattern})"
         assert not re.search(pattern, f"arn:{partition}:sts::123456789012:{kind}/bob"), param
@@ -324,3 +324,15 @@ def test_given_an_open_request_limit_when_deployed_then_grant_reads_it_and_may_l
     actions = {a: resource for names, resource in listed for a in names}
     assert actions["ssm:DescribeAutomationExecutions"] == "*"
     assert actions["ssm:StopAutomationExecution"].endswith(":automation-execution/*")
+
+
+def test_given_a_requester_boundary_when_deployed_then_grant_reads_it_and_only_then() -> None:
+    """RequesterPermissionsBoundaryArn reaches grant as
+    CHANGEGATE_REQUESTER_BOUNDARY (grant refuses users without it); empty,
+    the variable is not set at all (not the string "None")."""
+    arn = "arn:aws:iam::123456789012:policy/changegate-requester-boundary"
+    on = localaws.Stack(localaws.load_template(), {"ApproverArns": BOB, "RequesterPermissionsBoundaryArn": arn})
+    off = localaws.Stack(localaws.load_template(), {"ApproverArns": BOB})
+
+    assert on.function_environment("GrantFunction")["CHANGEGATE_REQUESTER_BOUNDARY"] == arn
+    assert "CHANGEGATE_REQUESTER_BOUNDARY" not in off.function_environment("GrantFunction")

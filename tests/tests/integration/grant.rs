@@ -5,7 +5,7 @@ use changegate::config::{GrantConfig, VAR_ALLOWED_ACCOUNTS, VAR_MAX_DURATION};
 use changegate_aws::grant::{GrantOutcome, Grantor};
 use changegate_tests::*;
 use chrono::Utc;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn config(max_minutes: &str) -> GrantConfig {
     let max = max_minutes.to_owned();
@@ -228,6 +228,7 @@ async fn given_a_grant_attached_but_never_announced_when_an_event_is_redelivered
         name: changegate::ids::IamUserName::parse("alice").ok(),
         id: None,
         tag: Some(PROD_ACCOUNT.into()),
+        boundary: None,
         inline_policies: vec![],
     };
     let Ok(changegate::check::Verdict::Grant(grant)) =
@@ -597,4 +598,142 @@ fn percent_decode(s: &str) -> String {
         .decode_utf8()
         .expect("UTF-8 policy")
         .into_owned()
+}
+
+/// grant's role policies as template.yaml deploys them with `parameters`
+/// (resolved by tests/localaws/localaws.py, the lint's own reader).
+fn grant_role_policies(parameters: &Value) -> Vec<Value> {
+    let code = r#"
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import localaws
+stack = localaws.Stack(localaws.load_template(), json.loads(sys.argv[2]))
+print(json.dumps(stack.resolve(stack.resources["GrantFunction"]["Properties"]["Policies"])))
+"#;
+    let out = std::process::Command::new(python())
+        .args(["-c", code])
+        .arg(workspace_root().join("tests/localaws"))
+        .arg(parameters.to_string())
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("policies JSON")
+}
+
+#[test]
+fn given_a_required_permissions_boundary_when_grants_role_is_evaluated_then_it_writes_only_on_eligible_users_with_that_boundary()
+ {
+    use changegate_tests::iam::{self, Decision, Request};
+    const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/changegate-requester-boundary";
+    let grant_role = "arn:aws:sts::123456789012:assumed-role/changegate-grant/grant";
+    let alice = "arn:aws:iam::123456789012:user/alice";
+    let put = |policies: &[Value], tag: Option<&str>, boundary: Option<&str>| {
+        let mut req = Request::new(grant_role, "iam:PutUserPolicy", alice);
+        if let Some(tag) = tag {
+            req = req.with("aws:ResourceTag/changegate:eligible", tag);
+        }
+        if let Some(boundary) = boundary {
+            req = req.with("iam:PermissionsBoundary", boundary);
+        }
+        iam::evaluate(&policies.iter().collect::<Vec<_>>(), &req)
+    };
+    let bounded = grant_role_policies(
+        &json!({"ApproverArns": "arn:aws:iam::123456789012:user/bob",
+        "RequesterPermissionsBoundaryArn": BOUNDARY}),
+    );
+    // Given the boundary required: only an eligible user with exactly it.
+    assert_eq!(
+        put(&bounded, Some(PROD_ACCOUNT), Some(BOUNDARY)),
+        Decision::Allow
+    );
+    assert_eq!(
+        put(&bounded, Some(PROD_ACCOUNT), None),
+        Decision::ImplicitDeny
+    );
+    let other = "arn:aws:iam::123456789012:policy/other";
+    assert_eq!(
+        put(&bounded, Some(PROD_ACCOUNT), Some(other)),
+        Decision::ImplicitDeny
+    );
+    assert_eq!(put(&bounded, None, Some(BOUNDARY)), Decision::ImplicitDeny);
+    // Given none required: any eligible user, and still no one untagged.
+    let open = grant_role_policies(&json!({"ApproverArns": "arn:aws:iam::123456789012:user/bob"}));
+    assert_eq!(put(&open, Some(PROD_ACCOUNT), None), Decision::Allow);
+    assert_eq!(put(&open, None, None), Decision::ImplicitDeny);
+    // And grant's undo (DeleteUserPolicy) needs the tag only, boundary or not.
+    let delete = Request::new(grant_role, "iam:DeleteUserPolicy", alice)
+        .with("aws:ResourceTag/changegate:eligible", PROD_ACCOUNT);
+    assert_eq!(
+        iam::evaluate(&bounded.iter().collect::<Vec<_>>(), &delete),
+        Decision::Allow
+    );
+}
+
+#[tokio::test]
+async fn given_a_required_permissions_boundary_when_granting_then_a_user_without_it_is_refused_and_one_with_it_granted()
+ {
+    // Given a deployment that requires a permissions boundary, and alice and
+    // carol eligible, alice without the boundary and carol with it
+    let mut s = Scene::new().await;
+    let boundary = s
+        .world
+        .iam
+        .create_policy()
+        .policy_name("changegate-requester-boundary")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .and_then(|p| p.arn())
+        .unwrap()
+        .to_owned();
+    let required = boundary.clone();
+    let lookup = move |k: &str| match k {
+        changegate::config::VAR_REQUESTER_BOUNDARY => Some(required.clone()),
+        k => grant_env(k),
+    };
+    s.grantor = Grantor::new(GrantConfig::from_source(&lookup).unwrap(), &s.world.sdk);
+    let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
+    let (_, carol) = s.world.eligible_user("carol", PROD_ACCOUNT).await;
+    s.world
+        .iam
+        .put_user_permissions_boundary()
+        .user_name("carol")
+        .permissions_boundary(&boundary)
+        .send()
+        .await
+        .unwrap();
+    let (_, bob) = s.world.user("bob").await;
+
+    // When both file a request and bob approves each
+    let window = (at(-60, "Z"), at(3600, "Z"));
+    for (who, creds) in [("alice", &alice), ("carol", &carol)] {
+        let id = s
+            .world
+            .file_request(creds, request(who, PROD_ACCOUNT, &window.0, &window.1))
+            .await;
+        s.world.signal(&bob, &id, true).await;
+    }
+    let outcomes = s.deliver().await;
+
+    // Then alice is refused, saying which boundary she lacks, and only carol holds a grant
+    let refused: Vec<&GrantOutcome> = outcomes
+        .iter()
+        .filter(|o| matches!(o, GrantOutcome::Refused { reason_code, .. } if reason_code == "no-permissions-boundary"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{outcomes:?}");
+    let GrantOutcome::Refused { reason, .. } = refused[0] else {
+        unreachable!()
+    };
+    assert!(
+        reason.contains("alice") && reason.contains(&boundary),
+        "{reason}"
+    );
+    assert!(s.world.policies("alice").await.is_empty());
+    assert_eq!(s.world.policies("carol").await.len(), 1);
 }
