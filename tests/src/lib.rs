@@ -72,6 +72,41 @@ pub fn python() -> PathBuf {
     venv
 }
 
+/// Property `property` of resource `logical_id` of `template` (a path from
+/// the workspace root), resolved as CloudFormation would deploy it with
+/// `parameters`, by tests/localaws/localaws.py (the reader the lint and the
+/// local world use).
+pub fn resolved_property(
+    template: &str,
+    parameters: &Value,
+    logical_id: &str,
+    property: &str,
+) -> Value {
+    let code = r#"
+import json, pathlib, sys
+sys.path.insert(0, sys.argv[1])
+import localaws
+template = localaws.load_template(pathlib.Path(sys.argv[2]))
+stack = localaws.Stack(template, json.loads(sys.argv[3]))
+print(json.dumps(stack.resolve(stack.resources[sys.argv[4]]["Properties"][sys.argv[5]])))
+"#;
+    let root = workspace_root();
+    let out = Command::new(python())
+        .args(["-c", code])
+        .arg(root.join("tests/localaws"))
+        .arg(root.join(template))
+        .arg(parameters.to_string())
+        .args([logical_id, property])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "resolving {template} {logical_id}.{property}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("resolved JSON")
+}
+
 /// A function binary built by `cargo build --workspace --bins` (make test does it).
 pub fn built_binary(name: &str) -> PathBuf {
     let dir = std::env::var_os("CARGO_TARGET_DIR")

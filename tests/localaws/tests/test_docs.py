@@ -87,6 +87,13 @@ def test_given_the_template_when_its_parameters_are_read_then_docs_configuration
     assert documented - parameters == set(), "docs/configuration.md describes parameters template.yaml does not have"
 
 
+def test_given_the_production_account_template_when_read_then_docs_configuration_names_each_parameter_and_no_other() -> None:
+    """The same for templates/production-account.yaml and its own table."""
+    parameters = set(localaws.load_template(localaws.ROOT / "templates" / "production-account.yaml")["Parameters"])
+    documented = first_column(section(text(CONFIGURATION), "The production-account stack's parameters"))
+    assert parameters == documented
+
+
 def test_given_the_functions_environments_when_read_then_docs_configuration_names_every_variable_set() -> None:
     """Every CHANGEGATE_* variable template.yaml sets on a function has a row
     in configuration.md's table of the functions' environment."""

@@ -336,3 +336,16 @@ def test_given_a_requester_boundary_when_deployed_then_grant_reads_it_and_only_t
 
     assert on.function_environment("GrantFunction")["CHANGEGATE_REQUESTER_BOUNDARY"] == arn
     assert "CHANGEGATE_REQUESTER_BOUNDARY" not in off.function_environment("GrantFunction")
+
+
+def test_given_a_target_role_boundary_when_the_stack_creates_the_target_role_then_the_role_carries_it() -> None:
+    """With CreateTargetRole=true, the boundary the cutter's writes require is
+    set on the role the stack creates (else the first cut would be denied)."""
+    boundary = "arn:aws:iam::123456789012:policy/prod-role-boundary"
+    base = {"ChangegateAccountId": "123456789012", "RevokeRoleArn": "arn:aws:iam::123456789012:role/r",
+            "GrantRoleArn": "arn:aws:iam::123456789012:role/g", "CreateTargetRole": "true"}
+    bounded = localaws.Stack(localaws.load_template(PRODUCTION), {**base, "TargetRoleBoundaryArn": boundary})
+    unbounded = localaws.Stack(localaws.load_template(PRODUCTION), base)
+
+    assert bounded.resolve(bounded.resources["TargetRole"]["Properties"]).get("PermissionsBoundary") == boundary
+    assert "PermissionsBoundary" not in unbounded.resolve(unbounded.resources["TargetRole"]["Properties"])

@@ -600,30 +600,6 @@ fn percent_decode(s: &str) -> String {
         .into_owned()
 }
 
-/// grant's role policies as template.yaml deploys them with `parameters`
-/// (resolved by tests/localaws/localaws.py, the lint's own reader).
-fn grant_role_policies(parameters: &Value) -> Vec<Value> {
-    let code = r#"
-import json, sys
-sys.path.insert(0, sys.argv[1])
-import localaws
-stack = localaws.Stack(localaws.load_template(), json.loads(sys.argv[2]))
-print(json.dumps(stack.resolve(stack.resources["GrantFunction"]["Properties"]["Policies"])))
-"#;
-    let out = std::process::Command::new(python())
-        .args(["-c", code])
-        .arg(workspace_root().join("tests/localaws"))
-        .arg(parameters.to_string())
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("policies JSON")
-}
-
 #[test]
 fn given_a_required_permissions_boundary_when_grants_role_is_evaluated_then_it_writes_only_on_eligible_users_with_that_boundary()
  {
@@ -641,10 +617,14 @@ fn given_a_required_permissions_boundary_when_grants_role_is_evaluated_then_it_w
         }
         iam::evaluate(&policies.iter().collect::<Vec<_>>(), &req)
     };
-    let bounded = grant_role_policies(
-        &json!({"ApproverArns": "arn:aws:iam::123456789012:user/bob",
-        "RequesterPermissionsBoundaryArn": BOUNDARY}),
-    );
+    let policies = |parameters: Value| {
+        resolved_property("template.yaml", &parameters, "GrantFunction", "Policies")
+            .as_array()
+            .cloned()
+            .expect("grant's policies")
+    };
+    let bounded = policies(json!({"ApproverArns": "arn:aws:iam::123456789012:user/bob",
+        "RequesterPermissionsBoundaryArn": BOUNDARY}));
     // Given the boundary required: only an eligible user with exactly it.
     assert_eq!(
         put(&bounded, Some(PROD_ACCOUNT), Some(BOUNDARY)),
@@ -661,7 +641,7 @@ fn given_a_required_permissions_boundary_when_grants_role_is_evaluated_then_it_w
     );
     assert_eq!(put(&bounded, None, Some(BOUNDARY)), Decision::ImplicitDeny);
     // Given none required: any eligible user, and still no one untagged.
-    let open = grant_role_policies(&json!({"ApproverArns": "arn:aws:iam::123456789012:user/bob"}));
+    let open = policies(json!({"ApproverArns": "arn:aws:iam::123456789012:user/bob"}));
     assert_eq!(put(&open, Some(PROD_ACCOUNT), None), Decision::Allow);
     assert_eq!(put(&open, None, None), Decision::ImplicitDeny);
     // And grant's undo (DeleteUserPolicy) needs the tag only, boundary or not.

@@ -14,8 +14,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use changegate_tests::grant_of;
 use changegate_tests::iam::{self, Decision, Request};
+use changegate_tests::{grant_of, resolved_property};
 
 const ROLE_ID: &str = "AROAEXAMPLEROLEID0001";
 const ROLE_ARN: &str = "arn:aws:iam::111122223333:role/CM-Prd-role";
@@ -414,4 +414,71 @@ proptest! {
             prop_assert_eq!(before, after);
         }
     }
+}
+
+#[test]
+fn given_a_target_role_boundary_when_the_cutters_policy_is_evaluated_then_it_writes_only_on_the_bounded_target_role()
+ {
+    const BOUNDARY: &str = "arn:aws:iam::111122223333:policy/prod-role-boundary";
+    let cutter =
+        "arn:aws:sts::111122223333:assumed-role/changegate-session-cutter/changegate-revoke";
+    // (The local reader deploys the stack in account 123456789012.)
+    let target = "arn:aws:iam::123456789012:role/CM-Prd-role";
+    let policies = |boundary: &str| {
+        let parameters = json!({"ChangegateAccountId": "123456789012",
+            "RevokeRoleArn": "arn:aws:iam::123456789012:role/changegate-revoke",
+            "GrantRoleArn": "arn:aws:iam::123456789012:role/changegate-grant",
+            "TargetRoleBoundaryArn": boundary});
+        let resolved = resolved_property(
+            "templates/production-account.yaml",
+            &parameters,
+            "SessionCutterRole",
+            "Policies",
+        );
+        resolved
+            .as_array()
+            .expect("policies")
+            .iter()
+            .map(|p| p["PolicyDocument"].clone())
+            .collect::<Vec<Value>>()
+    };
+    let call = |policies: &[Value], action: &str, resource: &str, boundary: Option<&str>| {
+        let mut req = Request::new(cutter, action, resource);
+        if let Some(b) = boundary {
+            req = req.with("iam:PermissionsBoundary", b);
+        }
+        iam::evaluate(&policies.iter().collect::<Vec<_>>(), &req)
+    };
+    // Given the boundary required: the cut is written only while the role has exactly it.
+    let bounded = policies(BOUNDARY);
+    assert_eq!(
+        call(&bounded, "iam:PutRolePolicy", target, Some(BOUNDARY)),
+        Decision::Allow
+    );
+    assert_eq!(
+        call(&bounded, "iam:PutRolePolicy", target, None),
+        Decision::ImplicitDeny
+    );
+    let other = "arn:aws:iam::aws:policy/AdministratorAccess";
+    assert_eq!(
+        call(&bounded, "iam:PutRolePolicy", target, Some(other)),
+        Decision::ImplicitDeny
+    );
+    // And removing a cut needs no boundary (it only takes away).
+    assert_eq!(
+        call(&bounded, "iam:DeleteRolePolicy", target, None),
+        Decision::Allow
+    );
+    // Never on another role.
+    let admin = "arn:aws:iam::123456789012:role/Admin";
+    assert_eq!(
+        call(&bounded, "iam:PutRolePolicy", admin, Some(BOUNDARY)),
+        Decision::ImplicitDeny
+    );
+    // Given none required: the target role, boundary or not.
+    let open = policies("");
+    assert_eq!(
+        call(&open, "iam:PutRolePolicy", target, None),
+        Decision::Allow
+    );
 }
