@@ -169,6 +169,16 @@ pub struct Rendered {
     pub fallback: Option<Fallback>,
 }
 
+impl Rendered {
+    /// How much of the role's inline-policy budget is used once this is
+    /// written, in percent: the role's other inline policies (`others`
+    /// characters) and the cut. An alarm watches it, well before a grant
+    /// would have to fall back to cutting every session of the role.
+    pub fn budget_used_percent(&self, others: usize) -> f64 {
+        (others + self.chars) as f64 * 100.0 / ROLE_INLINE_POLICY_LIMIT as f64
+    }
+}
+
 /// Not even the fallback statement fits beside the role's other inline policies.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -899,6 +909,25 @@ mod tests {
             .render(ROLE_INLINE_POLICY_LIMIT - chars + 1, t(EARLY))
             .unwrap();
         assert!(r.fallback.is_some());
+    }
+
+    #[test]
+    fn given_a_rendered_cut_when_its_budget_is_measured_then_the_others_and_the_cut_count_against_10240()
+     {
+        let doc = crowd(3, t(EARLY));
+        let r = doc.render(1_000, t(EARLY)).unwrap();
+        let expected = (1_000 + r.chars) as f64 * 100.0 / 10_240.0;
+        assert!((r.budget_used_percent(1_000) - expected).abs() < 1e-9);
+        assert!(r.budget_used_percent(1_000) > r.budget_used_percent(0));
+        // A full role is at 100 %, and a deleted cut counts the others only.
+        let full = doc
+            .render(ROLE_INLINE_POLICY_LIMIT - r.chars, t(EARLY))
+            .unwrap();
+        assert!(
+            (full.budget_used_percent(ROLE_INLINE_POLICY_LIMIT - r.chars) - 100.0).abs() < 1e-9
+        );
+        let gone = SessionCut::empty().render(5_120, t(EARLY)).unwrap();
+        assert!((gone.budget_used_percent(5_120) - 50.0).abs() < 1e-9);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub const NAMESPACE: &str = "changegate";
 pub enum Unit {
     Count,
     Milliseconds,
+    Percent,
 }
 
 impl Unit {
@@ -18,6 +19,7 @@ impl Unit {
         match self {
             Self::Count => "Count",
             Self::Milliseconds => "Milliseconds",
+            Self::Percent => "Percent",
         }
     }
 }

@@ -56,10 +56,16 @@ impl Cutter {
         let mut cut = SessionCut::from_role(role.cut_document()).map_err(Fault::unexpected(OP))?;
         change(&mut cut);
         cut.collect(now, role.max_session);
-        let rendered = cut
-            .render(role.others_chars(), now)
-            .map_err(Fault::unexpected(OP))?;
+        let others = role.others_chars();
+        let rendered = cut.render(others, now).map_err(Fault::unexpected(OP))?;
         production.write(&grant.role, &rendered.written).await?;
+        metrics::emit(
+            self.function,
+            "SessionCutBudgetUsed",
+            rendered.budget_used_percent(others),
+            metrics::Unit::Percent,
+            None,
+        );
         let Some(fallback) = rendered.fallback else {
             info!(change_request_id = %grant.change_request, user = %grant.user, account = %grant.account, role = %grant.role, "session cut written");
             return Ok(CutOutcome::Cut);

@@ -349,3 +349,20 @@ def test_given_a_target_role_boundary_when_the_stack_creates_the_target_role_the
 
     assert bounded.resolve(bounded.resources["TargetRole"]["Properties"]).get("PermissionsBoundary") == boundary
     assert "PermissionsBoundary" not in unbounded.resolve(unbounded.resources["TargetRole"]["Properties"])
+
+
+def test_given_the_session_cut_when_deployed_then_an_alarm_warns_at_75_percent_of_the_roles_budget() -> None:
+    """SessionCutBudgetUsed (the code's metric name) from both functions that
+    write the cut is watched, and the operators hear of it at 75 %, before a
+    full budget makes a grant deny every session of the role."""
+    ports = (localaws.ROOT / "shared" / "aws" / "src" / "ports.rs").read_text()
+    assert '"SessionCutBudgetUsed"' in ports
+    cut = localaws.Stack(localaws.load_template(), {"ApproverArns": BOB, "SessionCutterRoleName": "changegate-session-cutter"})
+    alarm = cut.resolve(cut.resources["SessionCutBudgetAlarm"]["Properties"])
+
+    watched = {m["MetricStat"]["Metric"]["Dimensions"][0]["Value"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert watched == {"grant", "revoke"}
+    assert {m["MetricStat"]["Metric"]["MetricName"] for m in alarm["Metrics"] if "MetricStat" in m} == {"SessionCutBudgetUsed"}
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (75, "GreaterThanOrEqualToThreshold")
+    assert alarm["AlarmActions"] == [cut.ref("OperatorsTopic")]
+    assert cut.template["Resources"]["SessionCutBudgetAlarm"]["Condition"] == "CutSessions"
