@@ -524,9 +524,9 @@ impl<'a> GrantRun<'a> {
         decision: Option<Result<Grant, Refusal>>,
     ) -> Next<GrantOutcome> {
         let mine = r.owner() == Some(self.inv.id.as_str());
-        // Refused at admission and still running: whoever sees it stops it
-        // (the refuser's retry, or anyone after a fault between the two).
-        if r.state == Some(State::Refused) && r.reason_code.as_deref() == Some(ADMISSION_CODE) {
+        // Refused, and its runbook execution still running: whoever sees it
+        // stops it (the refuser's retry, or anyone after a fault between the two).
+        if r.state == Some(State::Refused) {
             if let Some(next) = self.stop_if_open() {
                 return next;
             }
@@ -759,7 +759,7 @@ impl Machine for GrantRun<'_> {
                     let record = self.refused_record(&refusal);
                     return self.ask(Pending::Refuse, Step::Write(LedgerWrite::Create(record)));
                 }
-                if refusal.code() == ADMISSION_CODE {
+                if refusal.is_final() {
                     if let Some(next) = self.stop_if_open() {
                         self.course = Course::Refusing { refusal, written };
                         return next;
@@ -882,9 +882,6 @@ impl Machine for GrantRun<'_> {
     }
 }
 
-/// The refusal code of a request refused at admission, whose execution is stopped.
-const ADMISSION_CODE: &str = "too-many-open-requests";
-
 impl GrantRun<'_> {
     /// Admission of a request runbook's execution: at most
     /// `max_open_requests` of its filer's may be open at once. Change
@@ -915,18 +912,22 @@ impl GrantRun<'_> {
         self.ask(Pending::OpenRuns, Step::ReadOpenRuns(document))
     }
 
-    /// Stops the request's execution, unless this invocation did or Systems
-    /// Manager reports it ended; `None` when there is nothing to stop.
+    /// Stops a refused request's execution, so that it does not hold one of
+    /// the account's concurrent Automation executions until its `EndTime`:
+    /// only an execution of the deployment's own request runbook (never a
+    /// change request, nor another document's execution an event named),
+    /// unless this invocation stopped it or Systems Manager reports it
+    /// ended; `None` when there is nothing to stop.
     fn stop_if_open(&mut self) -> Option<Next<GrantOutcome>> {
-        let open = self
-            .exec
-            .as_ref()
-            .and_then(|e| e.as_ref())
-            .is_some_and(|e| e.status != Status::Success && !e.status.ends_access());
+        let runbook = self.config.automation.as_ref().map(|a| a.runbook.as_str());
+        let open = self.exec.as_ref().and_then(|e| e.as_ref()).is_some_and(|e| {
+            let ours = matches!(&e.origin, Origin::Automation { document, .. } if Some(document.as_str()) == runbook);
+            ours && e.status != Status::Success && !e.status.ends_access()
+        });
         if self.stopped || !open {
             return None;
         }
-        info!(change_request_id = %self.id, outcome = "stopping", "stopping a request refused at admission");
+        info!(change_request_id = %self.id, outcome = "stopping", "stopping a refused request's execution");
         Some(self.ask(Pending::Stop, Step::Stop(self.id.clone())))
     }
 

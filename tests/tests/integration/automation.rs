@@ -728,6 +728,9 @@ async fn given_alice_is_also_an_approver_when_she_approves_her_own_request_then_
     assert_eq!(announced.len(), 1, "{announced:?}");
     assert_eq!(announced[0]["detail-type"], "Access Refused");
     assert_eq!(announced[0]["detail"]["reason-code"], "self-approved");
+    // And the refused request's execution is stopped, so that it does not
+    // hold one of the account's concurrent executions until its EndTime
+    assert_eq!(auto.wait_status(&id, &["Cancelled"]).await, "Cancelled");
 }
 
 #[tokio::test]
@@ -769,6 +772,9 @@ async fn given_a_look_alike_runbook_when_alice_starts_it_and_bob_approves_then_i
         run.invocations
     );
     assert!(auto.world.policies("alice").await.is_empty());
+    // And grant leaves another document's execution alone: it stops only
+    // executions of the deployment's own request runbook
+    assert_ne!(auto.status(&id).await, "Cancelled");
 }
 
 #[tokio::test]
