@@ -75,7 +75,7 @@ pub fn python() -> PathBuf {
 /// Property `property` of resource `logical_id` of `template` (a path from
 /// the workspace root), resolved as CloudFormation would deploy it with
 /// `parameters`, by tests/localaws/localaws.py (the reader the lint and the
-/// local world use).
+/// local world use). `logical_id` `"Outputs"` reads output `property`'s value.
 pub fn resolved_property(
     template: &str,
     parameters: &Value,
@@ -88,7 +88,10 @@ sys.path.insert(0, sys.argv[1])
 import localaws
 template = localaws.load_template(pathlib.Path(sys.argv[2]))
 stack = localaws.Stack(template, json.loads(sys.argv[3]))
-print(json.dumps(stack.resolve(stack.resources[sys.argv[4]]["Properties"][sys.argv[5]])))
+if sys.argv[4] == "Outputs":
+    print(json.dumps(stack.resolve(template["Outputs"][sys.argv[5]]["Value"])))
+else:
+    print(json.dumps(stack.resolve(stack.resources[sys.argv[4]]["Properties"][sys.argv[5]])))
 "#;
     let root = workspace_root();
     let out = Command::new(python())

@@ -1427,3 +1427,106 @@ async fn given_expiry_schedules_when_granting_then_at_is_rounded_up_to_the_minut
     let names: Vec<&str> = listed.schedules().iter().filter_map(|x| x.name()).collect();
     assert_eq!(names, [format!("changegate-{later}")]);
 }
+
+// ------------------------------------------------- the people's policies
+
+/// What the stack's people's policies let a person do, by IAM's documented
+/// semantics (tests/src/iam.rs) on the policies as template.yaml deploys them.
+#[test]
+fn given_the_stacks_people_policies_when_each_is_evaluated_then_each_part_may_do_what_its_commands_need_and_nothing_more()
+ {
+    use changegate_tests::iam::{self, Decision, Request};
+    let parameters =
+        json!({"ApproverArns": "arn:aws:iam::123456789012:user/bob", "RequestSources": "Both"});
+    let template = "template.yaml";
+    let document =
+        |logical: &str| resolved_property(template, &parameters, logical, "PolicyDocument");
+    let output = |name: &str| {
+        resolved_property(template, &parameters, "Outputs", name)
+            .as_str()
+            .expect("an output string")
+            .to_owned()
+    };
+    let (requester, approver, operator) = (
+        document("RequesterPolicy"),
+        document("ApproverPolicy"),
+        document("OperatorPolicy"),
+    );
+    let ssm = "arn:aws:ssm:us-east-1:123456789012";
+    let start = |runbook: &str| format!("{ssm}:automation-definition/{runbook}:$DEFAULT");
+    let execution = format!("{ssm}:automation-execution/d0585556-80f6-4522-8dad-dada6d45b67d");
+    let who = "arn:aws:iam::123456789012:user/alice";
+    let may = |policy: &Value, action: &str, resource: &str| {
+        iam::evaluate(&[policy], &Request::new(who, action, resource)) == Decision::Allow
+    };
+    let may_pass = |policy: &Value, role: &str, service: &str| {
+        let req = Request::new(who, "iam:PassRole", role).with("iam:PassedToService", service);
+        iam::evaluate(&[policy], &req) == Decision::Allow
+    };
+    let (request_runbook, operator_runbook) =
+        (output("RequestRunbookName"), output("OperatorRunbookName"));
+    let (request_role, operator_role, runbook_role) = (
+        output("RequestRunbookRoleArn"),
+        output("OperatorRunbookRoleArn"),
+        output("RunbookRoleArn"),
+    );
+    let change_template = output("ChangeTemplateName");
+
+    // A requester files (both ways), follows and withdraws; nothing else.
+    assert!(may(
+        &requester,
+        "ssm:StartAutomationExecution",
+        &start(&request_runbook)
+    ));
+    assert!(may_pass(&requester, &request_role, "ssm.amazonaws.com"));
+    assert!(!may_pass(&requester, &request_role, "lambda.amazonaws.com"));
+    let template_doc = format!("{ssm}:document/{change_template}");
+    assert!(may(
+        &requester,
+        "ssm:StartChangeRequestExecution",
+        &template_doc
+    ));
+    assert!(may_pass(&requester, &runbook_role, "ssm.amazonaws.com"));
+    for action in ["ssm:GetAutomationExecution", "ssm:StopAutomationExecution"] {
+        assert!(may(&requester, action, &execution), "{action}");
+    }
+    assert!(
+        !may(&requester, "ssm:SendAutomationSignal", &execution),
+        "requesters do not approve"
+    );
+    assert!(!may(
+        &requester,
+        "ssm:StartAutomationExecution",
+        &start(&operator_runbook)
+    ));
+    assert!(!may(
+        &requester,
+        "ssm:StartAutomationExecution",
+        &start("AWS-RestartEC2Instance")
+    ));
+    assert!(!may_pass(&requester, &operator_role, "ssm.amazonaws.com"));
+
+    // An approver reads and signals; files nothing, ends nothing.
+    assert!(may(&approver, "ssm:SendAutomationSignal", &execution));
+    assert!(may(&approver, "ssm:GetAutomationExecution", &execution));
+    assert!(!may(
+        &approver,
+        "ssm:StartAutomationExecution",
+        &start(&request_runbook)
+    ));
+    assert!(!may(&approver, "ssm:StopAutomationExecution", &execution));
+
+    // An operator starts the operators' runbook (passing its role) and follows it.
+    assert!(may(
+        &operator,
+        "ssm:StartAutomationExecution",
+        &start(&operator_runbook)
+    ));
+    assert!(may_pass(&operator, &operator_role, "ssm.amazonaws.com"));
+    assert!(!may(
+        &operator,
+        "ssm:StartAutomationExecution",
+        &start(&request_runbook)
+    ));
+    assert!(!may(&operator, "ssm:SendAutomationSignal", &execution));
+}
