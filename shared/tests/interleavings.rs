@@ -1161,3 +1161,87 @@ fn given_a_person_below_the_open_request_limit_when_approved_then_it_is_granted(
         "{outcome:?}"
     );
 }
+
+/// The steps one grant invocation takes on `world`, to its end.
+fn steps_of(world: World) -> (Vec<Step>, World) {
+    let memory = Memory::new(world);
+    let (config, home) = (config(true), home());
+    let inv = invocation("a", t("2026-12-01T08:59:00Z"));
+    let mut run = GrantRun::new(id(), inv.clone(), &config, &home);
+    let mut steps = Vec::new();
+    while let Next::Do(step) = run.next() {
+        let answer = ready(perform(&memory, &step, inv.now)).unwrap();
+        steps.push(step);
+        run.learn(answer);
+        assert!(steps.len() < 50, "grant does not end: {steps:?}");
+    }
+    (steps, memory.world.into_inner())
+}
+
+fn stops(steps: &[Step]) -> usize {
+    steps.iter().filter(|s| matches!(s, Step::Stop(_))).count()
+}
+
+#[test]
+fn given_a_refused_request_runbook_execution_still_running_when_grant_refuses_it_then_it_is_stopped_once()
+ {
+    // Given alice approved her own request (self-approved), still running
+    let mut world = world();
+    let exec = world.executions.get_mut(ID).unwrap();
+    exec.approval_steps[0].decisions = Some(vec![ApproverDecision {
+        approver: ALICE.into(),
+        decision: Decision::Approve,
+    }]);
+    exec.approval_steps[0].approvers = Some(vec![ALICE.into(), BOB.into()]);
+    let (steps, after) = steps_of(world);
+    assert_eq!(stops(&steps), 1, "{steps:?}");
+    assert_eq!(after.executions[ID].status, Status::Cancelled);
+    // And a later look at the refused record stops nothing more.
+    let (again, _) = steps_of(after);
+    assert_eq!(stops(&again), 0, "{again:?}");
+}
+
+#[test]
+fn given_refusals_whose_execution_ended_or_is_not_the_request_runbooks_when_grant_refuses_them_then_nothing_is_stopped()
+ {
+    // Given a request rejected (ended), an execution of another document,
+    // and a change request (not this deployment's source): all refused.
+    let mut rejected = world();
+    rejected.executions.get_mut(ID).unwrap().status = Status::Failed;
+    let mut look_alike = world();
+    if let Origin::Automation { document, .. } =
+        &mut look_alike.executions.get_mut(ID).unwrap().origin
+    {
+        *document = "changegate-access-request-copy".into();
+    }
+    let mut change_request = world();
+    let exec = change_request.executions.get_mut(ID).unwrap();
+    let parameters = match &exec.origin {
+        Origin::Automation { parameters, .. } => parameters.clone(),
+        Origin::ChangeRequest { .. } => unreachable!(),
+    };
+    exec.origin = Origin::ChangeRequest {
+        template: "changegate-access".into(),
+        runbooks: vec![changegate::execution::RunbookRun {
+            document: "changegate-access-runbook".into(),
+            parameters,
+        }],
+    };
+    for (case, world) in [
+        ("rejected", rejected),
+        ("look-alike", look_alike),
+        ("change request", change_request),
+    ] {
+        let status = world.executions[ID].status.clone();
+        let (steps, after) = steps_of(world);
+        assert!(
+            after
+                .announcements
+                .iter()
+                .any(|e| matches!(e, ChangegateEvent::Refused(_))),
+            "{case}: refused"
+        );
+        assert_eq!(stops(&steps), 0, "{case}: {steps:?}");
+        assert_eq!(after.executions[ID].status, status, "{case}");
+    }
+}
