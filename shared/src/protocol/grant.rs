@@ -712,7 +712,9 @@ impl<'a> GrantRun<'a> {
     }
 }
 
-/// Everything but the settings (which every invocation shares).
+/// Everything but the settings (which every invocation shares). Every field
+/// a step can change must be here: the interleavings explorer tells states
+/// apart by this text, and a missing one makes it skip states it has not seen.
 impl std::fmt::Debug for GrantRun<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GrantRun")
