@@ -183,10 +183,15 @@ class Bench:
             iam = aws.client("iam")
             now = datetime.now(timezone.utc)
             t0 = time.monotonic()
-            for i in range(users):
-                iam.create_user(UserName=f"u{i:05d}")
             step = users // grants
             holders = [f"u{i * step:05d}" for i in range(grants)]
+            # Who holds a grant is eligible for its account (else the sweep
+            # removes the active ones as no longer eligible).
+            eligible = set(holders)
+            for i in range(users):
+                name = f"u{i:05d}"
+                tags = [{"Key": localaws.ELIGIBILITY_TAG, "Value": PROD}] if name in eligible else []
+                iam.create_user(UserName=name, Tags=tags)
 
             # Each run's expired grants are new requests: a policy named after a
             # request already revoked is removed too, but reported as already gone.
