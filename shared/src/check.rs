@@ -382,9 +382,16 @@ pub fn decide(
             account: request.account.to_string(),
             eligible: eligibility.describe(),
         })?;
+    // The deployment's own role in another case is that role (IAM role names
+    // are unique regardless of case), granted as the deployment spells it.
+    let role = if role.same_role(&config.target_role) {
+        config.target_role.clone()
+    } else {
+        role
+    };
     // The session cut's role in each production account may write only on
     // the deployment's target role: a grant on another role could not be cut.
-    if config.session_cutter.is_some() && role != config.target_role {
+    if config.session_cutter.is_some() && !role.same_role(&config.target_role) {
         return Err(Refusal::RoleNotCut {
             user: request.user.to_string(),
             account: request.account.to_string(),
@@ -1441,15 +1448,17 @@ mod tests {
              on CM-Prd-role. Ask the security team to name CM-Prd-role for this account in your \
              tag, or to deploy changegate for ReadOnlyProd."
         );
-        // The deployment's own role, named or by default, is still granted.
-        for tag in ["111122223333", "111122223333/CM-Prd-role"] {
-            assert!(
-                matches!(
-                    decide(&checked, &eligible(tag), &cut),
-                    Ok(Verdict::Grant(_))
-                ),
-                "{tag}"
-            );
+        // The deployment's own role, named or by default, in any case, is
+        // still granted, as the deployment spells it.
+        for tag in [
+            "111122223333",
+            "111122223333/CM-Prd-role",
+            "111122223333/cm-prd-role",
+        ] {
+            let Ok(Verdict::Grant(g)) = decide(&checked, &eligible(tag), &cut) else {
+                panic!("{tag} not granted")
+            };
+            assert_eq!(g.role.as_str(), "CM-Prd-role", "{tag}");
         }
         // Without the cut, another role is granted as before.
         let uncut = check(&ok_request(), &config()).unwrap();

@@ -93,7 +93,7 @@ impl Scope {
             None => Some(format!(
                 "the {ELIGIBILITY_TAG} tag on {user} no longer lists account {account}"
             )),
-            Some(now) if now != *role => Some(format!(
+            Some(now) if !now.same_role(role) => Some(format!(
                 "the {ELIGIBILITY_TAG} tag on {user} now names role {now} in account {account}, not {role}"
             )),
             Some(_) => None,
@@ -180,6 +180,9 @@ mod tests {
                 "the changegate:eligible tag on alice now names role ReadOnlyProd in account 111122223333, not CM-Prd-role"
             )
         );
+        // A tag that only spells the role in another case names the same role.
+        let respelled = scope().lost(&alice, Some("111122223333/cm-prd-role"), &a, &target);
+        assert_eq!(respelled, None);
         // The account left the allowlist, whatever the tag says.
         let mut narrowed = scope();
         narrowed.allowed_accounts.remove(&a);

@@ -110,6 +110,12 @@ impl RoleName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// Whether both name the same role: IAM role names are unique
+    /// regardless of case (IAM User Guide, IAM identifiers: roles "are not
+    /// distinguished by case").
+    pub fn same_role(&self, other: &Self) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
 }
 
 /// A change request id (the id of its Automation execution, a UUID on AWS).
