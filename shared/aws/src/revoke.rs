@@ -372,8 +372,10 @@ impl Revoker {
             .await
     }
 
-    /// One sweep: every grant whose window ended, and every grant whose request
-    /// ended (Systems Manager says so, or its record has an end). Keeps going
+    /// One sweep: every grant whose window ended, every grant whose user is
+    /// no longer eligible for it (the eligibility tag or the allowlist), and
+    /// every grant whose request ended (Systems Manager says so, or its
+    /// record has an end). Keeps going
     /// past a grant it cannot remove, then fails naming every one it could not.
     /// A failed *check* of an active grant is no failed revocation: nothing is
     /// known to be due, and the next minute's sweep checks it again.
