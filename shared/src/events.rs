@@ -149,6 +149,13 @@ pub struct AccessRevoked {
     /// What happened to live sessions in production, when sessions are cut.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions: Option<String>,
+    /// The operator who ended it, when one did (as Systems Manager recorded
+    /// who started the operators' runbook).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<String>,
+    /// The operator's reason (empty when they gave none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
 }
 
 /// The input of a grant's one-time expiry schedule, handed to revoke.
@@ -187,6 +194,8 @@ impl AccessRevoked {
             revocation_lag_ms: (*cause == Cause::WindowEnded)
                 .then(|| (at - grant.window.end_utc()).num_milliseconds()),
             sessions: None,
+            ended_by: None,
+            end_reason: None,
         }
     }
 }

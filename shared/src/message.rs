@@ -247,27 +247,40 @@ fn refused(d: &AccessRefused) -> Notification {
 fn revoked(d: &AccessRevoked) -> Notification {
     let (from, until) = window_lines(&d.window);
     let role_arn = role_arn(&d.account, &d.role);
+    let mut facts = vec![
+        ("Who", d.user.to_string()),
+        ("Account", d.account.to_string()),
+        ("Role", role_arn.clone()),
+        ("Window", format!("{from} until {until}")),
+        ("Removed at", shown(&d.revoked_at)),
+        ("Why", Cause::parse(&d.cause).describe()),
+    ];
+    // An operator's end: who ended it, and the reason they gave.
+    if let Some(operator) = &d.ended_by {
+        facts.push(("Ended by", shown(operator)));
+        let reason = d.end_reason.as_deref().unwrap_or_default();
+        let reason = if reason.trim().is_empty() {
+            "none given".to_owned()
+        } else {
+            printable(reason)
+        };
+        facts.push(("Operator's reason", reason));
+    }
+    facts.push((
+        "Live sessions",
+        d.sessions
+            .as_deref()
+            .map(printable)
+            .unwrap_or_else(|| "not cut by changegate: they last until they expire".to_owned()),
+    ));
+    facts.push(("Change request", d.change_request_id.to_string()));
     assemble(Parts {
         kind: Kind::AccessRevoked,
         id: d.change_request_id.to_string(),
         people: vec![d.user.to_string()],
         account: Some(d.account.to_string()),
         headline: format!("Access revoked: {} from {}/{}", d.user, d.account, d.role),
-        facts: vec![
-            ("Who", d.user.to_string()),
-            ("Account", d.account.to_string()),
-            ("Role", role_arn.clone()),
-            ("Window", format!("{from} until {until}")),
-            ("Removed at", shown(&d.revoked_at)),
-            ("Why", Cause::parse(&d.cause).describe()),
-            (
-                "Live sessions",
-                d.sessions.as_deref().map(printable).unwrap_or_else(|| {
-                    "not cut by changegate: they last until they expire".to_owned()
-                }),
-            ),
-            ("Change request", d.change_request_id.to_string()),
-        ],
+        facts,
         next: vec![
             format!("{} can no longer assume {role_arn}.", d.user),
             "For more access, file a new request.".to_owned(),

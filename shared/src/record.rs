@@ -51,6 +51,10 @@ pub mod attr {
     pub const NAMED_SESSIONS: &str = "named_sessions";
     pub const ENDED_AT: &str = "ended_at";
     pub const END_CAUSE: &str = "end_cause";
+    /// Who ended it, and why, when an operator did (the operators' runbook's
+    /// `ExecutedBy` and its `Reason`).
+    pub const ENDED_BY: &str = "ended_by";
+    pub const END_REASON: &str = "end_reason";
     pub const REVOKED_AT: &str = "revoked_at";
     pub const REVOCATION_CAUSE: &str = "revocation_cause";
     pub const REVOCATION_LAG_MS: &str = "revocation_lag_ms";
@@ -163,6 +167,16 @@ impl Decided {
 pub struct Ended {
     pub at: DateTime<Utc>,
     pub cause: Cause,
+    /// Who ended it and why, when an operator did.
+    pub by: Option<EndedBy>,
+}
+
+/// The operator who ended a request, as Systems Manager recorded them, and
+/// the reason they gave (may be empty).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EndedBy {
+    pub operator: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -288,6 +302,8 @@ impl DecisionRecord {
         if let Some(e) = &self.ended {
             put(attr::ENDED_AT, Some(utc_string(e.at)));
             put(attr::END_CAUSE, Some(e.cause.as_str().to_owned()));
+            put(attr::ENDED_BY, e.by.as_ref().map(|b| b.operator.clone()));
+            put(attr::END_REASON, e.by.as_ref().map(|b| b.reason.clone()));
         }
         if let Some(g) = &self.grant {
             put(attr::SOURCE, Some(g.source.clone()));
@@ -363,6 +379,10 @@ impl DecisionRecord {
             ended: time(attr::ENDED_AT).map(|at| Ended {
                 at,
                 cause: Cause::parse(&text(attr::END_CAUSE).unwrap_or_default()),
+                by: text(attr::ENDED_BY).map(|operator| EndedBy {
+                    operator,
+                    reason: text(attr::END_REASON).unwrap_or_default(),
+                }),
             }),
             revoked: time(attr::REVOKED_AT).map(|at| Revoked {
                 at,
@@ -492,6 +512,8 @@ pub enum LedgerWrite {
         id: ChangeRequestId,
         cause: Cause,
         at: DateTime<Utc>,
+        /// The operator who ends it, and why (an operator's end only).
+        by: Option<EndedBy>,
     },
     /// How the access ended: only the first revocation is recorded, and its
     /// writer announces it.
@@ -599,7 +621,13 @@ impl LedgerWrite {
                 let mut set: Vec<(&'static str, Value)> = Vec::new();
                 for (k, v) in record.to_item() {
                     if let Some(name) = RECORD_ATTRS.iter().find(|a| **a == k) {
-                        if *name != KEY && *name != attr::ENDED_AT && *name != attr::END_CAUSE {
+                        let tombstone = [
+                            attr::ENDED_AT,
+                            attr::END_CAUSE,
+                            attr::ENDED_BY,
+                            attr::END_REASON,
+                        ];
+                        if *name != KEY && !tombstone.contains(name) {
                             set.push((name, v));
                         }
                     }
@@ -631,14 +659,21 @@ impl LedgerWrite {
                 keep: vec![],
                 remove: vec![],
             },
-            Self::End { cause, at, .. } => Update::Set {
-                set: vec![],
-                keep: vec![
+            Self::End { cause, at, by, .. } => {
+                let mut keep = vec![
                     (attr::ENDED_AT, s(utc_string(*at))),
                     (attr::END_CAUSE, s(cause.as_str())),
-                ],
-                remove: vec![],
-            },
+                ];
+                if let Some(by) = by {
+                    keep.push((attr::ENDED_BY, s(by.operator.as_str())));
+                    keep.push((attr::END_REASON, s(by.reason.as_str())));
+                }
+                Update::Set {
+                    set: vec![],
+                    keep,
+                    remove: vec![],
+                }
+            }
             Self::Revoked {
                 cause,
                 at,
@@ -687,6 +722,8 @@ impl LedgerWrite {
 /// Every attribute a record writes, as `&'static str` (for [`Update::Set`]).
 const RECORD_ATTRS: &[&str] = &[
     KEY,
+    attr::ENDED_BY,
+    attr::END_REASON,
     attr::STATE,
     attr::DECIDED_AT,
     attr::REQUESTER,
@@ -743,6 +780,10 @@ mod tests {
         r.ended = Some(Ended {
             at: t("2026-12-01T10:00:05Z"),
             cause: Cause::Operator,
+            by: Some(EndedBy {
+                operator: "arn:aws:iam::123456789012:user/carol".into(),
+                reason: "INC-4711".into(),
+            }),
         });
         assert_eq!(DecisionRecord::from_item(&id(), &r.to_item()), r);
     }
@@ -814,6 +855,7 @@ mod tests {
             id: id(),
             cause: Cause::Operator,
             at: now,
+            by: None,
         }
         .update()
         .apply(&id(), Some(&item));
@@ -866,22 +908,36 @@ mod tests {
 
     #[test]
     fn given_an_end_written_twice_when_applied_then_the_first_end_is_kept() {
+        let carol = EndedBy {
+            operator: "arn:aws:iam::123456789012:user/carol".into(),
+            reason: "INC-4711".into(),
+        };
         let first = LedgerWrite::End {
             id: id(),
             cause: Cause::Operator,
             at: t("2026-12-01T10:00:00Z"),
+            by: Some(carol.clone()),
         }
         .update()
         .apply(&id(), None);
         let second = LedgerWrite::End {
             id: id(),
-            cause: Cause::WindowEnded,
+            cause: Cause::Operator,
             at: t("2026-12-01T11:00:00Z"),
+            by: Some(EndedBy {
+                operator: "arn:aws:iam::123456789012:user/dave".into(),
+                reason: "later".into(),
+            }),
         }
         .update()
         .apply(&id(), Some(&first));
         let r = DecisionRecord::from_item(&id(), &second);
         assert_eq!(r.end_cause(), Some(Cause::Operator));
+        assert_eq!(
+            r.ended.and_then(|e| e.by),
+            Some(carol),
+            "the first operator and reason are kept"
+        );
         assert_eq!(r.state, None, "a tombstone alone");
     }
 }

@@ -236,6 +236,13 @@ fn revoked(d: &AccessRevoked, r: &DecisionRecord) -> Result<ChangegateEvent, Unv
     let mut event = AccessRevoked::of(&grant, v.at, &v.cause);
     event.revocation_lag_ms = v.lag_ms;
     event.sessions = v.sessions.clone();
+    // An operator's end: who and why, as the tombstone recorded them.
+    if let Some(by) = r.ended.as_ref().and_then(|e| e.by.as_ref()) {
+        if v.cause == crate::events::Cause::Operator {
+            event.ended_by = Some(by.operator.clone());
+            event.end_reason = Some(by.reason.clone());
+        }
+    }
     Ok(ChangegateEvent::Revoked(event))
 }
 
@@ -590,6 +597,59 @@ mod tests {
             }),
             ..granted_record(g)
         }
+    }
+
+    #[test]
+    fn given_an_operators_end_when_its_revocation_is_verified_then_the_message_names_the_operator_and_reason_from_the_record()
+     {
+        let g = g();
+        let mut r = revoked_record(&g, "2026-12-01T09:30:00Z", Cause::Operator);
+        r.ended = Some(crate::record::Ended {
+            at: t("2026-12-01T09:30:00Z"),
+            cause: Cause::Operator,
+            by: Some(crate::record::EndedBy {
+                operator: "arn:aws:iam::123456789012:user/carol".into(),
+                reason: "INC-4711: leaked key".into(),
+            }),
+        });
+        // The event on the bus names nobody: the record is what is rendered.
+        let event = ChangegateEvent::Revoked(AccessRevoked::of(
+            &g,
+            t("2026-12-01T09:30:00Z"),
+            &Cause::Operator,
+        ));
+        let n = changegate(&event, Some(&r), false, false).unwrap();
+        let line = |label: &str, value: &str| {
+            n.text
+                .lines()
+                .any(|l| l.starts_with(label) && l.trim_end().ends_with(value))
+        };
+        assert!(
+            line("Ended by:", "arn:aws:iam::123456789012:user/carol"),
+            "{}",
+            n.text
+        );
+        assert!(
+            line("Operator's reason:", "INC-4711: leaked key"),
+            "{}",
+            n.text
+        );
+        // An operator who gave no reason: said so.
+        if let Some(by) = r.ended.as_mut().and_then(|e| e.by.as_mut()) {
+            by.reason = String::new();
+        }
+        let n = changegate(&event, Some(&r), false, false).unwrap();
+        assert!(
+            n.text
+                .lines()
+                .any(|l| l.starts_with("Operator's reason:") && l.ends_with("none given")),
+            "{}",
+            n.text
+        );
+        // Without a recorded operator (an early end), nobody is named.
+        r.ended.as_mut().unwrap().by = None;
+        let n = changegate(&event, Some(&r), false, false).unwrap();
+        assert!(!n.text.contains("Ended by"), "{}", n.text);
     }
 
     #[test]

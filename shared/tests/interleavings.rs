@@ -384,6 +384,7 @@ impl<'a> Explorer<'a> {
                         id: id(),
                         cause: Cause::Operator,
                         at: t("2026-12-01T08:59:30Z"),
+                        by: None,
                     };
                     let memory = Memory::new(w);
                     assert!(ready(memory.write(&end)).unwrap());

@@ -19,6 +19,7 @@ use changegate::ports::{Ledger, Requests, UserGrants};
 use changegate::protocol::ending::{Ended, Ending, Expiry, SweepItem};
 use changegate::protocol::revocation::{Reach, Revocation, Revoked};
 use changegate::protocol::{Invocation, Machine, run};
+use changegate::record::EndedBy;
 use changegate::request::PARAM_USER;
 use changegate::sweep::sort_grants;
 use changegate::text::shown;
@@ -183,15 +184,20 @@ impl Revocations {
     }
 
     /// Ends request `id` for `cause` (the tombstone, so that no grant can
-    /// start after it), then removes the grant of `user` if there is one.
+    /// start after it, naming the operator and their reason when `by` says
+    /// an operator ended it), then removes the grant of `user` if there is one.
     pub async fn end(
         &self,
         id: &ChangeRequestId,
         user: Option<IamUserName>,
         cause: &Cause,
+        by: Option<EndedBy>,
         inv: &Invocation,
     ) -> Result<RevokeOutcome, Fault> {
         let mut ending = Ending::new(id.clone(), user, cause.clone(), inv.clone(), self.reach);
+        if let Some(by) = by {
+            ending = ending.by_operator(by);
+        }
         let outcome = self.finish(&mut ending, inv).await?;
         if let RevokeOutcome::Ignored { reason } = &outcome {
             info!(change_request_id = %id, outcome = "ignored", reason = %reason, "nothing to revoke");
@@ -331,7 +337,13 @@ impl Revoker {
             .flatten()
             .find_map(|u| IamUserName::parse(u).ok());
         self.revocations
-            .end(&id, user, &Cause::EndedEarly(exec.status.clone()), inv)
+            .end(
+                &id,
+                user,
+                &Cause::EndedEarly(exec.status.clone()),
+                None,
+                inv,
+            )
             .await
     }
 
@@ -367,8 +379,12 @@ impl Revoker {
             "operator revocation"
         );
         let user = self.requested_user(&end.change_request).await?;
+        let by = EndedBy {
+            operator: end.operator.clone(),
+            reason: end.reason.clone(),
+        };
         self.revocations
-            .end(&end.change_request, user, &Cause::Operator, inv)
+            .end(&end.change_request, user, &Cause::Operator, Some(by), inv)
             .await
     }
 

@@ -17,7 +17,7 @@ use crate::policy::{Grant, policy_name};
 use crate::protocol::locate::{Locate, Located};
 use crate::protocol::revocation::{Reach, Revocation, Revoked};
 use crate::protocol::{Answer, Invocation, Machine, Next, Step};
-use crate::record::{DecisionRecord, LedgerWrite, State};
+use crate::record::{DecisionRecord, EndedBy, LedgerWrite, State};
 
 /// What a revoke path did.
 // One value per step, moved once: boxing would only add noise.
@@ -109,6 +109,8 @@ pub struct Ending {
     reach: Reach,
     /// The user Systems Manager's record of the request names, if known.
     user: Option<IamUserName>,
+    /// The operator who ends it, and why (an operator's end).
+    by: Option<EndedBy>,
     at: EndingAt,
 }
 
@@ -152,8 +154,16 @@ impl Ending {
             inv,
             reach,
             user,
+            by: None,
             at: EndingAt::Tombstone,
         }
+    }
+
+    /// An operator's end: who ended it and why go into the tombstone, so that
+    /// the revocation's message can say so.
+    pub fn by_operator(mut self, by: EndedBy) -> Self {
+        self.by = Some(by);
+        self
     }
 
     fn after_record(&self, record: Option<DecisionRecord>) -> EndingAt {
@@ -194,6 +204,7 @@ impl Machine for Ending {
                 id: self.id.clone(),
                 cause: self.cause.clone(),
                 at: self.inv.now,
+                by: self.by.clone(),
             })),
             EndingAt::ReadRecord => Next::Do(Step::ReadRecord(self.id.clone())),
             EndingAt::Locating {
@@ -523,6 +534,7 @@ impl Machine for SweepItem {
                 id,
                 cause: cause.clone(),
                 at: self.inv.now,
+                by: None,
             })),
             SweepAt::Removing(r) => r.next(),
             SweepAt::Done(ended) => Next::Done(ended.clone()),

@@ -800,6 +800,7 @@ impl Machine for GrantRun<'_> {
                         id: self.id.clone(),
                         cause,
                         at: self.inv.now,
+                        by: None,
                     };
                     return self.ask(Pending::Refuse, Step::Write(write));
                 }

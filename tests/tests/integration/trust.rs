@@ -908,6 +908,44 @@ async fn given_a_grant_when_an_operator_starts_the_operators_runbook_then_revoke
     );
     assert_eq!(announced[0]["detail"]["cause"], "operator");
 
+    // And the message people read names dave, as Systems Manager recorded him,
+    // and his reason, from the decision record
+    let topic = aws_sdk_sns::Client::new(&s.world.sdk)
+        .create_topic()
+        .name("changegate-notifications")
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn()
+        .expect("arn")
+        .to_owned();
+    let event = serde_json::from_value(announced[0].clone()).expect("an EventBridge event");
+    notifier(&s.world.sdk, &topic)
+        .handle(event)
+        .await
+        .expect("notify");
+    let published = s.world.aws.sns_published();
+    // (one message per protocol: the email's text is read)
+    let message = published
+        .iter()
+        .filter_map(|p| p["Message"].as_str())
+        .filter_map(|m| serde_json::from_str::<Value>(m).ok())
+        .filter_map(|m| m["email"].as_str().map(str::to_owned))
+        .find(|m| m.contains("Access revoked"))
+        .expect("the revocation's message");
+    let line = |label: &str| {
+        message
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(line("Ended by:").ends_with("user/dave"), "{message}");
+    assert!(
+        line("Operator's reason:").ends_with("incident over"),
+        "{message}"
+    );
+
     // And the runbook's step ends with revoke's answer
     call.answer(&s.world, &got[0]);
     let exec = aws_sdk_ssm::Client::new(&s.world.sdk)
