@@ -654,6 +654,12 @@ class Stack:
             if key == "Fn::Split":
                 sep, text = self.resolve(arg)
                 return str(text).split(sep)
+            if key == "Fn::FindInMap":
+                name, top, second = (str(x) for x in self.resolve(arg))
+                try:
+                    return self.template["Mappings"][name][top][second]
+                except KeyError:
+                    raise UnresolvedReference(f"Fn::FindInMap: {name}/{top}/{second} is not in the template's Mappings") from None
             if key == "Fn::ToJsonString":
                 return json.dumps(self.resolve(arg), separators=(",", ":"))
             if key.startswith("Fn::"):

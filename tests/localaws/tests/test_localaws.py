@@ -226,6 +226,17 @@ def test_given_a_list_item_that_is_aws_novalue_when_resolved_then_it_is_removed(
     assert resolved == ["a", "b"]
 
 
+def test_given_a_find_in_map_when_resolved_then_it_reads_the_templates_mappings_as_cloudformation_does() -> None:
+    """Fn::FindInMap [map, top-level key, second-level key] (ApprovalTimeoutHours
+    into seconds); a key the mapping lacks fails, as CloudFormation's does."""
+    template = {**mini(), "Mappings": {"Timeouts": {"24": {"Seconds": 86400}}}}
+    stack = localaws.Stack(template, {"Approvers": BOB})
+
+    assert stack.resolve({"Fn::FindInMap": ["Timeouts", "24", "Seconds"]}) == 86400
+    with pytest.raises(localaws.UnresolvedReference):
+        stack.resolve({"Fn::FindInMap": ["Timeouts", "25", "Seconds"]})
+
+
 def test_given_a_stray_aws_profile_when_building_a_function_environment_then_it_is_removed(
     aws: localaws.Server, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -366,3 +366,17 @@ def test_given_the_session_cut_when_deployed_then_an_alarm_warns_at_75_percent_o
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (75, "GreaterThanOrEqualToThreshold")
     assert alarm["AlarmActions"] == [cut.ref("OperatorsTopic")]
     assert cut.template["Resources"]["SessionCutBudgetAlarm"]["Condition"] == "CutSessions"
+
+
+@pytest.mark.parametrize(("hours", "seconds"), [(None, 604800), ("24", 86400), ("1", 3600)])
+def test_given_an_approval_timeout_when_the_documents_are_read_then_every_approval_step_waits_that_long(
+    hours: str | None, seconds: int
+) -> None:
+    """ApprovalTimeoutHours reaches each aws:approve step (the request
+    runbook's and the change template's level) as an integer timeoutSeconds;
+    unset, it is 7 days, the longest aws:approve allows."""
+    parameters = {"ApprovalTimeoutHours": hours} if hours else {}
+    approvals = [(d.logical_id, s) for d in documents(parameters) for s in steps(d, "aws:approve")]
+    assert {logical for logical, _ in approvals} == {"ChangeTemplate", "RequestRunbook"}
+    for logical, step in approvals:
+        assert step["timeoutSeconds"] == seconds and type(step["timeoutSeconds"]) is int, (logical, step)
