@@ -380,3 +380,26 @@ def test_given_an_approval_timeout_when_the_documents_are_read_then_every_approv
     assert {logical for logical, _ in approvals} == {"ChangeTemplate", "RequestRunbook"}
     for logical, step in approvals:
         assert step["timeoutSeconds"] == seconds and type(step["timeoutSeconds"]) is int, (logical, step)
+
+
+def test_given_a_request_runbook_rejected_when_its_events_are_routed_then_grant_hears_it_and_refuses_it_to_the_requester(
+    aws: localaws.Server, people: dict[str, dict[str, str]],
+) -> None:
+    """A rejection ends the request runbook's execution Failed. The template's
+    rules must bring that to grant, whose refusal is what tells the requester
+    (revoke's rule removes access, and announces nothing when there is none)."""
+    world = localaws.provision(aws.url, parameters={**BOTH, "RequestSources": "Automation"})
+    alice, bob = aws.client("ssm", people["alice"]), aws.client("ssm", people["bob"])
+    now = datetime.now(timezone.utc)
+    execution = alice.start_automation_execution(DocumentName=world.document_name("RequestRunbook"), Parameters={
+        "IAMUserName": ["alice"], "AWSAccountId": [localaws.PROD_ACCOUNT],
+        "StartTime": [f"{now:%Y-%m-%dT%H:%M:%S}Z"], "EndTime": [f"{now + timedelta(hours=1):%Y-%m-%dT%H:%M:%S}Z"]},
+    )["AutomationExecutionId"]
+    world.pending()
+
+    bob.send_automation_signal(AutomationExecutionId=execution, SignalType="Reject", Payload={"Comment": ["no"]})
+
+    caught = world.pending()
+    grant = [e["detail"]["Status"] for e in caught.get("grant", [])
+             if e["detail"].get("ExecutionId") == execution and "StepName" not in e["detail"]]
+    assert "Failed" in grant, caught
