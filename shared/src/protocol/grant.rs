@@ -317,6 +317,19 @@ impl<'a> GrantRun<'a> {
         self.ask(Pending::Refuse, Step::Write(write))
     }
 
+    /// A refusal from Systems Manager's record alone: refused unless the
+    /// decision record (read first) holds a decision already, which is
+    /// followed instead.
+    fn refuse_unless_recorded(&mut self, refusal: Refusal) -> Next<GrantOutcome> {
+        let Some(record) = &self.record else {
+            return self.ask(Pending::Record, Step::ReadRecord(self.id.clone()));
+        };
+        match record.clone() {
+            Some(r) => self.follow(r, None),
+            None => self.refuse(refusal),
+        }
+    }
+
     /// Starts refusing: a final refusal is recorded first (first writer wins).
     fn refuse(&mut self, refusal: Refusal) -> Next<GrantOutcome> {
         info!(change_request_id = %self.id, reason_code = refusal.code(), reason = %refusal, outcome = "refused", "grant decision");
@@ -456,17 +469,8 @@ impl<'a> GrantRun<'a> {
                     Admission::Admitted => {}
                     Admission::Read(document) => return self.read_open_runs(document),
                     // Refused while it waits for approval, so that it does not
-                    // hold one of the account's executions until then: recorded
-                    // unless a record exists already (then it is followed).
-                    Admission::Refused(refusal) => {
-                        let Some(record) = &self.record else {
-                            return self.ask(Pending::Record, Step::ReadRecord(self.id.clone()));
-                        };
-                        return match record.clone() {
-                            Some(r) => self.follow(r, None),
-                            None => self.refuse(refusal),
-                        };
-                    }
+                    // hold one of the account's executions until then.
+                    Admission::Refused(refusal) => return self.refuse_unless_recorded(refusal),
                 }
                 info!(change_request_id = %self.id, outcome = "waiting", why = %why, "not approved yet");
                 return self.done(GrantOutcome::Waiting {
@@ -474,15 +478,7 @@ impl<'a> GrantRun<'a> {
                     why,
                 });
             }
-            Err(refusal) => {
-                let Some(record) = &self.record else {
-                    return self.ask(Pending::Record, Step::ReadRecord(self.id.clone()));
-                };
-                return match record.clone() {
-                    Some(r) => self.follow(r, None),
-                    None => self.refuse(refusal),
-                };
-            }
+            Err(refusal) => return self.refuse_unless_recorded(refusal),
         };
         self.checked = Some(checked.clone());
         let Some(record) = self.record.clone() else {
