@@ -382,16 +382,9 @@ pub fn decide(
             account: request.account.to_string(),
             eligible: eligibility.describe(),
         })?;
-    // The deployment's own role in another case is that role (IAM role names
-    // are unique regardless of case), granted as the deployment spells it.
-    let role = if role.same_role(&config.target_role) {
-        config.target_role.clone()
-    } else {
-        role
-    };
     // The session cut's role in each production account may write only on
     // the deployment's target role: a grant on another role could not be cut.
-    if config.session_cutter.is_some() && !role.same_role(&config.target_role) {
+    if config.session_cutter.is_some() && role != config.target_role {
         return Err(Refusal::RoleNotCut {
             user: request.user.to_string(),
             account: request.account.to_string(),

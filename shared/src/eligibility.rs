@@ -38,12 +38,18 @@ impl Eligibility {
         (Self { entries }, ignored)
     }
 
-    /// The role this person may assume in `account`, if eligible at all.
+    /// The role this person may assume in `account`, if eligible at all. An
+    /// entry naming the deployment's role in another case names that role
+    /// (IAM role names are unique regardless of case): it is given as the
+    /// deployment spells it.
     pub fn role_for(&self, account: &AccountId, default_role: &RoleName) -> Option<RoleName> {
         self.entries
             .iter()
             .find(|(a, _)| a == account)
-            .map(|(_, role)| role.clone().unwrap_or_else(|| default_role.clone()))
+            .map(|(_, role)| match role {
+                Some(r) if !r.same_role(default_role) => r.clone(),
+                _ => default_role.clone(),
+            })
     }
 
     /// For people: `111122223333, 444455556666 (ReadOnlyProd)`, or `none`.
@@ -127,6 +133,12 @@ mod tests {
             None
         );
         assert_eq!(e.describe(), "111122223333, 444455556666 (ReadOnlyProd)");
+        // The deployment's role named in another case is that role, as the deployment spells it.
+        let (respelled, _) = Eligibility::parse(Some("111122223333/cm-prd-role"));
+        assert_eq!(
+            respelled.role_for(&AccountId::parse("111122223333").unwrap(), &default),
+            Some(default.clone())
+        );
     }
 
     #[test]
