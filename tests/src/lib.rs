@@ -72,6 +72,24 @@ pub fn python() -> PathBuf {
     venv
 }
 
+/// Runs Python `code` with tests/localaws on `sys.path` as `sys.argv[1]`
+/// (so `import localaws` works) and `args` after it, and parses the JSON it
+/// prints; `what` names the reading in a failure.
+pub fn localaws_json(code: &str, args: &[&std::ffi::OsStr], what: &str) -> Value {
+    let out = Command::new(python())
+        .args(["-c", code])
+        .arg(workspace_root().join("tests/localaws"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: python: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: not JSON: {e}"))
+}
+
 /// Property `property` of resource `logical_id` of `template` (a path from
 /// the workspace root), resolved as CloudFormation would deploy it with
 /// `parameters`, by tests/localaws/localaws.py (the reader the lint and the
@@ -93,21 +111,18 @@ if sys.argv[4] == "Outputs":
 else:
     print(json.dumps(stack.resolve(stack.resources[sys.argv[4]]["Properties"][sys.argv[5]])))
 "#;
-    let root = workspace_root();
-    let out = Command::new(python())
-        .args(["-c", code])
-        .arg(root.join("tests/localaws"))
-        .arg(root.join(template))
-        .arg(parameters.to_string())
-        .args([logical_id, property])
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "resolving {template} {logical_id}.{property}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("resolved JSON")
+    let path = workspace_root().join(template);
+    let parameters = parameters.to_string();
+    localaws_json(
+        code,
+        &[
+            path.as_os_str(),
+            parameters.as_ref(),
+            logical_id.as_ref(),
+            property.as_ref(),
+        ],
+        &format!("resolving {template} {logical_id}.{property}"),
+    )
 }
 
 /// A function binary built by `cargo build --workspace --bins` (make test does it).
@@ -679,6 +694,19 @@ impl World {
                 secret: key.secret_access_key().to_owned(),
             },
         )
+    }
+
+    /// An SNS topic named `name`; its ARN.
+    pub async fn topic(&self, name: &str) -> String {
+        aws_sdk_sns::Client::new(&self.sdk)
+            .create_topic()
+            .name(name)
+            .send()
+            .await
+            .expect("topic")
+            .topic_arn()
+            .expect("arn")
+            .to_owned()
     }
 
     /// An IAM user the security team made eligible for `accounts` (the

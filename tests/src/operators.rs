@@ -4,12 +4,11 @@
 //! recorded by the local AWS, and the test hands its payload to revoke, then
 //! revoke's answer back to the step.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::{Creds, World, get_json, plain_http, python, workspace_root};
+use crate::{Creds, World, get_json, localaws_json, plain_http};
 
 /// The operators' runbook as the stack deploys it, created in one local AWS.
 pub struct OperatorRunbook {
@@ -39,18 +38,11 @@ role = stack.resolve(stack.resources["OperatorRunbookRole"]["Properties"])
 print(json.dumps({"name": doc.name, "text": doc.text, "env": stack.function_environment("RevokeFunction"), "role": {
     "name": stack.name("OperatorRunbookRole"), "trust": role["AssumeRolePolicyDocument"], "policies": role["Policies"]}}))
 "#;
-    let out = Command::new(python())
-        .args(["-c", code])
-        .arg(workspace_root().join("tests/localaws"))
-        .arg(operators)
-        .output()
-        .expect("read template.yaml's operators' runbook");
-    assert!(
-        out.status.success(),
-        "localaws.py could not resolve the operators' runbook: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("runbook JSON")
+    localaws_json(
+        code,
+        &[operators.as_ref()],
+        "reading template.yaml's operators' runbook",
+    )
 }
 
 impl OperatorRunbook {

@@ -38,16 +38,7 @@ impl Scene {
         let cg_events = world
             .capture("changegate-events", changegate_pattern())
             .await;
-        let sns = aws_sdk_sns::Client::new(&world.sdk);
-        let topic = sns
-            .create_topic()
-            .name("changegate")
-            .send()
-            .await
-            .unwrap()
-            .topic_arn()
-            .unwrap()
-            .to_owned();
+        let topic = world.topic("changegate").await;
         let notifier = notifier(&world.sdk, &topic);
         let grantor = Grantor::new(grant_config(delegated), &world.sdk);
         Self {

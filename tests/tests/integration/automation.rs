@@ -10,7 +10,6 @@
 //! The binaries read the real clock, so every request asks for an hour; the
 //! window's end is checked with revoke in process, at a later `now`.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -114,18 +113,11 @@ role = stack.resolve(stack.resources["RequestRunbookRole"]["Properties"])
 print(json.dumps({"content": doc.content, "topic": stack.name("ApproversTopic"), "role": {
     "name": stack.name("RequestRunbookRole"), "trust": role["AssumeRolePolicyDocument"], "policies": role["Policies"]}}))
 "#;
-    let out = Command::new(python())
-        .args(["-c", code])
-        .arg(workspace_root().join("tests/localaws"))
-        .arg(APPROVERS)
-        .output()
-        .expect("read template.yaml's request runbook");
-    assert!(
-        out.status.success(),
-        "localaws.py could not resolve the request runbook: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("runbook JSON")
+    localaws_json(
+        code,
+        &[APPROVERS.as_ref()],
+        "reading template.yaml's request runbook",
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -163,15 +155,7 @@ impl Auto {
             .send()
             .await
             .expect("approvers topic");
-        let topic = sns
-            .create_topic()
-            .name("changegate-notifications")
-            .send()
-            .await
-            .expect("notification topic")
-            .topic_arn()
-            .expect("arn")
-            .to_owned();
+        let topic = world.topic("changegate-notifications").await;
         let role = template_runbook_role();
         let role_name = role["name"].as_str().expect("role name");
         world

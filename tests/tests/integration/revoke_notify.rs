@@ -288,15 +288,7 @@ async fn given_the_local_aws_is_down_when_sweeping_then_the_invocation_fails_wit
 
 async fn notifier_with_subscriptions(world: &World) -> (Notifier, String, String) {
     let sns = aws_sdk_sns::Client::new(&world.sdk);
-    let topic = sns
-        .create_topic()
-        .name("changegate-notifications")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_owned();
+    let topic = world.topic("changegate-notifications").await;
     let subscribe = |name: &'static str, filter: Option<Value>| {
         let (sns, topic) = (sns.clone(), topic.clone());
         async move {

@@ -23,16 +23,7 @@ async fn given_the_built_functions_when_a_request_is_filed_approved_and_its_wind
     let cg_q = world
         .capture("changegate-events", changegate_pattern())
         .await;
-    let sns = aws_sdk_sns::Client::new(&world.sdk);
-    let topic = sns
-        .create_topic()
-        .name("changegate-notifications")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_owned();
+    let topic = world.topic("changegate-notifications").await;
     let mut env = world.aws.function_env();
     env.push(("CHANGEGATE_ALLOWED_ACCOUNTS".into(), PROD_ACCOUNT.into()));
     env.push(("CHANGEGATE_TOPIC_ARN".into(), topic));

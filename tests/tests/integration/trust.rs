@@ -910,15 +910,7 @@ async fn given_a_grant_when_an_operator_starts_the_operators_runbook_then_revoke
 
     // And the message people read names dave, as Systems Manager recorded him,
     // and his reason, from the decision record
-    let topic = aws_sdk_sns::Client::new(&s.world.sdk)
-        .create_topic()
-        .name("changegate-notifications")
-        .send()
-        .await
-        .expect("topic")
-        .topic_arn()
-        .expect("arn")
-        .to_owned();
+    let topic = s.world.topic("changegate-notifications").await;
     let event = serde_json::from_value(announced[0].clone()).expect("an EventBridge event");
     notifier(&s.world.sdk, &topic)
         .handle(event)
@@ -1036,15 +1028,7 @@ async fn given_a_changegate_event_put_on_the_default_bus_by_someone_when_routed_
         .world
         .capture_on("default", "default-changegate", notify_pattern())
         .await;
-    let topic = aws_sdk_sns::Client::new(&s.world.sdk)
-        .create_topic()
-        .name("changegate-notifications")
-        .send()
-        .await
-        .expect("topic")
-        .topic_arn()
-        .expect("arn")
-        .to_owned();
+    let topic = s.world.topic("changegate-notifications").await;
     let (_, alice) = s.world.eligible_user("alice", PROD_ACCOUNT).await;
     let (_, bob) = s.world.user("bob").await;
     let id = s
@@ -1112,15 +1096,7 @@ async fn given_forged_events_invoked_directly_on_notify_when_notifying_then_noth
         .world
         .capture_on(EVENT_BUS, "notify-rule", notify_pattern())
         .await;
-    let topic = aws_sdk_sns::Client::new(&s.world.sdk)
-        .create_topic()
-        .name("changegate-notifications")
-        .send()
-        .await
-        .expect("topic")
-        .topic_arn()
-        .expect("arn")
-        .to_owned();
+    let topic = s.world.topic("changegate-notifications").await;
     s.document(
         "sandbox-access",
         aws_sdk_ssm::types::DocumentType::ChangeTemplate,
@@ -1259,15 +1235,7 @@ async fn given_a_hostile_title_and_approver_when_notify_publishes_then_the_slack
     // Given the notification topic, and alice files a request titled to ping
     // the channel and to hide a link
     let s = Scene::new(&[]).await;
-    let topic = aws_sdk_sns::Client::new(&s.world.sdk)
-        .create_topic()
-        .name("changegate-notifications")
-        .send()
-        .await
-        .expect("topic")
-        .topic_arn()
-        .expect("arn")
-        .to_owned();
+    let topic = s.world.topic("changegate-notifications").await;
     let (_, alice) = s.world.user("alice").await;
     let title = "<!channel> ship it & <https://evil.example/x|approve here>";
     let id = s
