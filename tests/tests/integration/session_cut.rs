@@ -419,10 +419,10 @@ proptest! {
 #[test]
 fn given_a_target_role_boundary_when_the_cutters_policy_is_evaluated_then_it_writes_only_on_the_bounded_target_role()
  {
-    const BOUNDARY: &str = "arn:aws:iam::111122223333:policy/prod-role-boundary";
-    let cutter =
-        "arn:aws:sts::111122223333:assumed-role/changegate-session-cutter/changegate-revoke";
     // (The local reader deploys the stack in account 123456789012.)
+    const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/prod-role-boundary";
+    let cutter =
+        "arn:aws:sts::123456789012:assumed-role/changegate-session-cutter/changegate-revoke";
     let target = "arn:aws:iam::123456789012:role/CM-Prd-role";
     let policies = |boundary: &str| {
         let parameters = json!({"ChangegateAccountId": "123456789012",
