@@ -112,10 +112,12 @@ mod tests {
                 max: 2,
             }
         );
-        assert!(
-            refused
-                .to_string()
-                .contains("at most 2 may be open at once")
+        assert_eq!(
+            refused.to_string(),
+            "alice already has 2 open requests (a, b), and at most 2 may be open at once, so \
+             this request was stopped. Stop one you no longer need (aws ssm \
+             stop-automation-execution --automation-execution-id ID) or wait for one to end, \
+             then file again."
         );
         // And the older ones keep their places, whoever looks.
         assert_eq!(admit("a", RUNBOOK, &alice(), &open, 2), Ok(()));

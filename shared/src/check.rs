@@ -1401,7 +1401,14 @@ mod tests {
             };
             let refused = decide(&checked, &user, &bounded).unwrap_err();
             assert_eq!(refused.code(), "no-permissions-boundary", "{boundary:?}");
-            assert!(refused.to_string().contains(BOUNDARY), "{refused}");
+            assert_eq!(
+                refused.to_string(),
+                "The IAM user alice does not have the permissions boundary this deployment \
+                 requires (arn:aws:iam::123456789012:policy/changegate-requester-boundary), so \
+                 no access is granted: the boundary caps what any inline policy can give the \
+                 user. Ask the security team to set it (aws iam put-user-permissions-boundary), \
+                 then file again."
+            );
         }
         // Given exactly it: granted.
         let user = UserRecord {
