@@ -311,6 +311,26 @@ pub fn check_request(
         )));
     }
     let approvers = approvals(exec, &requester, &beneficiary, config, home)?;
+    request_rules(&request, config, now)?;
+    Ok(Checking::Checked(Box::new(Checked {
+        id: id.clone(),
+        source: exec.source(),
+        request,
+        requester,
+        beneficiary,
+        approvers,
+    })))
+}
+
+/// The deployment's rules on what was asked, as grant applies them once a
+/// request is approved: the account is allowlisted, and the window has not
+/// ended, is no longer than the maximum and starts no further ahead than
+/// allowed. The `changegate` command's `--dry-run` applies the same. Pure.
+pub fn request_rules(
+    request: &AccessRequest,
+    config: &GrantConfig,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
     if !config.allowed_accounts.contains(&request.account) {
         return Err(Refusal::AccountNotAllowed {
             account: request.account.to_string(),
@@ -335,14 +355,7 @@ pub fn check_request(
             max_days: config.max_start_ahead.num_days(),
         });
     }
-    Ok(Checking::Checked(Box::new(Checked {
-        id: id.clone(),
-        source: exec.source(),
-        request,
-        requester,
-        beneficiary,
-        approvers,
-    })))
+    Ok(())
 }
 
 /// The verdict once IAM's facts about the user are in.
