@@ -25,8 +25,9 @@
 //!   `aws:TokenIssueTime` (sessions issued before the cut).
 //! - `Null`: `"true"` holds when the key is absent from the request
 //!   context, `"false"` when it is present (whatever its value).
-//! - A policy variable `${key}` in a condition value takes the key's value
-//!   from the request context; if the key is absent the value matches nothing
+//! - A policy variable `${key}` in a condition value or a Resource takes the
+//!   key's value from the request context; if the key is absent the value
+//!   (or the resource) matches nothing
 //!   (`aws:username` is absent for role sessions).
 //! - An explicit Deny in any applicable policy wins; otherwise an Allow is
 //!   needed; otherwise the request is implicitly denied.
@@ -209,7 +210,9 @@ fn statement_applies(stmt: &Value, req: &Request) -> bool {
     action
         .iter()
         .any(|a| glob(&a.to_ascii_lowercase(), &req.action.to_ascii_lowercase()))
-        && resource.iter().any(|r| glob(r, &req.resource))
+        && resource
+            .iter()
+            .any(|r| substitute(r, req).is_some_and(|r| glob(&r, &req.resource)))
         && principal_matches(stmt, req)
         && conditions_hold(stmt.get("Condition"), req)
 }
