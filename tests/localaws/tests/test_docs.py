@@ -60,6 +60,7 @@ def read_by(paths: list[Path]) -> dict[str, set[str]]:
 
 
 FUNCTION_CODE = sorted([*(ROOT / "shared" / "src").rglob("*.rs"), *(ROOT / "shared" / "aws" / "src").rglob("*.rs")])
+CLI_CODE = sorted((ROOT / "cli" / "src").rglob("*.rs"))
 HARNESS = sorted(
     [
         ROOT / "Makefile",
@@ -117,6 +118,16 @@ def test_given_the_rust_code_when_grepped_then_every_variable_it_names_is_set_by
     assert documented - set(named) == set(), "docs/configuration.md describes variables the code no longer reads"
 
 
+def test_given_the_command_when_grepped_then_each_variable_of_its_own_is_documented_as_the_commands() -> None:
+    """A CHANGEGATE_* name the changegate command (cli/src) reads that no
+    function's environment holds is in configuration.md's table of the
+    command's settings, and that table names nothing the command no longer reads."""
+    own = {name for name in read_by(CLI_CODE) if name not in template_variables()}
+    documented = first_column(section(text(CONFIGURATION), "The changegate command's settings"))
+    assert own, "the command reads no variable of its own any more: update this test"
+    assert own == documented
+
+
 def test_given_the_test_harness_when_grepped_then_each_variable_only_it_reads_is_documented_as_local_only() -> None:
     """The Makefile's and the test harness's own CHANGEGATE_* variables are in
     configuration.md's local-only table, and nothing there is something a
@@ -124,7 +135,7 @@ def test_given_the_test_harness_when_grepped_then_each_variable_only_it_reads_is
     harness_only = {
         name: sorted(files)
         for name, files in read_by(HARNESS).items()
-        if name not in template_variables() and name not in read_by(FUNCTION_CODE)
+        if name not in template_variables() and name not in read_by(FUNCTION_CODE) and name not in read_by(CLI_CODE)
     }
     missing = {name: files for name, files in harness_only.items() if name not in local_only()}
     assert missing == {}, "read by the harness, missing from docs/configuration.md's local-only variables"

@@ -4,6 +4,7 @@ depends on."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -403,3 +404,34 @@ def test_given_a_request_runbook_rejected_when_its_events_are_routed_then_grant_
     grant = [e["detail"]["Status"] for e in caught.get("grant", [])
              if e["detail"].get("ExecutionId") == execution and "StepName" not in e["detail"]]
     assert "Failed" in grant, caught
+
+
+@pytest.mark.parametrize("parameters", [
+    {"ApproverArns": BOB},
+    {"ApproverArns": f"{BOB},arn:aws:iam::123456789012:role/Approvers", "RequestSources": "Both",
+     "AllowedAccountIds": "111122223333,444455556666", "AccountAliases": "prod=111122223333,staging=444455556666",
+     "RequesterPermissionsBoundaryArn": "arn:aws:iam::123456789012:policy/boundary",
+     "SessionCutterRoleName": "changegate-session-cutter", "OperatorArns": "arn:aws:iam::123456789012:role/OnCall"},
+    {"ApproverArns": BOB, "RequestSources": "ChangeManager"},
+])
+def test_given_a_deployment_when_the_command_reads_its_settings_then_they_are_grants_own_and_the_operators(
+        parameters: dict[str, str]) -> None:
+    """The changegate command checks a request up front with grant's own
+    rules: its SSM parameter (CliSettings) must hold exactly grant's
+    environment (a value grant lacks is ''), plus the operators' runbook,
+    the operators and the aliases, as JSON CloudFormation can write."""
+    stack = localaws.Stack(localaws.load_template(), parameters)
+    settings = stack.resolve(stack.resources["CliSettings"]["Properties"])
+    values = json.loads(settings["Value"])
+    grant = stack.function_environment("GrantFunction")
+    revoke = stack.function_environment("RevokeFunction")
+
+    assert settings["Name"] == "/changegate/stacks/changegate/cli"
+    own = {"CHANGEGATE_OPERATOR_RUNBOOK", "CHANGEGATE_OPERATORS", "CHANGEGATE_ACCOUNT_ALIASES"}
+    assert set(grant) <= set(values) - own, set(grant) - set(values)
+    for key in set(values) - own:
+        assert values[key] == grant.get(key, ""), key
+    for key in ("CHANGEGATE_OPERATOR_RUNBOOK", "CHANGEGATE_OPERATORS"):
+        assert values[key] == revoke.get(key, ""), key
+    assert values["CHANGEGATE_ACCOUNT_ALIASES"] == parameters.get("AccountAliases", "")
+    assert len(settings["Value"]) <= 4096, "a standard SSM parameter holds at most 4 KB"

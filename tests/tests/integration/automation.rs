@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use changegate_tests::*;
 
-const REQUEST_RUNBOOK: &str = "changegate-access-request";
+pub(crate) const REQUEST_RUNBOOK: &str = "changegate-access-request";
 const CAROL: &str = "arn:aws:iam::123456789012:user/carol";
 /// The approvers the stack is deployed with (its `ApproverArns`): the
 /// runbook's aws:approve step and grant's `CHANGEGATE_APPROVERS` both get them.
@@ -124,17 +124,17 @@ print(json.dumps({"content": doc.content, "topic": stack.name("ApproversTopic"),
 // The world of these tests
 // ---------------------------------------------------------------------------
 
-struct Auto {
-    world: World,
+pub(crate) struct Auto {
+    pub(crate) world: World,
     /// The functions' environment (the template's, with the local names).
-    env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
     /// Systems Manager's Automation step and execution events (default bus).
     ssm_q: String,
     /// changegate's own announcements (its bus).
     cg_q: String,
-    alice: Creds,
-    bob: Creds,
-    carol: Creds,
+    pub(crate) alice: Creds,
+    pub(crate) bob: Creds,
+    pub(crate) carol: Creds,
     ssm_alice: aws_sdk_ssm::Client,
 }
 
@@ -142,7 +142,7 @@ impl Auto {
     /// A local AWS with template.yaml's request runbook (approvers alice and
     /// bob, one approval), its approvers' topic, the notification topic,
     /// alice eligible for production, bob, and carol (not an approver).
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let world = World::new().await;
         let (_, alice) = world.eligible_user("alice", PROD_ACCOUNT).await;
         let (_, bob) = world.user("bob").await;
@@ -264,7 +264,7 @@ impl Auto {
     }
 
     /// Waits (at most 15 s) until the execution is in one of `statuses`.
-    async fn wait_status(&self, id: &str, statuses: &[&str]) -> String {
+    pub(crate) async fn wait_status(&self, id: &str, statuses: &[&str]) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let now = self.status(id).await;
@@ -290,7 +290,7 @@ impl Auto {
 
     /// Waits (at most 15 s) for the runbook's call to grant; returns its
     /// payload as grant receives it (the call's `Payload`, parsed).
-    async fn runbook_call(&self) -> Value {
+    pub(crate) async fn runbook_call(&self) -> Value {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let calls = self.lambda_invocations();
@@ -331,7 +331,7 @@ impl Auto {
         self.world.signal(creds, id, approve).await;
     }
 
-    fn grant(&self, events: &[Value]) -> Run {
+    pub(crate) fn grant(&self, events: &[Value]) -> Run {
         invoke("grant", events, &self.env)
     }
 

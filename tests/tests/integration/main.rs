@@ -11,6 +11,7 @@
 
 mod abuse;
 mod automation;
+mod cli;
 mod delivery;
 mod events;
 mod expiry;

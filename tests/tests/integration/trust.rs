@@ -1512,6 +1512,51 @@ fn given_the_stacks_people_policies_when_each_is_evaluated_then_each_part_may_do
     ));
     assert!(!may_pass(&requester, &operator_role, "ssm.amazonaws.com"));
 
+    // The changegate command, for each part: the stack's settings and a
+    // request's decision record; a requester also lists open requests and
+    // (request --dry-run) reads their own IAM user, nobody else's.
+    let settings = "arn:aws:ssm:us-east-1:123456789012:parameter/changegate/stacks/changegate/cli";
+    let table = format!(
+        "arn:aws:dynamodb:us-east-1:123456789012:table/{}",
+        output("DecisionsTableName")
+    );
+    for policy in [&requester, &approver, &operator] {
+        assert!(may(policy, "ssm:GetParameter", settings));
+        assert!(!may(
+            policy,
+            "ssm:GetParameter",
+            "arn:aws:ssm:us-east-1:123456789012:parameter/changegate/stacks/other/cli"
+        ));
+        assert!(may(policy, "dynamodb:GetItem", &table));
+        assert!(!may(policy, "dynamodb:PutItem", &table));
+    }
+    assert!(may(&requester, "ssm:DescribeAutomationExecutions", "*"));
+    let own_user = |policy: &Value, action: &str, user: &str| {
+        let req = Request::new(
+            who,
+            action,
+            &format!("arn:aws:iam::123456789012:user/{user}"),
+        )
+        .with("aws:username", "alice");
+        iam::evaluate(&[policy], &req) == Decision::Allow
+    };
+    for action in ["iam:GetUser", "iam:ListUserPolicies", "iam:GetUserPolicy"] {
+        assert!(own_user(&requester, action, "alice"), "{action}");
+        assert!(
+            own_user(&requester, action, "people/alice"),
+            "{action} (a path)"
+        );
+        assert!(
+            !own_user(&requester, action, "bob"),
+            "{action} on another user"
+        );
+        assert!(
+            !own_user(&requester, action, "malice"),
+            "{action} on a look-alike"
+        );
+    }
+    assert!(!own_user(&requester, "iam:PutUserPolicy", "alice"));
+
     // An approver reads and signals; files nothing, ends nothing.
     assert!(may(&approver, "ssm:SendAutomationSignal", &execution));
     assert!(may(&approver, "ssm:GetAutomationExecution", &execution));

@@ -1,0 +1,223 @@
+//! `changegate`: ask for, approve, follow, use and end just-in-time
+//! production access, as yourself (the standard AWS credential chain:
+//! environment, profiles, IAM Identity Center, credential_process).
+//! Thin: arguments here, the commands in [`commands`], the decisions in the
+//! `changegate` crate the functions use.
+
+mod commands;
+mod deployment;
+mod error;
+mod view;
+mod when;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+use error::{CliError, Exit};
+
+const EXIT_CODES: &str = "\
+Exit codes: 0 done; 1 AWS fault (nothing decided: try again); 2 usage;
+3 refused (changegate refuses or refused it, or it is not yours to do);
+4 waiting (not decided, or the window has not started); 5 not found.";
+
+const EXAMPLES: &str = "\
+Examples:
+  changegate request prod --for 2h --reason INC-4711 --dry-run
+  changegate request prod --for 2h --start 18:00 --reason INC-4711
+  changegate status                      # my requests
+  changegate approve <ID> --comment ok   # as an approver
+  eval \"$(changegate assume <ID>)\"       # shell exports for the role
+  changegate assume <ID> -- aws s3 ls    # or run one command as it
+  changegate end <ID>                    # end my access now";
+
+#[derive(Parser, Debug)]
+#[command(name = "changegate", version, about = "Just-in-time production access through changegate", after_help = format!("{EXAMPLES}\n\n{EXIT_CODES}"))]
+struct Cli {
+    /// The changegate stack to use (its settings are read from SSM).
+    #[arg(
+        long,
+        global = true,
+        env = "CHANGEGATE_STACK",
+        default_value = "changegate"
+    )]
+    stack: String,
+    /// AWS region (default: the credential chain's, AWS_REGION).
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// AWS profile (default: AWS_PROFILE, then the default profile).
+    #[arg(long, global = true)]
+    profile: Option<String>,
+    /// Output: text for people, json for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Ask for access to an account's production role.
+    #[command(
+        after_help = "Times are read in your local time zone and shown back in UTC and local."
+    )]
+    Request {
+        /// The account: a 12-digit id or one of the deployment's aliases.
+        account: String,
+        /// How long: 30m, 2h, 1h30m (at most the deployment's maximum).
+        #[arg(long = "for", value_name = "LENGTH")]
+        length: String,
+        /// When it starts: now (default), +30m, 18:00, 2026-12-05 18:00, or RFC 3339.
+        #[arg(long)]
+        start: Option<String>,
+        /// Why, for the approvers (one line, at most 500 characters).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Whose access (default: yours; someone else's only with delegation on).
+        #[arg(long)]
+        user: Option<String>,
+        /// Run grant's checks read-only and say what would be refused; file nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Where a request stands (default: your recent requests).
+    Status {
+        /// The request's id (its execution id).
+        id: Option<String>,
+    },
+    /// Approve a request (as one of the deployment's approvers).
+    Approve {
+        id: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Reject a request, saying why.
+    Reject {
+        id: String,
+        #[arg(long)]
+        comment: String,
+    },
+    /// End your access now (stops your request).
+    End { id: String },
+    /// End someone's access now (operators): runs the operators' runbook.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Assume the production role of a granted request, named as the grant requires.
+    Assume {
+        /// The request's id.
+        id: String,
+        /// Print the credentials as a credential_process answer (~/.aws/config).
+        #[arg(long)]
+        credential_process: bool,
+        /// A command to run with the role's credentials.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Shell completions: changegate completions bash > /etc/bash_completion.d/changegate
+    Completions { shell: clap_complete::Shell },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "changegate",
+            &mut std::io::stdout(),
+        );
+        return Exit::Ok.into();
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("changegate: cannot start: {e}");
+            return Exit::Fault.into();
+        }
+    };
+    let output = cli.output;
+    match runtime.block_on(run(cli)) {
+        Ok(done) => {
+            print(output, &done.text, &done.json);
+            done.exit.into()
+        }
+        Err(e) => {
+            match output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({"error": e.code(), "message": e.to_string(), "hint": e.hint()})
+                ),
+                Output::Text => {
+                    eprintln!("changegate: {e}");
+                    if let Some(hint) = e.hint() {
+                        eprintln!("  next: {hint}");
+                    }
+                }
+            }
+            e.exit().into()
+        }
+    }
+}
+
+fn print(output: Output, text: &str, json: &serde_json::Value) {
+    match output {
+        Output::Text if !text.is_empty() => println!("{text}"),
+        Output::Text => {}
+        Output::Json => println!("{json}"),
+    }
+}
+
+/// What a command did: for people, for scripts, and how it exits.
+pub struct Done {
+    pub text: String,
+    pub json: serde_json::Value,
+    pub exit: Exit,
+}
+
+async fn run(cli: Cli) -> Result<Done, CliError> {
+    let ctx = commands::Context::load(&cli.stack, cli.region, cli.profile).await?;
+    match cli.command {
+        Command::Request {
+            account,
+            length,
+            start,
+            reason,
+            user,
+            dry_run,
+        } => {
+            commands::request(
+                &ctx,
+                &account,
+                &length,
+                start.as_deref(),
+                &reason,
+                user.as_deref(),
+                dry_run,
+            )
+            .await
+        }
+        Command::Status { id } => commands::status(&ctx, id.as_deref()).await,
+        Command::Approve { id, comment } => commands::decide(&ctx, &id, true, &comment).await,
+        Command::Reject { id, comment } => commands::decide(&ctx, &id, false, &comment).await,
+        Command::End { id } => commands::end(&ctx, &id).await,
+        Command::Revoke { id, reason } => commands::revoke(&ctx, &id, &reason).await,
+        Command::Assume {
+            id,
+            credential_process,
+            command,
+        } => commands::assume(&ctx, &id, credential_process, &command).await,
+        Command::Completions { .. } => unreachable!("handled before AWS is loaded"),
+    }
+}

@@ -1,0 +1,251 @@
+//! The `changegate` command (cli/, docs/cli.md), built and run as a person
+//! runs it: signed with their own keys (the standard credential chain, from
+//! the environment), against the local AWS, over the stack's settings
+//! parameter. The request it files is the request runbook's, so grant and
+//! the runbook are the real ones (automation.rs's world).
+
+use std::process::Output;
+
+use serde_json::{Value, json};
+
+use changegate_tests::*;
+
+use crate::automation::{Auto, REQUEST_RUNBOOK};
+
+/// Writes the stack's settings parameter as template.yaml's `CliSettings`
+/// holds them: the functions' own environment, and an alias for production.
+async fn settings(auto: &Auto) {
+    let mut values: serde_json::Map<String, Value> = auto
+        .env
+        .iter()
+        .filter(|(k, _)| k.starts_with("CHANGEGATE_"))
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    values.insert(
+        "CHANGEGATE_ACCOUNT_ALIASES".into(),
+        json!(format!("prod={PROD_ACCOUNT}")),
+    );
+    aws_sdk_ssm::Client::new(&auto.world.sdk)
+        .put_parameter()
+        .name("/changegate/stacks/changegate/cli")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .value(Value::Object(values).to_string())
+        .send()
+        .await
+        .expect("the stack's settings");
+}
+
+/// Every execution of the request runbook so far.
+async fn filed(auto: &Auto) -> Vec<String> {
+    let filter = aws_sdk_ssm::types::AutomationExecutionFilter::builder()
+        .key(aws_sdk_ssm::types::AutomationExecutionFilterKey::DocumentNamePrefix)
+        .values(REQUEST_RUNBOOK)
+        .build()
+        .expect("filter");
+    aws_sdk_ssm::Client::new(&auto.world.sdk)
+        .describe_automation_executions()
+        .filters(filter)
+        .send()
+        .await
+        .expect("describe automation executions")
+        .automation_execution_metadata_list()
+        .iter()
+        .filter_map(|m| m.automation_execution_id().map(str::to_owned))
+        .collect()
+}
+
+/// `changegate ARGS` as the person holding `creds`.
+fn changegate(auto: &Auto, creds: &Creds, args: &[&str]) -> Output {
+    std::process::Command::new(built_binary("changegate"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", &auto.world.aws.endpoint)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", &creds.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &creds.secret)
+        .env("AWS_CONFIG_FILE", "/nonexistent/changegate-test-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/changegate-test-credentials",
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run changegate")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
+}
+
+#[tokio::test]
+async fn given_the_command_when_alice_requests_bob_approves_and_alice_assumes_and_ends_then_each_step_is_what_changegate_does()
+ {
+    // Given the stack's settings, alice (eligible for prod) and bob (an approver)
+    let auto = Auto::new().await;
+    settings(&auto).await;
+
+    // When alice checks a request first: it would be accepted, nothing is filed
+    let dry = changegate(
+        &auto,
+        &auto.alice,
+        &[
+            "--output",
+            "json",
+            "request",
+            "prod",
+            "--for",
+            "1h",
+            "--reason",
+            "INC-4711",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code(&dry), 0, "{}", text(&dry));
+    assert_eq!(json_of(&dry)["accepted"], true, "{}", text(&dry));
+    assert!(filed(&auto).await.is_empty());
+
+    // And files it: the request runbook's execution, waiting for approval
+    let filed = changegate(
+        &auto,
+        &auto.alice,
+        &[
+            "--output", "json", "request", "prod", "--for", "1h", "--reason", "INC-4711",
+        ],
+    );
+    assert_eq!(code(&filed), 0, "{}", text(&filed));
+    let id = json_of(&filed)["id"].as_str().expect("id").to_owned();
+    auto.wait_status(&id, &["Waiting"]).await;
+    let waiting = changegate(&auto, &auto.alice, &["--output", "json", "status", &id]);
+    assert_eq!(code(&waiting), 4, "waiting exits 4: {}", text(&waiting));
+    assert_eq!(json_of(&waiting)["phase"], "waiting");
+    assert_eq!(json_of(&waiting)["reason"], "INC-4711");
+
+    // Then alice cannot approve her own request, though she is an approver
+    let own = changegate(&auto, &auto.alice, &["approve", &id]);
+    assert_eq!(code(&own), 3, "{}", text(&own));
+    assert!(text(&own).contains("your own request"), "{}", text(&own));
+    assert_eq!(auto.wait_status(&id, &["Waiting"]).await, "Waiting");
+
+    // And nothing can be assumed before a decision
+    let early = changegate(&auto, &auto.alice, &["assume", &id]);
+    assert_eq!(code(&early), 4, "{}", text(&early));
+
+    // When bob approves it, as himself, and grant decides on the runbook's call
+    let approved = changegate(&auto, &auto.bob, &["approve", &id, "--comment", "ok"]);
+    assert_eq!(code(&approved), 0, "{}", text(&approved));
+    assert!(text(&approved).contains("user/bob"), "{}", text(&approved));
+    let payload = auto.runbook_call().await;
+    assert_eq!(auto.grant(&[payload]).outcomes(), ["granted"]);
+
+    // Then alice sees it granted, and assumes the role named as the grant requires
+    let granted = changegate(&auto, &auto.alice, &["status", &id]);
+    assert_eq!(code(&granted), 0, "{}", text(&granted));
+    assert!(
+        text(&granted).contains("granted until"),
+        "{}",
+        text(&granted)
+    );
+    let exports = changegate(&auto, &auto.alice, &["assume", &id]);
+    assert_eq!(code(&exports), 0, "{}", text(&exports));
+    assert!(
+        text(&exports).contains("export AWS_SESSION_TOKEN=")
+            && text(&exports).contains(&format!("arn:aws:iam::{PROD_ACCOUNT}:role/"))
+            && text(&exports).contains("as session alice"),
+        "{}",
+        text(&exports)
+    );
+    let process = changegate(&auto, &auto.alice, &["assume", &id, "--credential-process"]);
+    assert_eq!(json_of(&process)["Version"], 1, "{}", text(&process));
+    let run = changegate(
+        &auto,
+        &auto.alice,
+        &[
+            "assume",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "test -n \"$AWS_SESSION_TOKEN\" && exit 7",
+        ],
+    );
+    assert_eq!(code(&run), 7, "the command's own status: {}", text(&run));
+
+    // And carol may not end alice's access; alice may, and the execution stops
+    let theirs = changegate(&auto, &auto.carol, &["end", &id]);
+    assert_eq!(code(&theirs), 3, "{}", text(&theirs));
+    let ended = changegate(&auto, &auto.alice, &["end", &id]);
+    assert_eq!(code(&ended), 0, "{}", text(&ended));
+    assert_eq!(auto.wait_status(&id, &["Cancelled"]).await, "Cancelled");
+}
+
+#[tokio::test]
+async fn given_requests_changegate_would_refuse_when_filed_with_the_command_then_each_is_refused_up_front_and_nothing_is_filed()
+ {
+    // Given the stack's settings; carol holds no eligibility tag
+    let auto = Auto::new().await;
+    settings(&auto).await;
+    let cases: [(&Creds, &[&str], i32, &str); 6] = [
+        (
+            &auto.carol,
+            &["request", "prod", "--for", "1h", "--dry-run"],
+            3,
+            "not eligible",
+        ),
+        (
+            &auto.alice,
+            &["request", "444455556666", "--for", "1h"],
+            3,
+            "account-not-allowed",
+        ),
+        (
+            &auto.alice,
+            &["request", "prod", "--for", "100d"],
+            3,
+            "window-too-long",
+        ),
+        (
+            &auto.alice,
+            &["request", "prod", "--for", "1h", "--user", "bob"],
+            3,
+            "not-the-requester",
+        ),
+        (
+            &auto.alice,
+            &["request", "staging", "--for", "1h"],
+            2,
+            "known aliases: prod (111122223333)",
+        ),
+        (
+            &auto.alice,
+            &["request", "prod", "--for", "soon"],
+            2,
+            "not a length of time",
+        ),
+    ];
+    for (who, args, exit, says) in cases {
+        // When each is filed
+        let out = changegate(&auto, who, args);
+        // Then it is refused (3) or misused (2), saying why
+        assert_eq!(code(&out), exit, "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
+    }
+    // And nothing reached Systems Manager
+    assert!(filed(&auto).await.is_empty());
+    // And another stack's name is not found (5), saying how to name one
+    let other = changegate(&auto, &auto.alice, &["--stack", "staging", "status"]);
+    assert_eq!(code(&other), 5, "{}", text(&other));
+    assert!(text(&other).contains("--stack"), "{}", text(&other));
+}
