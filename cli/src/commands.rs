@@ -374,9 +374,8 @@ pub async fn status(ctx: &Context, id: Option<&str>) -> Result<Done, CliError> {
         .collect();
     let mut views = Vec::new();
     for id in &mine {
-        if let Ok(found) = ctx.request(id).await {
-            views.push(ctx.view(id, &found, now));
-        }
+        let found = ctx.request(id).await?;
+        views.push(ctx.view(id, &found, now));
     }
     let text = if views.is_empty() {
         "you have no open requests; ask with: changegate request ACCOUNT --for 1h --reason WHY"
@@ -576,17 +575,8 @@ pub async fn assume(
                 "{id}: changegate has not recorded the grant yet; try again in a minute"
             ))
         })?;
-    let session = found
-        .request()
-        .map(|r| r.user.to_string())
-        .unwrap_or_else(|| {
-            grant
-                .beneficiary
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        });
+    // The name the grant's policy requires (the user's name as IAM had it).
+    let session = grant.beneficiary.clone();
     let left = v.end.map_or(SESSION_MIN_SECS, |e| (e - now).num_seconds());
     let secs = left.clamp(SESSION_MIN_SECS, SESSION_MAX_SECS);
     let role_arn = format!(

@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -80,6 +81,8 @@ SPAN = re.compile(r"Lambda runtime invoke\{[^}]*\}: ")
 PRODUCTION_TEMPLATE = localaws.ROOT / "templates" / "production-account.yaml"
 CUTTER_LOGICAL_ID = "SessionCutterRole"
 EVALUATOR = "iam-evaluate"
+# The changegate command (cli/): the demo's people ask and approve with it.
+CLI = "changegate"
 MAX_SESSION_S = 3600  # the target role's MaxSessionDuration, as the production template sets it
 # What alice's session calls in production (the target role allows it).
 SESSION_ACTION = "s3:ListAllMyBuckets"
@@ -208,6 +211,19 @@ class Demo:
         key = self.iam.create_access_key(UserName=name)["AccessKey"]
         self.out.say(f"IAM user {name:<6} {arn}  (access key {key['AccessKeyId']})")
         return {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+
+    def changegate(self, creds: dict[str, str], args: list[str], expect: int = 0) -> str:
+        """Runs the changegate command as the person holding ``creds``
+        (their keys in the environment, as a shell would have them), shows
+        it and what it printed, and checks its exit code; returns stdout."""
+        env = {"PATH": os.environ.get("PATH", ""), "AWS_ENDPOINT_URL": self.proxy.url, "AWS_REGION": localaws.REGION,
+               "AWS_ACCESS_KEY_ID": creds["aws_access_key_id"], "AWS_SECRET_ACCESS_KEY": creds["aws_secret_access_key"],
+               "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true"}
+        self.out.say("$ changegate " + " ".join(f"'{a}'" if " " in a else a for a in args))
+        run = subprocess.run([str(self.bin_dir / CLI), *args], env=env, capture_output=True, text=True, timeout=60)
+        self.out.block((run.stdout + run.stderr).rstrip())
+        check(run.returncode == expect, f"changegate {args[0]} exited {run.returncode}, not {expect}: {run.stderr}")
+        return run.stdout
 
     def try_assume_role(self, expect_ok: bool) -> dict[str, Any] | None:
         """alice's AssumeRole under her own name; the session's credentials."""
@@ -639,7 +655,7 @@ def automation_path(demo: Demo) -> None:
     out.step("A local AWS: people, the production role, what template.yaml deploys")
     bob = f"arn:aws:iam::{localaws.HOME_ACCOUNT}:user/bob"
     demo.env = {"CHANGEGATE_SOURCES": "automation", "CHANGEGATE_APPROVERS": bob, "CHANGEGATE_MIN_APPROVALS": "1"}
-    demo.setup({"RequestSources": "Automation", "ApproverArns": bob})
+    demo.setup({"RequestSources": "Automation", "ApproverArns": bob, "AccountAliases": f"prod={demo.prod_account}"})
     runbook = next((d for d in demo.world.documents if d.logical_id == "RequestRunbook"), None)
     check(runbook is not None, "template.yaml has no request runbook yet (run `make demo SOURCE=change-manager`)")
     check(bool(runbook and runbook.created), f"the request runbook could not be created locally: {runbook and runbook.skipped}")
@@ -648,26 +664,28 @@ def automation_path(demo: Demo) -> None:
     out.step("Without a grant, alice cannot assume the production role")
     demo.try_assume_role(expect_ok=False)
 
-    out.step("alice starts the request runbook for a short window, written in +09:00")
-    out.say(f"alice: ssm:StartAutomationExecution  runbook {runbook.name}")
-    params = {**demo.window(), "Reason": ["incident 4711"]}
-    out.block("\n".join(f"{k:<12} = {v[0]}" for k, v in params.items()))
-    demo.request_id = demo.client("ssm", demo.alice).start_automation_execution(
-        DocumentName=runbook.name, Parameters=params)["AutomationExecutionId"]
-    out.say(f"  → execution {demo.request_id}")
+    out.step("alice asks with the changegate command, in her own time zone (+09:00)")
+    check((demo.bin_dir / CLI).exists(), f"{demo.bin_dir / CLI} is missing: run `cargo build --workspace --bins` first")
+    start = datetime.now(JST).replace(microsecond=0)
+    demo.window_end = start + timedelta(seconds=demo.window_s)
+    out.block(f"window in UTC: {utc(start)} … {utc(demo.window_end)}")
+    ask = ["request", "prod", "--for", f"{demo.window_s}s", "--start", start.isoformat(), "--reason", "incident 4711"]
+    demo.changegate(demo.alice, [*ask, "--dry-run"])
+    filed = json.loads(demo.changegate(demo.alice, ["--output", "json", *ask]))
+    demo.request_id = filed["id"]
     ex = demo.client("ssm").get_automation_execution(AutomationExecutionId=demo.request_id)["AutomationExecution"]
     steps = ex.get("StepExecutions", [])
     failed = [f"{s['StepName']}: {s.get('FailureMessage')}" for s in steps if s.get("StepStatus") == "Failed"]
-    out.say(f"  → status {ex['AutomationExecutionStatus']}" + (f"; failed step {failed[0]}" if failed else ""))
+    out.say(f"  → execution {demo.request_id}, status {ex['AutomationExecutionStatus']}"
+            + (f"; failed step {failed[0]}" if failed else ""))
     check(not failed, f"the request runbook failed before approval: {'; '.join(failed)}")
     grants = demo.deliver().get("grant", [])
     check(all(o.get("outcome") != "granted" for o in grants), f"grant granted a request awaiting approval: {compact(grants)}")
+    demo.changegate(demo.alice, ["status", demo.request_id], expect=4)
 
-    out.step("bob approves")
+    out.step("bob approves, as himself")
+    demo.changegate(demo.bob, ["approve", demo.request_id, "--comment", "Approved for the incident."])
     ssm = demo.client("ssm", demo.bob)
-    out.say("bob: ssm:SendAutomationSignal Approve")
-    ssm.send_automation_signal(AutomationExecutionId=demo.request_id, SignalType="Approve",
-                               Payload={"Comment": ["Approved for the incident."]})
     deadline = time.monotonic() + 10
     while not demo.aws.lambda_invocations(drain=False) and time.monotonic() < deadline:
         time.sleep(0.1)  # the runbook's steps run on the server's timers
@@ -676,6 +694,8 @@ def automation_path(demo: Demo) -> None:
 
     out.step("The runbook calls grant, the events reach notify; alice gets a windowed policy")
     demo.granted(demo.deliver())
+
+    demo.changegate(demo.alice, ["status", demo.request_id])
 
     out.step("alice's live session in production, and the cut written ahead of the window's end")
     demo.live_session()
