@@ -10,11 +10,12 @@ use aws_sdk_ssm::types::SignalType;
 use chrono::{DateTime, FixedOffset, Local, Utc};
 use serde_json::json;
 
+use changegate::admission::OpenRun;
 use changegate::check::{Checked, UserRecord, decide as decide_grant, request_rules};
 use changegate::eligibility::ELIGIBILITY_TAG;
 use changegate::execution::{Execution, Source};
 use changegate::fault::Fault;
-use changegate::ids::{ChangeRequestId, Home, Principal, UserArn};
+use changegate::ids::{ChangeRequestId, Home, IamUserName, Principal, UserArn};
 use changegate::record::DecisionRecord;
 use changegate::request::{
     AccessRequest, PARAM_ACCOUNT, PARAM_END, PARAM_REASON, PARAM_START, PARAM_USER, RawParameters,
@@ -209,17 +210,31 @@ fn shown_window(start: DateTime<FixedOffset>, end: DateTime<FixedOffset>) -> Str
     )
 }
 
+/// What a person asks for, as typed.
+pub struct Ask<'a> {
+    pub account: &'a str,
+    pub length: &'a str,
+    pub start: Option<&'a str>,
+    pub reason: &'a str,
+    pub user: Option<&'a str>,
+}
+
 /// `changegate request`: checked up front as grant will check it, then filed
-/// as the request runbook's execution (or, with `--dry-run`, only checked).
+/// as the request runbook's execution (or, with `--dry-run`, only checked;
+/// with `--wait`, followed until it is decided).
 pub async fn request(
     ctx: &Context,
-    account: &str,
-    length: &str,
-    start: Option<&str>,
-    reason: &str,
-    user: Option<&str>,
+    ask: &Ask<'_>,
     dry_run: bool,
+    wait: bool,
 ) -> Result<Done, CliError> {
+    let Ask {
+        account,
+        length,
+        start,
+        reason,
+        user,
+    } = *ask;
     let d = &ctx.deployment;
     let runbook = d.request_runbook()?;
     let me = ctx.me_as_user()?;
@@ -274,11 +289,16 @@ pub async fn request(
         .map_err(|e| CliError::from(Fault::aws("ssm:StartAutomationExecution")(e)))?
         .automation_execution_id
         .unwrap_or_default();
+    let filed = format!(
+        "requested {id}\n  {what}\n  waiting for approval by {}",
+        approvers_line(d)
+    );
+    if wait {
+        eprintln!("{filed}");
+        return follow(ctx, &id).await;
+    }
     Ok(Done {
-        text: format!(
-            "requested {id}\n  {what}\n  waiting for approval by {}\n  next: changegate status {id}",
-            approvers_line(d)
-        ),
+        text: format!("{filed}\n  next: changegate status {id}"),
         json: json!({"id": id, "phase": Phase::Waiting, "user": user, "account": account.as_str(),
             "role": d.grant.target_role.as_str(), "start": asked.window.start_utc(), "end": asked.window.end_utc()}),
         exit: Exit::Ok,
@@ -345,49 +365,140 @@ async fn dry_run_checks(
     })
 }
 
+/// How often `--wait` asks Systems Manager and changegate again.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Follows request `id` until changegate has decided it (or it ended), with
+/// one progress line (rewritten in place on a terminal); ends as `status`.
+async fn follow(ctx: &Context, id: &str) -> Result<Done, CliError> {
+    use std::io::{IsTerminal, Write};
+    let terminal = std::io::stderr().is_terminal();
+    let mut last = String::new();
+    loop {
+        let found = ctx.request(id).await?;
+        let v = ctx.view(id, &found, Utc::now());
+        if v.summary != last {
+            if terminal {
+                eprint!("\r\x1b[2K{}", v.summary);
+            } else {
+                eprintln!("{}", v.summary);
+            }
+            let _ = std::io::stderr().flush();
+            last.clone_from(&v.summary);
+        }
+        let decided = found
+            .record
+            .as_ref()
+            .is_some_and(|r| r.state.is_some() || r.ended.is_some());
+        if decided || matches!(v.phase, Phase::Refused | Phase::Ended) {
+            if terminal {
+                eprintln!();
+            }
+            return Ok(Done {
+                text: view_text(&v),
+                json: json!(v),
+                exit: v.exit(),
+            });
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+    }
+}
+
 /// `changegate status [ID]`: one request, or every open request I filed.
 pub async fn status(ctx: &Context, id: Option<&str>) -> Result<Done, CliError> {
-    let now = Utc::now();
     if let Some(id) = id {
         let found = ctx.request(id).await?;
-        let v = ctx.view(id, &found, now);
+        let v = ctx.view(id, &found, Utc::now());
         return Ok(Done {
             text: view_text(&v),
             json: json!(v),
             exit: v.exit(),
         });
     }
-    let d = &ctx.deployment;
-    let runbook = d.request_runbook()?;
-    let mine: Vec<String> = ctx
+    let mine = |run: &OpenRun| {
+        run.executed_by
+            .as_deref()
+            .and_then(Principal::parse)
+            .is_some_and(|p| p == ctx.me)
+    };
+    let views = open_views(ctx, mine).await?;
+    Ok(listed(
+        views,
+        "you have no open requests; ask with: changegate request ACCOUNT --for 1h --reason WHY",
+    ))
+}
+
+/// Which open requests `list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    All,
+    /// Waiting for a decision, and not the caller's own (filed by or for them).
+    Pending,
+    /// Granted: live now, or approved for a window that has not started.
+    Active,
+}
+
+/// `changegate list [--pending | --active]`: the account's open requests.
+pub async fn list(ctx: &Context, only: Only) -> Result<Done, CliError> {
+    let views = open_views(ctx, |_| true).await?;
+    let own = |v: &View| {
+        let user = v
+            .user
+            .as_deref()
+            .and_then(|u| IamUserName::parse(u).ok())
+            .map(|u| ctx.home.user(&u));
+        let filer = v.filed_by.as_deref().and_then(UserArn::parse);
+        [user.as_ref(), filer.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|u| ctx.me.may_be(u))
+    };
+    let granted = |v: &View| v.granted && matches!(v.phase, Phase::Granted | Phase::Approved);
+    let views: Vec<View> = views
+        .into_iter()
+        .filter(|v| match only {
+            Only::All => true,
+            Only::Pending => v.phase == Phase::Waiting && !own(v),
+            Only::Active => granted(v),
+        })
+        .collect();
+    let none = match only {
+        Only::All => "no open requests in this account",
+        Only::Pending => "nothing waits for your decision",
+        Only::Active => "no live grants",
+    };
+    Ok(listed(views, none))
+}
+
+/// The views of the open request runbook executions `keep` selects.
+async fn open_views(ctx: &Context, keep: impl Fn(&OpenRun) -> bool) -> Result<Vec<View>, CliError> {
+    let runbook = ctx.deployment.request_runbook()?;
+    let now = Utc::now();
+    let mut views = Vec::new();
+    for run in ctx
         .requests()
         .open_runs(runbook)
         .await?
         .into_iter()
-        .filter(|r| {
-            r.executed_by
-                .as_deref()
-                .and_then(Principal::parse)
-                .is_some_and(|p| p == ctx.me)
-        })
-        .map(|r| r.id)
-        .collect();
-    let mut views = Vec::new();
-    for id in &mine {
-        let found = ctx.request(id).await?;
-        views.push(ctx.view(id, &found, now));
+        .filter(|r| keep(r))
+    {
+        let found = ctx.request(&run.id).await?;
+        views.push(ctx.view(&run.id, &found, now));
     }
+    Ok(views)
+}
+
+fn listed(views: Vec<View>, none: &str) -> Done {
     let text = if views.is_empty() {
-        "you have no open requests; ask with: changegate request ACCOUNT --for 1h --reason WHY"
-            .to_owned()
+        none.to_owned()
     } else {
         views.iter().map(view_text).collect::<Vec<_>>().join("\n\n")
     };
-    Ok(Done {
+    Done {
         text,
         json: json!(views),
         exit: Exit::Ok,
-    })
+    }
 }
 
 fn view_text(v: &View) -> String {

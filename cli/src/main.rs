@@ -25,7 +25,9 @@ const EXAMPLES: &str = "\
 Examples:
   changegate request prod --for 2h --reason INC-4711 --dry-run
   changegate request prod --for 2h --start 18:00 --reason INC-4711
+  changegate request prod --for 1h --wait   # follow it until it is decided
   changegate status                      # my requests
+  changegate list --pending              # what waits for my decision
   changegate approve <ID> --comment ok   # as an approver
   eval \"$(changegate assume <ID>)\"       # shell exports for the role
   changegate assume <ID> -- aws s3 ls    # or run one command as it
@@ -83,13 +85,25 @@ enum Command {
         #[arg(long)]
         user: Option<String>,
         /// Run grant's checks read-only and say what would be refused; file nothing.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "wait")]
         dry_run: bool,
+        /// Follow the request through approval and grant, then exit as status does.
+        #[arg(long)]
+        wait: bool,
     },
     /// Where a request stands (default: your recent requests).
     Status {
         /// The request's id (its execution id).
         id: Option<String>,
+    },
+    /// The account's open requests: all, those waiting for a decision, or live grants.
+    List {
+        /// Only requests waiting for a decision that you may give (not your own).
+        #[arg(long, conflicts_with = "active")]
+        pending: bool,
+        /// Only granted requests (live or approved for later), with time left.
+        #[arg(long)]
+        active: bool,
     },
     /// Approve a request (as one of the deployment's approvers).
     Approve {
@@ -196,17 +210,24 @@ async fn run(cli: Cli) -> Result<Done, CliError> {
             reason,
             user,
             dry_run,
+            wait,
         } => {
-            commands::request(
-                &ctx,
-                &account,
-                &length,
-                start.as_deref(),
-                &reason,
-                user.as_deref(),
-                dry_run,
-            )
-            .await
+            let ask = commands::Ask {
+                account: &account,
+                length: &length,
+                start: start.as_deref(),
+                reason: &reason,
+                user: user.as_deref(),
+            };
+            commands::request(&ctx, &ask, dry_run, wait).await
+        }
+        Command::List { pending, active } => {
+            let only = match (pending, active) {
+                (true, _) => commands::Only::Pending,
+                (_, true) => commands::Only::Active,
+                _ => commands::Only::All,
+            };
+            commands::list(&ctx, only).await
         }
         Command::Status { id } => commands::status(&ctx, id.as_deref()).await,
         Command::Approve { id, comment } => commands::decide(&ctx, &id, true, &comment).await,

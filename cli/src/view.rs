@@ -42,6 +42,9 @@ pub struct View {
     pub refusal: Option<String>,
     /// The command that comes next.
     pub next: String,
+    /// Whether changegate granted it (the policy is on the user, or was
+    /// until the window ended): true from approval of a later window on.
+    pub granted: bool,
 }
 
 impl View {
@@ -81,6 +84,7 @@ pub fn view(
         reason: params.as_ref().and_then(|p| p.reason.clone()),
         refusal: None,
         next: format!("changegate status {id}"),
+        granted: record.is_some_and(|r| r.state == Some(State::Granted)),
     };
     if let Some(g) = record.and_then(|r| r.grant.as_ref()) {
         v.role = Some(g.role.clone());
@@ -258,6 +262,7 @@ mod tests {
             at("2026-12-04T08:00:00Z"),
         );
         assert_eq!(v.phase, Phase::Waiting);
+        assert!(!v.granted);
         assert!(v.summary.contains("bob"), "{}", v.summary);
         assert_eq!(v.exit(), Exit::Waiting);
         assert_eq!(v.reason.as_deref(), Some("INC-4711"));
@@ -293,6 +298,7 @@ mod tests {
             at("2026-12-04T08:30:00Z"),
         );
         assert_eq!(before.phase, Phase::Approved);
+        assert!(before.granted, "a later window is granted already");
         assert!(before.summary.contains("in 30m"), "{}", before.summary);
         let inside = view(
             ID,

@@ -54,22 +54,36 @@ async fn filed(auto: &Auto) -> Vec<String> {
         .collect()
 }
 
+/// The environment a person's shell gives the command: their keys, the local
+/// AWS, and no profile files.
+fn person(auto: &Auto, creds: &Creds) -> Vec<(String, String)> {
+    [
+        ("PATH", std::env::var("PATH").unwrap_or_default()),
+        ("AWS_ENDPOINT_URL", auto.world.aws.endpoint.clone()),
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", creds.access_key.clone()),
+        ("AWS_SECRET_ACCESS_KEY", creds.secret.clone()),
+        (
+            "AWS_CONFIG_FILE",
+            "/nonexistent/changegate-test-config".to_owned(),
+        ),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/changegate-test-credentials".to_owned(),
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
 /// `changegate ARGS` as the person holding `creds`.
 fn changegate(auto: &Auto, creds: &Creds, args: &[&str]) -> Output {
     std::process::Command::new(built_binary("changegate"))
         .args(args)
         .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", &auto.world.aws.endpoint)
-        .env("AWS_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", &creds.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", &creds.secret)
-        .env("AWS_CONFIG_FILE", "/nonexistent/changegate-test-config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/changegate-test-credentials",
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(person(auto, creds))
         .output()
         .expect("run changegate")
 }
@@ -248,4 +262,81 @@ async fn given_requests_changegate_would_refuse_when_filed_with_the_command_then
     let other = changegate(&auto, &auto.alice, &["--stack", "staging", "status"]);
     assert_eq!(code(&other), 5, "{}", text(&other));
     assert!(text(&other).contains("--stack"), "{}", text(&other));
+}
+
+#[tokio::test]
+async fn given_alice_waits_on_her_request_when_bob_finds_it_pending_and_approves_then_her_wait_ends_granted_and_it_is_listed_active()
+ {
+    // Given the stack's settings; alice files a request and waits on it
+    let auto = Auto::new().await;
+    settings(&auto).await;
+    let waiting = std::process::Command::new(built_binary("changegate"))
+        .args([
+            "--output", "json", "request", "prod", "--for", "1h", "--wait",
+        ])
+        .env_clear()
+        .envs(person(&auto, &auto.alice))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("changegate request --wait");
+    let id = loop {
+        if let Some(id) = filed(&auto).await.into_iter().next() {
+            break id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    auto.wait_status(&id, &["Waiting"]).await;
+
+    // When bob lists what waits for his decision: alice's request; alice's own list has none
+    let pending = changegate(&auto, &auto.bob, &["--output", "json", "list", "--pending"]);
+    assert_eq!(code(&pending), 0, "{}", text(&pending));
+    let ids: Vec<String> = json_of(&pending)
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|v| v["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(ids, [id.as_str()]);
+    let hers = changegate(
+        &auto,
+        &auto.alice,
+        &["--output", "json", "list", "--pending"],
+    );
+    assert_eq!(
+        json_of(&hers),
+        json!([]),
+        "her own request is not hers to decide"
+    );
+    let none_active = changegate(
+        &auto,
+        &auto.carol,
+        &["--output", "json", "list", "--active"],
+    );
+    assert_eq!(json_of(&none_active), json!([]));
+
+    // And bob approves and grant decides
+    let approved = changegate(&auto, &auto.bob, &["approve", &id]);
+    assert_eq!(code(&approved), 0, "{}", text(&approved));
+    let payload = auto.runbook_call().await;
+    assert_eq!(auto.grant(&[payload]).outcomes(), ["granted"]);
+
+    // Then alice's wait ends, granted, having said it waited for approval
+    let out = waiting.wait_with_output().expect("the wait ends");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(json_of(&out)["phase"], "granted", "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("waiting for approval"),
+        "{}",
+        text(&out)
+    );
+
+    // And the grant is listed as active, for anyone following the account
+    let active = changegate(
+        &auto,
+        &auto.carol,
+        &["--output", "json", "list", "--active"],
+    );
+    assert_eq!(json_of(&active)[0]["id"], id.as_str(), "{}", text(&active));
+    assert_eq!(json_of(&active)[0]["phase"], "granted");
 }

@@ -1530,7 +1530,10 @@ fn given_the_stacks_people_policies_when_each_is_evaluated_then_each_part_may_do
         assert!(may(policy, "dynamodb:GetItem", &table));
         assert!(!may(policy, "dynamodb:PutItem", &table));
     }
-    assert!(may(&requester, "ssm:DescribeAutomationExecutions", "*"));
+    for policy in [&requester, &approver, &operator] {
+        // status without an id, list --pending (approvers), list --active (operators)
+        assert!(may(policy, "ssm:DescribeAutomationExecutions", "*"));
+    }
     let own_user = |policy: &Value, action: &str, user: &str| {
         let req = Request::new(
             who,
