@@ -142,6 +142,11 @@ impl Context {
         }
     }
 
+    /// Whether the caller is the one who filed a request or the one it is for.
+    fn is_mine(&self, filer: Option<UserArn>, user: Option<UserArn>) -> bool {
+        [filer, user].iter().flatten().any(|u| self.me.may_be(u))
+    }
+
     /// Request `id` as Systems Manager and changegate's record hold it.
     async fn request(&self, id: &str) -> Result<Found, CliError> {
         let cr = ChangeRequestId::parse(id).map_err(|_| {
@@ -447,11 +452,7 @@ pub async fn list(ctx: &Context, only: Only) -> Result<Done, CliError> {
             .as_deref()
             .and_then(|u| IamUserName::parse(u).ok())
             .map(|u| ctx.home.user(&u));
-        let filer = v.filed_by.as_deref().and_then(UserArn::parse);
-        [user.as_ref(), filer.as_ref()]
-            .into_iter()
-            .flatten()
-            .any(|u| ctx.me.may_be(u))
+        ctx.is_mine(v.filed_by.as_deref().and_then(UserArn::parse), user)
     };
     let granted = |v: &View| v.granted && matches!(v.phase, Phase::Granted | Phase::Approved);
     let views: Vec<View> = views
@@ -529,12 +530,10 @@ pub async fn decide(
 ) -> Result<Done, CliError> {
     let found = ctx.request(id).await?;
     let v = ctx.view(id, &found, Utc::now());
-    let filer = found.filer();
-    let beneficiary = found.request().map(|r| ctx.home.user(&r.user));
-    let own = [filer.as_ref(), beneficiary.as_ref()]
-        .into_iter()
-        .flatten()
-        .any(|u| ctx.me.may_be(u));
+    let own = ctx.is_mine(
+        found.filer(),
+        found.request().map(|r| ctx.home.user(&r.user)),
+    );
     if own && approve {
         return Err(CliError::Refused(format!(
             "{id} is your own request ({}): changegate does not count an approval by its requester or beneficiary; ask another approver ({})",
@@ -594,11 +593,10 @@ pub async fn decide(
 /// access at once (the execution's end is an ending status).
 pub async fn end(ctx: &Context, id: &str) -> Result<Done, CliError> {
     let found = ctx.request(id).await?;
-    let beneficiary = found.request().map(|r| ctx.home.user(&r.user));
-    let mine = [found.filer().as_ref(), beneficiary.as_ref()]
-        .into_iter()
-        .flatten()
-        .any(|u| ctx.me.may_be(u));
+    let mine = ctx.is_mine(
+        found.filer(),
+        found.request().map(|r| ctx.home.user(&r.user)),
+    );
     if !mine {
         return Err(CliError::Refused(format!(
             "{id} is not yours: only its requester or the person it is for may end it (operators: changegate revoke {id} --reason WHY)"
