@@ -294,17 +294,29 @@ pub async fn request(
         .map_err(|e| CliError::from(Fault::aws("ssm:StartAutomationExecution")(e)))?
         .automation_execution_id
         .unwrap_or_default();
-    let filed = format!(
-        "requested {id}\n  {what}\n  waiting for approval by {}",
-        approvers_line(d)
-    );
+    // Over the account's concurrent-automation quota, Systems Manager queues
+    // the execution (Pending): say so, rather than that approvers were asked.
+    let queued = ctx
+        .requests()
+        .execution(&id)
+        .await?
+        .is_some_and(|e| e.status == changegate::status::Status::Pending);
+    let waiting = if queued {
+        format!(
+            "queued by Systems Manager: the account already runs its maximum of concurrent automations (100 by default); {} will be asked once it starts",
+            approvers_line(d)
+        )
+    } else {
+        format!("waiting for approval by {}", approvers_line(d))
+    };
+    let filed = format!("requested {id}\n  {what}\n  {waiting}");
     if wait {
         eprintln!("{filed}");
         return follow(ctx, &id).await;
     }
     Ok(Done {
         text: format!("{filed}\n  next: changegate status {id}"),
-        json: json!({"id": id, "phase": Phase::Waiting, "user": user, "account": account.as_str(),
+        json: json!({"id": id, "phase": Phase::Waiting, "queued": queued, "user": user, "account": account.as_str(),
             "role": d.grant.target_role.as_str(), "start": asked.window.start_utc(), "end": asked.window.end_utc()}),
         exit: Exit::Ok,
     })
@@ -426,10 +438,10 @@ pub async fn status(ctx: &Context, id: Option<&str>) -> Result<Done, CliError> {
             .and_then(Principal::parse)
             .is_some_and(|p| p == ctx.me)
     };
-    let views = open_views(ctx, mine).await?;
+    let views = recent_views(ctx, Recent::Any, mine).await?;
     Ok(listed(
         views,
-        "you have no open requests; ask with: changegate request ACCOUNT --for 1h --reason WHY",
+        "you have no recent requests; ask with: changegate request ACCOUNT --for 1h --reason WHY",
     ))
 }
 
@@ -443,9 +455,18 @@ pub enum Only {
     Active,
 }
 
-/// `changegate list [--pending | --active]`: the account's open requests.
+/// `changegate list [--pending | --active]`: the account's requests that are
+/// not over: waiting for a decision, or granted (live or to come).
 pub async fn list(ctx: &Context, only: Only) -> Result<Done, CliError> {
-    let views = open_views(ctx, |_| true).await?;
+    let which = match only {
+        Only::Pending => Recent::Open,
+        Only::All | Only::Active => Recent::Any,
+    };
+    let views: Vec<View> = recent_views(ctx, which, |_| true)
+        .await?
+        .into_iter()
+        .filter(|v| !matches!(v.phase, Phase::Ended | Phase::Refused))
+        .collect();
     let own = |v: &View| {
         let user = v
             .user
@@ -464,25 +485,47 @@ pub async fn list(ctx: &Context, only: Only) -> Result<Done, CliError> {
         })
         .collect();
     let none = match only {
-        Only::All => "no open requests in this account",
+        Only::All => "no request in this account waits or is granted",
         Only::Pending => "nothing waits for your decision",
         Only::Active => "no live grants",
     };
     Ok(listed(views, none))
 }
 
-/// The views of the open request runbook executions `keep` selects.
-async fn open_views(ctx: &Context, keep: impl Fn(&OpenRun) -> bool) -> Result<Vec<View>, CliError> {
+/// Which request runbook executions a listing reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recent {
+    /// Still open: waiting for a decision (or queued).
+    Open,
+    /// Any status, started recently enough to hold a window that is not
+    /// over: a granted request's execution has ended, so its status says
+    /// nothing about its window.
+    Any,
+}
+
+/// The views of the request runbook executions `which` reads and `keep`
+/// selects. A request decided long ago is not read: a window that is not over
+/// was filed at most the approval wait (7 days at most), the furthest start
+/// ahead and the longest window ago.
+async fn recent_views(
+    ctx: &Context,
+    which: Recent,
+    keep: impl Fn(&OpenRun) -> bool,
+) -> Result<Vec<View>, CliError> {
     let runbook = ctx.deployment.request_runbook()?;
     let now = Utc::now();
+    let runs = match which {
+        Recent::Open => ctx.requests().open_runs(runbook).await?,
+        Recent::Any => {
+            let grant = &ctx.deployment.grant;
+            let horizon = chrono::TimeDelta::days(7) + grant.max_start_ahead + grant.max_duration;
+            ctx.requests()
+                .runs(runbook, None, Some(now - horizon))
+                .await?
+        }
+    };
     let mut views = Vec::new();
-    for run in ctx
-        .requests()
-        .open_runs(runbook)
-        .await?
-        .into_iter()
-        .filter(|r| keep(r))
-    {
+    for run in runs.into_iter().filter(|r| keep(r)) {
         let found = ctx.request(&run.id).await?;
         views.push(ctx.view(&run.id, &found, now));
     }
@@ -589,9 +632,12 @@ pub async fn decide(
     })
 }
 
-/// `changegate end ID`: stops my request's execution; revoke removes the
-/// access at once (the execution's end is an ending status).
-pub async fn end(ctx: &Context, id: &str) -> Result<Done, CliError> {
+/// `changegate end ID [--reason]`: ends my access now. A request still
+/// open (waiting for its approvers) is withdrawn: its execution is stopped,
+/// which ends it for changegate too. A decided one (its execution has
+/// finished) is ended with the end runbook, which revoke authenticates from
+/// Systems Manager's records (I filed it, or it is for me).
+pub async fn end(ctx: &Context, id: &str, reason: &str) -> Result<Done, CliError> {
     let found = ctx.request(id).await?;
     let mine = ctx.is_mine(
         found.filer(),
@@ -602,35 +648,39 @@ pub async fn end(ctx: &Context, id: &str) -> Result<Done, CliError> {
             "{id} is not yours: only its requester or the person it is for may end it (operators: changegate revoke {id} --reason WHY)"
         )));
     }
-    let stopped = ctx.requests().stop(id).await?;
-    let text = if stopped {
-        format!(
-            "ended {id}: the access is removed within a minute and you will get a message when it is"
-        )
-    } else {
-        format!("{id} had already ended; nothing to do")
-    };
+    let open = changegate::admission::OPEN_STATUSES.contains(&found.exec.status.as_str());
+    if open && ctx.requests().stop(id).await? {
+        return Ok(Done {
+            text: format!(
+                "withdrew {id}: its execution is stopped, so nothing will be granted for it (and any access is removed within a minute; you will get a message)"
+            ),
+            json: json!({"id": id, "withdrawn": true}),
+            exit: Exit::Ok,
+        });
+    }
+    let run = start_end_runbook(ctx, id, reason).await?;
     Ok(Done {
-        text,
-        json: json!({"id": id, "stopped": stopped}),
+        text: format!(
+            "ending {id}: started the end runbook ({run}); the access is removed at once and you will get a message (changegate status {id})"
+        ),
+        json: json!({"id": id, "end_run": run}),
         exit: Exit::Ok,
     })
 }
 
-/// `changegate revoke ID --reason`: the operators' runbook, which checks that
-/// the caller is an operator from its own execution record.
-pub async fn revoke(ctx: &Context, id: &str, reason: &str) -> Result<Done, CliError> {
+/// Starts the stack's end runbook for request `id`; its execution id.
+async fn start_end_runbook(ctx: &Context, id: &str, reason: &str) -> Result<String, CliError> {
     let runbook = ctx.deployment.operators.runbook.clone();
     if runbook.is_empty() {
         return Err(CliError::Usage(format!(
-            "stack {} has no operators' runbook",
+            "stack {} has no end runbook (CHANGEGATE_OPERATOR_RUNBOOK is empty in its settings)",
             ctx.deployment.stack
         )));
     }
     let mut params = std::collections::HashMap::new();
     params.insert("ChangeRequestId".to_owned(), vec![id.to_owned()]);
     params.insert("Reason".to_owned(), vec![reason.to_owned()]);
-    let run = ctx
+    Ok(ctx
         .ssm
         .start_automation_execution()
         .document_name(&runbook)
@@ -639,10 +689,16 @@ pub async fn revoke(ctx: &Context, id: &str, reason: &str) -> Result<Done, CliEr
         .await
         .map_err(|e| CliError::from(Fault::aws("ssm:StartAutomationExecution")(e)))?
         .automation_execution_id
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
+
+/// `changegate revoke ID --reason`: the end runbook, which checks that the
+/// caller is an operator from its own execution record.
+pub async fn revoke(ctx: &Context, id: &str, reason: &str) -> Result<Done, CliError> {
+    let run = start_end_runbook(ctx, id, reason).await?;
     Ok(Done {
         text: format!(
-            "revoking {id}: started {runbook} ({run}); its EndAccess step says what was done (aws ssm get-automation-execution --automation-execution-id {run})"
+            "revoking {id}: started the end runbook ({run}); its EndAccess step says what was done (aws ssm get-automation-execution --automation-execution-id {run})"
         ),
         json: json!({"id": id, "operator_run": run}),
         exit: Exit::Ok,

@@ -26,7 +26,7 @@ pub struct Deployment {
     pub grant: GrantConfig,
     /// The request runbook's name (`RequestSources` includes Automation).
     pub request_runbook: Option<String>,
-    /// The operators' runbook and who may run it.
+    /// The end runbook and the operators.
     pub operators: Operators,
     /// Short names for accounts, as the deployment gives them.
     pub aliases: BTreeMap<String, AccountId>,
@@ -142,10 +142,7 @@ mod tests {
             ("CHANGEGATE_DECISIONS_TABLE", "changegate-decisions"),
             ("CHANGEGATE_SOURCES", "automation"),
             ("CHANGEGATE_REQUEST_RUNBOOK", "changegate-access-request-x"),
-            (
-                "CHANGEGATE_OPERATOR_RUNBOOK",
-                "changegate-operator-revoke-x",
-            ),
+            ("CHANGEGATE_OPERATOR_RUNBOOK", "changegate-end-access-x"),
             ("CHANGEGATE_CHANGE_TEMPLATE", ""),
         ]
         .into_iter()
@@ -166,7 +163,7 @@ mod tests {
             d.request_runbook.as_deref(),
             Some("changegate-access-request-x")
         );
-        assert_eq!(d.operators.runbook, "changegate-operator-revoke-x");
+        assert_eq!(d.operators.runbook, "changegate-end-access-x");
         assert_eq!(d.account("prod").expect("alias").as_str(), "111122223333");
         assert_eq!(
             d.account("444455556666").expect("id").as_str(),

@@ -117,9 +117,15 @@ enum Command {
         #[arg(long)]
         comment: String,
     },
-    /// End your access now (stops your request).
-    End { id: String },
-    /// End someone's access now (operators): runs the operators' runbook.
+    /// End your access now: withdraws a request still waiting for approval,
+    /// or ends a granted one with the stack's end runbook.
+    End {
+        id: String,
+        /// Why (shown in the revocation message).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// End someone's access now (operators): runs the stack's end runbook.
     Revoke {
         id: String,
         #[arg(long)]
@@ -232,7 +238,7 @@ async fn run(cli: Cli) -> Result<Done, CliError> {
         Command::Status { id } => commands::status(&ctx, id.as_deref()).await,
         Command::Approve { id, comment } => commands::decide(&ctx, &id, true, &comment).await,
         Command::Reject { id, comment } => commands::decide(&ctx, &id, false, &comment).await,
-        Command::End { id } => commands::end(&ctx, &id).await,
+        Command::End { id, reason } => commands::end(&ctx, &id, &reason).await,
         Command::Revoke { id, reason } => commands::revoke(&ctx, &id, &reason).await,
         Command::Assume {
             id,

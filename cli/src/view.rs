@@ -103,7 +103,7 @@ pub fn view(
                 .map(|b| {
                     format!(
                         " (by {}: {})",
-                        b.operator,
+                        b.who,
                         if b.reason.is_empty() {
                             "no reason given"
                         } else {
@@ -176,7 +176,15 @@ pub fn view(
             ),
             "changegate request ACCOUNT --for 1h  (to ask again)".to_owned(),
         ),
-        None if exec.status == Status::Waiting || exec.status == Status::Pending => (
+        // Queued: the account runs as many automations as its quota allows
+        // (100 by default; AWS queues the rest), so the approvers have not
+        // been asked yet.
+        None if exec.status == Status::Pending => (
+            Phase::Waiting,
+            "queued by Systems Manager: the account already runs its maximum of concurrent automations (100 by default), so your approvers are not asked yet; it starts by itself when one ends".to_owned(),
+            format!("changegate status {id}  (or ask your AWS admins to raise the quota)"),
+        ),
+        None if exec.status == Status::Waiting => (
             Phase::Waiting,
             format!(
                 "waiting for approval by {}",
@@ -266,6 +274,32 @@ mod tests {
         assert!(v.summary.contains("bob"), "{}", v.summary);
         assert_eq!(v.exit(), Exit::Waiting);
         assert_eq!(v.reason.as_deref(), Some("INC-4711"));
+    }
+
+    #[test]
+    fn given_a_request_queued_by_systems_manager_when_shown_then_it_waits_and_says_why() {
+        // Given a request over the account's concurrent-automation quota
+        let v = view(
+            ID,
+            &exec(Status::Pending),
+            None,
+            &["bob".into()],
+            "CM-Prd-role",
+            at("2026-12-04T08:00:00Z"),
+        );
+        // Then it waits, and says it is queued and why
+        assert_eq!(v.phase, Phase::Waiting);
+        assert_eq!(v.exit(), Exit::Waiting);
+        assert!(
+            v.summary.starts_with("queued by Systems Manager"),
+            "{}",
+            v.summary
+        );
+        assert!(
+            v.summary.contains("concurrent automations"),
+            "{}",
+            v.summary
+        );
     }
 
     #[test]

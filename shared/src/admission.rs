@@ -2,8 +2,8 @@
 //!
 //! Every open Automation execution takes one of the account's concurrent
 //! executions (AWS: 100 by default; more are queued), and a request
-//! runbook's stays open through its approval wait and its window. So one
-//! person may hold at most `CHANGEGATE_MAX_OPEN_REQUESTS` open requests; a
+//! runbook's stays open through its approval wait (it ends once decided).
+//! So one person may hold at most `CHANGEGATE_MAX_OPEN_REQUESTS` open requests; a
 //! request beyond that is refused and stopped. Which ones: the person's open
 //! executions of the request runbook, oldest first (by start time, then
 //! id); those past the limit are refused, so every invocation, whenever it

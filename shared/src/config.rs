@@ -42,7 +42,7 @@ pub const MAX_DURATION_LIMIT_MINUTES: i64 = 1440;
 pub const DEFAULT_CHANGE_TEMPLATE: &str = "changegate-access";
 pub const DEFAULT_ACCESS_RUNBOOK: &str = "changegate-access-runbook";
 pub const DEFAULT_REQUEST_RUNBOOK: &str = "changegate-access-request";
-pub const DEFAULT_OPERATOR_RUNBOOK: &str = "changegate-operator-revoke";
+pub const DEFAULT_OPERATOR_RUNBOOK: &str = "changegate-end-access";
 pub const DEFAULT_MAX_START_AHEAD_DAYS: i64 = 30;
 pub const MAX_START_AHEAD_LIMIT_DAYS: i64 = 365;
 /// How many request runbook executions one person may hold open at once.
@@ -553,7 +553,7 @@ pub struct RevokeConfig {
     pub expiry_group: Option<String>,
     /// The role changegate assumes in each production account to cut sessions; `None`: no cut.
     pub session_cutter: Option<RoleName>,
-    /// The operators' runbook and who may run it (unset: nobody).
+    /// The end runbook and the operators, who may end any request (unset: nobody but a request's own people).
     pub operators: Operators,
     /// What the deployment grants, which the sweep holds active grants to
     /// (grant's `CHANGEGATE_ALLOWED_ACCOUNTS` and `CHANGEGATE_TARGET_ROLE`);

@@ -141,7 +141,8 @@ pub struct AccessRevoked {
     pub policy_name: String,
     pub window: WindowDetail,
     pub revoked_at: String,
-    /// Why now: `window-ended`, `operator`, or the request's status when it ended early.
+    /// Why now: `window-ended`, `operator`, `ended-on-request`,
+    /// `no-longer-eligible`, or the request's status when it ended early.
     pub cause: String,
     /// For `window-ended`: milliseconds from the window's end to the removal.
     #[serde(default)]
@@ -149,11 +150,11 @@ pub struct AccessRevoked {
     /// What happened to live sessions in production, when sessions are cut.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions: Option<String>,
-    /// The operator who ended it, when one did (as Systems Manager recorded
-    /// who started the operators' runbook).
+    /// Who ended it through the end runbook, when someone did (as Systems
+    /// Manager recorded who started it: an operator, or the request's people).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_by: Option<String>,
-    /// The operator's reason (empty when they gave none).
+    /// Their reason (empty when they gave none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<String>,
 }
@@ -209,6 +210,9 @@ pub enum Cause {
     EndedEarly(Status),
     /// An operator revoked it.
     Operator,
+    /// The person who filed the request, or the one it is for, ended it
+    /// early (the end runbook, whose starter Systems Manager records).
+    EndedOnRequest,
     /// Its user is no longer eligible for it: the eligibility tag no longer
     /// covers its account and role, or the account left the allowlist.
     NoLongerEligible,
@@ -217,6 +221,7 @@ pub enum Cause {
 /// The `cause` of a revocation at the end of its window.
 pub const CAUSE_WINDOW_ENDED: &str = "window-ended";
 pub const CAUSE_OPERATOR: &str = "operator";
+pub const CAUSE_ENDED_ON_REQUEST: &str = "ended-on-request";
 pub const CAUSE_NO_LONGER_ELIGIBLE: &str = "no-longer-eligible";
 
 impl Cause {
@@ -225,6 +230,7 @@ impl Cause {
             Self::WindowEnded => CAUSE_WINDOW_ENDED,
             Self::EndedEarly(status) => status.as_str(),
             Self::Operator => CAUSE_OPERATOR,
+            Self::EndedOnRequest => CAUSE_ENDED_ON_REQUEST,
             Self::NoLongerEligible => CAUSE_NO_LONGER_ELIGIBLE,
         }
     }
@@ -234,6 +240,7 @@ impl Cause {
         match raw {
             CAUSE_WINDOW_ENDED => Self::WindowEnded,
             CAUSE_OPERATOR => Self::Operator,
+            CAUSE_ENDED_ON_REQUEST => Self::EndedOnRequest,
             CAUSE_NO_LONGER_ELIGIBLE => Self::NoLongerEligible,
             status => Self::EndedEarly(Status::parse(status)),
         }
@@ -245,6 +252,9 @@ impl Cause {
             Self::WindowEnded => "the window ended".to_owned(),
             Self::EndedEarly(status) => format!("the request is {status}"),
             Self::Operator => "an operator revoked it".to_owned(),
+            Self::EndedOnRequest => {
+                "it was ended early by its requester or the person it is for".to_owned()
+            }
             Self::NoLongerEligible => "the user is no longer eligible for this account and role (the changegate:eligible tag on the IAM user, or the deployment's allowed accounts, no longer include it)".to_owned(),
         }
     }
@@ -455,6 +465,7 @@ mod tests {
         for cause in [
             Cause::WindowEnded,
             Cause::Operator,
+            Cause::EndedOnRequest,
             Cause::NoLongerEligible,
             Cause::EndedEarly(Status::Cancelled),
         ] {

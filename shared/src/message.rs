@@ -255,7 +255,7 @@ fn revoked(d: &AccessRevoked) -> Notification {
         ("Removed at", shown(&d.revoked_at)),
         ("Why", Cause::parse(&d.cause).describe()),
     ];
-    // An operator's end: who ended it, and the reason they gave.
+    // An end through the end runbook: who ended it, and the reason they gave.
     if let Some(operator) = &d.ended_by {
         facts.push(("Ended by", shown(operator)));
         let reason = d.end_reason.as_deref().unwrap_or_default();
@@ -264,7 +264,7 @@ fn revoked(d: &AccessRevoked) -> Notification {
         } else {
             printable(reason)
         };
-        facts.push(("Operator's reason", reason));
+        facts.push(("Their reason", reason));
     }
     facts.push((
         "Live sessions",

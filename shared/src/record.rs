@@ -171,11 +171,12 @@ pub struct Ended {
     pub by: Option<EndedBy>,
 }
 
-/// The operator who ended a request, as Systems Manager recorded them, and
-/// the reason they gave (may be empty).
+/// Who ended a request through the end runbook (an operator, its filer or
+/// the person it is for), as Systems Manager recorded them, and the reason
+/// they gave (may be empty).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EndedBy {
-    pub operator: String,
+    pub who: String,
     pub reason: String,
 }
 
@@ -302,7 +303,7 @@ impl DecisionRecord {
         if let Some(e) = &self.ended {
             put(attr::ENDED_AT, Some(utc_string(e.at)));
             put(attr::END_CAUSE, Some(e.cause.as_str().to_owned()));
-            put(attr::ENDED_BY, e.by.as_ref().map(|b| b.operator.clone()));
+            put(attr::ENDED_BY, e.by.as_ref().map(|b| b.who.clone()));
             put(attr::END_REASON, e.by.as_ref().map(|b| b.reason.clone()));
         }
         if let Some(g) = &self.grant {
@@ -379,8 +380,8 @@ impl DecisionRecord {
             ended: time(attr::ENDED_AT).map(|at| Ended {
                 at,
                 cause: Cause::parse(&text(attr::END_CAUSE).unwrap_or_default()),
-                by: text(attr::ENDED_BY).map(|operator| EndedBy {
-                    operator,
+                by: text(attr::ENDED_BY).map(|who| EndedBy {
+                    who,
                     reason: text(attr::END_REASON).unwrap_or_default(),
                 }),
             }),
@@ -665,7 +666,7 @@ impl LedgerWrite {
                     (attr::END_CAUSE, s(cause.as_str())),
                 ];
                 if let Some(by) = by {
-                    keep.push((attr::ENDED_BY, s(by.operator.as_str())));
+                    keep.push((attr::ENDED_BY, s(by.who.as_str())));
                     keep.push((attr::END_REASON, s(by.reason.as_str())));
                 }
                 Update::Set {
@@ -781,7 +782,7 @@ mod tests {
             at: t("2026-12-01T10:00:05Z"),
             cause: Cause::Operator,
             by: Some(EndedBy {
-                operator: "arn:aws:iam::123456789012:user/carol".into(),
+                who: "arn:aws:iam::123456789012:user/carol".into(),
                 reason: "INC-4711".into(),
             }),
         });
@@ -909,7 +910,7 @@ mod tests {
     #[test]
     fn given_an_end_written_twice_when_applied_then_the_first_end_is_kept() {
         let carol = EndedBy {
-            operator: "arn:aws:iam::123456789012:user/carol".into(),
+            who: "arn:aws:iam::123456789012:user/carol".into(),
             reason: "INC-4711".into(),
         };
         let first = LedgerWrite::End {
@@ -925,7 +926,7 @@ mod tests {
             cause: Cause::Operator,
             at: t("2026-12-01T11:00:00Z"),
             by: Some(EndedBy {
-                operator: "arn:aws:iam::123456789012:user/dave".into(),
+                who: "arn:aws:iam::123456789012:user/dave".into(),
                 reason: "later".into(),
             }),
         }

@@ -236,10 +236,14 @@ fn revoked(d: &AccessRevoked, r: &DecisionRecord) -> Result<ChangegateEvent, Unv
     let mut event = AccessRevoked::of(&grant, v.at, &v.cause);
     event.revocation_lag_ms = v.lag_ms;
     event.sessions = v.sessions.clone();
-    // An operator's end: who and why, as the tombstone recorded them.
+    // An end by an operator or by the people of the request: who and why,
+    // as the tombstone recorded them.
     if let Some(by) = r.ended.as_ref().and_then(|e| e.by.as_ref()) {
-        if v.cause == crate::events::Cause::Operator {
-            event.ended_by = Some(by.operator.clone());
+        if matches!(
+            v.cause,
+            crate::events::Cause::Operator | crate::events::Cause::EndedOnRequest
+        ) {
+            event.ended_by = Some(by.who.clone());
             event.end_reason = Some(by.reason.clone());
         }
     }
@@ -608,7 +612,7 @@ mod tests {
             at: t("2026-12-01T09:30:00Z"),
             cause: Cause::Operator,
             by: Some(crate::record::EndedBy {
-                operator: "arn:aws:iam::123456789012:user/carol".into(),
+                who: "arn:aws:iam::123456789012:user/carol".into(),
                 reason: "INC-4711: leaked key".into(),
             }),
         });
@@ -629,11 +633,7 @@ mod tests {
             "{}",
             n.text
         );
-        assert!(
-            line("Operator's reason:", "INC-4711: leaked key"),
-            "{}",
-            n.text
-        );
+        assert!(line("Their reason:", "INC-4711: leaked key"), "{}", n.text);
         // An operator who gave no reason: said so.
         if let Some(by) = r.ended.as_mut().and_then(|e| e.by.as_mut()) {
             by.reason = String::new();
@@ -642,7 +642,7 @@ mod tests {
         assert!(
             n.text
                 .lines()
-                .any(|l| l.starts_with("Operator's reason:") && l.ends_with("none given")),
+                .any(|l| l.starts_with("Their reason:") && l.ends_with("none given")),
             "{}",
             n.text
         );

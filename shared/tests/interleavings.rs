@@ -1246,3 +1246,55 @@ fn given_refusals_whose_execution_ended_or_is_not_the_request_runbooks_when_gran
         assert_eq!(after.executions[ID].status, status, "{case}");
     }
 }
+
+/// The sweep's steps over the one active grant of `world`, inside its window.
+fn sweep_steps(world: World) -> Vec<Step> {
+    let memory = Memory::new(world);
+    let inv = invocation("s", t("2026-12-01T09:30:00Z"));
+    let listing = ready(memory.policies_with_prefix(POLICY_PREFIX)).unwrap();
+    let sorted = sort_grants(&listing.policies, inv.now, None);
+    let [grant] = sorted.active.as_slice() else {
+        panic!("one active grant: {sorted:?}");
+    };
+    let reach = Reach {
+        cuts: true,
+        expiry: true,
+    };
+    let mut item = SweepItem::new(grant.clone(), inv.clone(), reach);
+    let mut steps = Vec::new();
+    while let Next::Do(step) = item.next() {
+        let answer = ready(perform(&memory, &step, inv.now)).unwrap();
+        steps.push(step);
+        item.learn(answer);
+    }
+    steps
+}
+
+#[test]
+fn given_a_runbook_requests_grant_inside_its_window_when_the_sweep_checks_it_then_it_reads_the_record_only()
+ {
+    // Given alice's request runbook request granted (its execution then
+    // finishes; an early end is the end runbook's own action)
+    let steps = sweep_steps(granted_world());
+    // Then the sweep reads its record and not Systems Manager's execution
+    assert!(
+        matches!(steps.as_slice(), [Step::ReadRecord(_)]),
+        "{steps:?}"
+    );
+    // Given the same grant decided for a change request (whose cancel the
+    // sweep still catches from Systems Manager's record)
+    let mut world = granted_world();
+    let mut record = DecisionRecord::from_item(&id(), &world.ledger[ID]);
+    if let Some(g) = record.grant.as_mut() {
+        g.source = "change-manager".into();
+    }
+    world.ledger.insert(ID.to_owned(), record.to_item());
+    let steps = sweep_steps(world);
+    assert!(
+        matches!(
+            steps.as_slice(),
+            [Step::ReadRecord(_), Step::ReadRequest(_)]
+        ),
+        "{steps:?}"
+    );
+}

@@ -650,7 +650,8 @@ def change_manager_path(demo: Demo) -> None:
 
 def automation_path(demo: Demo) -> None:
     """The request runbook (a plain Automation execution with an aws:approve
-    step): bob approves, the runbook calls grant, and stays open until EndTime."""
+    step): bob approves, the runbook calls grant and ends, holding no
+    concurrent-automation slot while the access lasts."""
     out = demo.out
     out.step("A local AWS: people, the production role, what template.yaml deploys")
     bob = f"arn:aws:iam::{localaws.HOME_ACCOUNT}:user/bob"
@@ -670,6 +671,8 @@ def automation_path(demo: Demo) -> None:
     demo.window_end = start + timedelta(seconds=demo.window_s)
     out.block(f"window in UTC: {utc(start)} … {utc(demo.window_end)}")
     ask = ["request", "prod", "--for", f"{demo.window_s}s", "--start", start.isoformat(), "--reason", "incident 4711"]
+    # A window longer than the deployment allows: refused up front, saying why
+    demo.changegate(demo.alice, ["request", "prod", "--for", "30d", "--dry-run"], expect=3)
     demo.changegate(demo.alice, [*ask, "--dry-run"])
     filed = json.loads(demo.changegate(demo.alice, ["--output", "json", *ask]))
     demo.request_id = filed["id"]
@@ -696,6 +699,11 @@ def automation_path(demo: Demo) -> None:
     demo.granted(demo.deliver())
 
     demo.changegate(demo.alice, ["status", demo.request_id])
+    done = demo.client("ssm").get_automation_execution(AutomationExecutionId=demo.request_id)["AutomationExecution"]
+    out.say(f"  → the request runbook's execution is {done['AutomationExecutionStatus']} while the access is live: "
+            "it holds none of the account's concurrent automations during the window")
+    check(done["AutomationExecutionStatus"] == "Success",
+          f"the request runbook is still {done['AutomationExecutionStatus']} after the grant")
 
     out.step("alice's live session in production, and the cut written ahead of the window's end")
     demo.live_session()

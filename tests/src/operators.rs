@@ -1,4 +1,4 @@
-//! template.yaml's operators' runbook in the local AWS: an operator ends a
+//! template.yaml's end runbook in the local AWS: an operator, or a request's own people, ends a
 //! request's access by starting it; its `aws:invokeLambdaFunction` step
 //! (synchronous, so the execution stays `InProgress` while revoke runs) is
 //! recorded by the local AWS, and the test hands its payload to revoke, then
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::{Creds, World, get_json, localaws_json, plain_http};
 
-/// The operators' runbook as the stack deploys it, created in one local AWS.
+/// The end runbook as the stack deploys it, created in one local AWS.
 pub struct OperatorRunbook {
     /// Its name (`OperatorRunbookName`).
     pub name: String,
@@ -41,12 +41,12 @@ print(json.dumps({"name": doc.name, "text": doc.text, "env": stack.function_envi
     localaws_json(
         code,
         &[operators.as_ref()],
-        "reading template.yaml's operators' runbook",
+        "reading template.yaml's end runbook",
     )
 }
 
 impl OperatorRunbook {
-    /// template.yaml's operators' runbook and its role, deployed with
+    /// template.yaml's end runbook and its role, deployed with
     /// `OperatorArns` = `operators`, created in `world`'s local AWS.
     pub async fn create(world: &World, operators: &str) -> Self {
         let v = resolve(operators);
@@ -59,7 +59,7 @@ impl OperatorRunbook {
             .assume_role_policy_document(role["trust"].to_string())
             .send()
             .await
-            .expect("the operators' runbook's role");
+            .expect("the end runbook's role");
         for policy in role["policies"].as_array().expect("policies") {
             world
                 .iam
@@ -80,7 +80,7 @@ impl OperatorRunbook {
             .content(v["text"].as_str().expect("text"))
             .send()
             .await
-            .expect("create the operators' runbook");
+            .expect("create the end runbook");
         assert_eq!(
             v["env"]["CHANGEGATE_OPERATOR_RUNBOOK"], name,
             "revoke is told the runbook's name"
@@ -123,12 +123,17 @@ impl OperatorRunbook {
             .parameters("Reason", vec![reason.to_owned()])
             .send()
             .await
-            .unwrap_or_else(|e| {
-                panic!("start the operators' runbook: {:?}", e.into_service_error())
-            })
+            .unwrap_or_else(|e| panic!("start the end runbook: {:?}", e.into_service_error()))
             .automation_execution_id()
             .expect("id")
             .to_owned();
+        Self::call(world, &execution_id).await
+    }
+
+    /// Waits (at most 15 s) for the call to revoke of the runbook's execution
+    /// `execution_id` (started by anyone: a person, the changegate command).
+    pub async fn call(world: &World, execution_id: &str) -> OperatorCall {
+        let execution_id = execution_id.to_owned();
         let deadline = Instant::now() + Duration::from_secs(15);
         let url = format!(
             "{}/_localaws/lambda/invocations?drain=1",
@@ -158,7 +163,7 @@ impl OperatorRunbook {
             }
             assert!(
                 Instant::now() < deadline,
-                "the operators' runbook never called revoke"
+                "the end runbook never called revoke"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

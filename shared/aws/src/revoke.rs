@@ -11,9 +11,10 @@ use tracing::{error, info, warn};
 
 use changegate::config::RevokeConfig;
 use changegate::events::{AccessRevoked, Cause, ExpiryTarget};
+use changegate::execution::Execution;
 use changegate::fault::Fault;
 use changegate::ids::{ChangeRequestId, IamUserId, IamUserName};
-use changegate::operator::authenticate;
+use changegate::operator::{NotAnOperator, authenticate, may_end};
 use changegate::policy::{Grant, POLICY_PREFIX, policy_name};
 use changegate::ports::{Ledger, Requests, UserGrants};
 use changegate::protocol::ending::{Ended, Ending, Expiry, SweepItem};
@@ -60,7 +61,8 @@ pub enum RevokeOutcome {
     Ignored {
         reason: String,
     },
-    /// A request to end access early that is not an authentic operator's:
+    /// A request to end access early that is not an authentic one (not the
+    /// end runbook, or started by someone who may not end that request):
     /// nothing was removed.
     Refused {
         reason_code: String,
@@ -74,11 +76,20 @@ fn ignored(id: &str, reason: String) -> RevokeOutcome {
 }
 
 fn refused(code: &str, reason: String) -> RevokeOutcome {
-    warn!(outcome = "refused", reason_code = code, reason = %reason, "not an operator's request; nothing removed");
+    warn!(outcome = "refused", reason_code = code, reason = %reason, "not an authentic request to end; nothing removed");
     RevokeOutcome::Refused {
         reason_code: code.to_owned(),
         reason,
     }
+}
+
+/// The user a request names (`IAMUserName`), as Systems Manager records it.
+fn requested_user(exec: &Execution) -> Option<IamUserName> {
+    exec.parameters()
+        .and_then(|p| p.get(PARAM_USER))
+        .into_iter()
+        .flatten()
+        .find_map(|u| IamUserName::parse(u).ok())
 }
 
 fn outcome(grant: &Grant, cause: &Cause, revoked: Option<AccessRevoked>) -> RevokeOutcome {
@@ -196,7 +207,7 @@ impl Revocations {
     ) -> Result<RevokeOutcome, Fault> {
         let mut ending = Ending::new(id.clone(), user, cause.clone(), inv.clone(), self.reach);
         if let Some(by) = by {
-            ending = ending.by_operator(by);
+            ending = ending.ended_by(by);
         }
         let outcome = self.finish(&mut ending, inv).await?;
         if let RevokeOutcome::Ignored { reason } = &outcome {
@@ -250,7 +261,7 @@ impl Revoker {
     ) -> Result<RevokeOutcome, Fault> {
         match RevokeInput::parse(input) {
             RevokeInput::Expiry(target) => self.expire(&target, inv).await,
-            RevokeInput::Operator(execution) => self.operator(&execution, inv).await,
+            RevokeInput::Operator(execution) => self.end_runbook(&execution, inv).await,
             RevokeInput::Refused(reason) => Ok(refused("retired-payload", reason)),
             RevokeInput::StatusChanged(id) => self.status_changed(&id, inv).await,
             RevokeInput::Sweep => self.sweep(inv, deadline).await.map(RevokeOutcome::Swept),
@@ -287,22 +298,6 @@ impl Revoker {
             info!(change_request_id = %id, outcome = "ignored", reason = %reason, "nothing to revoke");
         }
         Ok(outcome)
-    }
-
-    /// The user a request's parameters name, as Systems Manager holds them.
-    async fn requested_user(&self, id: &ChangeRequestId) -> Result<Option<IamUserName>, Fault> {
-        Ok(self
-            .revocations
-            .ports
-            .execution(id)
-            .await?
-            .and_then(|exec| {
-                exec.parameters()
-                    .and_then(|p| p.get(PARAM_USER))
-                    .into_iter()
-                    .flatten()
-                    .find_map(|u| IamUserName::parse(u).ok())
-            }))
     }
 
     /// A request's status changed. Only Systems Manager's word that it ended
@@ -347,11 +342,12 @@ impl Revoker {
             .await
     }
 
-    /// The operators' runbook asks to end a request's access now. Only an
-    /// execution of the stack's operators' runbook, running now and started by
-    /// a configured operator (Systems Manager's record, not the payload), ends
-    /// the request it names, whatever its own status.
-    pub async fn operator(
+    /// The end runbook asks to end a request's access now. Only an execution
+    /// of the stack's end runbook, running now and started (Systems Manager's
+    /// record, not the payload) by a configured operator, or by the request's
+    /// filer or beneficiary as Systems Manager records the request, ends the
+    /// request it names, whatever its own status.
+    pub async fn end_runbook(
         &self,
         execution: &str,
         inv: &Invocation,
@@ -360,31 +356,42 @@ impl Revoker {
             Ok(id) => self.revocations.ports.execution(&id).await?,
             Err(_) => None,
         };
+        let refuse = |why: NotAnOperator| {
+            metrics::count(
+                "revoke",
+                "OperatorRequestsRefused",
+                Some(("Reason", why.code())),
+            );
+            refused(why.code(), why.to_string())
+        };
         let end = match authenticate(execution, exec.as_ref(), &self.config.operators) {
             Ok(end) => end,
-            Err(why) => {
-                metrics::count(
-                    "revoke",
-                    "OperatorRequestsRefused",
-                    Some(("Reason", why.code())),
-                );
-                return Ok(refused(why.code(), why.to_string()));
-            }
+            Err(why) => return Ok(refuse(why)),
+        };
+        let request = self
+            .revocations
+            .ports
+            .execution(&end.change_request)
+            .await?;
+        let cause = match may_end(execution, &end, request.as_ref()) {
+            Ok(cause) => cause,
+            Err(why) => return Ok(refuse(why)),
         };
         info!(
             execution_id = %shown(execution),
             change_request_id = %end.change_request,
-            operator = %end.operator,
+            ended_by = %end.by,
+            operator = end.by_operator,
             reason = %end.reason,
-            "operator revocation"
+            "early end through the end runbook"
         );
-        let user = self.requested_user(&end.change_request).await?;
+        let user = request.as_ref().and_then(requested_user);
         let by = EndedBy {
-            operator: end.operator.clone(),
+            who: end.by.clone(),
             reason: end.reason.clone(),
         };
         self.revocations
-            .end(&end.change_request, user, &Cause::Operator, Some(by), inv)
+            .end(&end.change_request, user, &cause, Some(by), inv)
             .await
     }
 

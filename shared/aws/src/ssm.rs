@@ -300,6 +300,18 @@ impl Ssm {
     /// `DescribeAutomationExecutions` (at most 50 a page; a filter takes at
     /// most 10 values: SSM API Reference, AutomationExecutionFilter).
     pub async fn open_runs(&self, document: &str) -> Result<Vec<OpenRun>, Fault> {
+        self.runs(document, Some(&OPEN_STATUSES), None).await
+    }
+
+    /// Every execution of `document` (a name prefix, as Systems Manager
+    /// filters) in one of `statuses` (any, when `None`) started after
+    /// `since` (any time, when `None`): every page read.
+    pub async fn runs(
+        &self,
+        document: &str,
+        statuses: Option<&[&str]>,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<OpenRun>, Fault> {
         const OP: &str = "ssm:DescribeAutomationExecutions";
         let filter = |key, values: &[&str]| {
             AutomationExecutionFilter::builder()
@@ -308,16 +320,28 @@ impl Ssm {
                 .build()
                 .map_err(Fault::unexpected("an AutomationExecutionFilter"))
         };
-        let filters = vec![
-            filter(
-                AutomationExecutionFilterKey::DocumentNamePrefix,
-                &[document],
-            )?,
-            filter(
+        let mut filters = vec![filter(
+            AutomationExecutionFilterKey::DocumentNamePrefix,
+            &[document],
+        )?];
+        if let Some(statuses) = statuses {
+            filters.push(filter(
                 AutomationExecutionFilterKey::ExecutionStatus,
-                &OPEN_STATUSES,
-            )?,
-        ];
+                statuses,
+            )?);
+        }
+        // The value's format is not documented (*unconfirmed*): an ISO 8601
+        // UTC time, as Systems Manager writes its own times. Only the
+        // changegate command's listings pass `since`; were AWS to read it
+        // otherwise, a listing could miss a request, which is still found by
+        // its id (grant and revoke never list by time).
+        if let Some(since) = since {
+            let at = since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            filters.push(filter(
+                AutomationExecutionFilterKey::StartTimeAfter,
+                &[&at],
+            )?);
+        }
         let mut pages = self
             .client
             .describe_automation_executions()

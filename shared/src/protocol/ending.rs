@@ -1,7 +1,7 @@
 //! revoke's paths, as machines over the one [`Revocation`]:
 //!
-//! - [`Ending`]: a request ended early (Systems Manager confirms it, or an
-//!   operator ends it). The tombstone goes first, so that no grant can start
+//! - [`Ending`]: a request ended early (Systems Manager confirms it, or someone
+//!   ends it through the end runbook). The tombstone goes first, so that no grant can start
 //!   after it; then the grant, if one was made, is removed.
 //! - [`Expiry`]: a grant's expiry schedule fired; its grant goes if its window ended.
 //! - [`SweepItem`]: the minute sweep's look at one grant it listed: an ended
@@ -12,6 +12,7 @@
 //! ever names a grant for removal, which grants nothing.
 
 use crate::events::{AccessRevoked, Cause};
+use crate::execution::Source;
 use crate::ids::{ChangeRequestId, IamUserId, IamUserName};
 use crate::policy::{Grant, policy_name};
 use crate::protocol::locate::{Locate, Located};
@@ -96,6 +97,15 @@ fn unfinished(record: Option<&DecisionRecord>, id: &ChangeRequestId) -> Option<G
         .and_then(|d| d.to_removal(id))
 }
 
+/// Whether the record's grant was decided for a request runbook's execution
+/// (not a change request, whose early end the sweep still reads).
+fn from_a_runbook(record: &DecisionRecord) -> bool {
+    record
+        .grant
+        .as_ref()
+        .is_some_and(|g| g.source == Source::Automation.as_str())
+}
+
 fn unannounced(record: &DecisionRecord) -> bool {
     record.revoked.as_ref().is_none_or(|v| !v.announced)
 }
@@ -109,7 +119,7 @@ pub struct Ending {
     reach: Reach,
     /// The user Systems Manager's record of the request names, if known.
     user: Option<IamUserName>,
-    /// The operator who ends it, and why (an operator's end).
+    /// Who ends it through the end runbook, and why.
     by: Option<EndedBy>,
     at: EndingAt,
 }
@@ -159,9 +169,9 @@ impl Ending {
         }
     }
 
-    /// An operator's end: who ended it and why go into the tombstone, so that
+    /// An end through the end runbook: who ended it and why go into the tombstone, so that
     /// the revocation's message can say so.
-    pub fn by_operator(mut self, by: EndedBy) -> Self {
+    pub fn ended_by(mut self, by: EndedBy) -> Self {
         self.by = Some(by);
         self
     }
@@ -545,8 +555,18 @@ impl Machine for SweepItem {
         let at = std::mem::replace(&mut self.at, SweepAt::ReadRecord);
         self.at = match (at, answer) {
             (SweepAt::ReadRecord, Answer::Record(record)) => {
-                match record.and_then(|r| r.end_cause()) {
+                match record.as_ref().and_then(DecisionRecord::end_cause) {
                     Some(cause) => SweepAt::Tombstone(cause),
+                    // A request runbook's execution finishes once grant has
+                    // decided, and an early end of it is an end runbook's own
+                    // action, which reaches revoke directly: Systems Manager's
+                    // record has nothing more to say, so it is not read (one
+                    // call per active grant a minute, not two). A record
+                    // claiming this falsely only spares the sweep a look; the
+                    // window's end still removes the grant.
+                    None if record.as_ref().is_some_and(from_a_runbook) => {
+                        SweepAt::Done(Ended::Nothing("its request is still open".to_owned()))
+                    }
                     None => SweepAt::ReadRequest,
                 }
             }

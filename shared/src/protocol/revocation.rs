@@ -38,7 +38,10 @@ pub enum Revoked {
 pub fn cut_for(cause: &Cause) -> CutAt {
     match cause {
         Cause::WindowEnded => CutAt::WindowEnd,
-        Cause::EndedEarly(_) | Cause::Operator | Cause::NoLongerEligible => CutAt::Now,
+        Cause::EndedEarly(_)
+        | Cause::Operator
+        | Cause::EndedOnRequest
+        | Cause::NoLongerEligible => CutAt::Now,
     }
 }
 

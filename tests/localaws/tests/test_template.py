@@ -105,7 +105,7 @@ def test_given_a_runbook_with_an_inline_script_when_read_then_it_is_a_yaml_docum
     import server
 
     scripted = [d for d in documents() if steps(d, "aws:executeScript")]
-    assert {d.logical_id for d in scripted} == {"AccessRunbook", "RequestRunbook"}
+    assert {d.logical_id for d in scripted} == {"AccessRunbook"}
     for doc in scripted:
         assert doc.document_format == "YAML", doc.logical_id
         assert yaml.safe_load(doc.text) == doc.content
@@ -222,9 +222,11 @@ def test_given_a_request_stopped_with_type_complete_when_its_events_are_routed_t
 ) -> None:
     """A stop of Type Complete ends the execution Exited in the local AWS (AWS
     documents no status for it): the template's end-of-request rule for the
-    request runbook routes that to revoke, as it does a Cancel."""
+    request runbook routes that to revoke, as it does a Cancel. (A request is
+    stopped while it waits for approval: once approved, its execution ends by
+    itself.)"""
     world = localaws.provision(aws.url, parameters={**BOTH, "RequestSources": "Automation"})
-    alice, bob = aws.client("ssm", people["alice"]), aws.client("ssm", people["bob"])
+    alice = aws.client("ssm", people["alice"])
     now = datetime.now(timezone.utc)
     ended = {}
     for kind in ("Complete", "Cancel"):
@@ -232,7 +234,6 @@ def test_given_a_request_stopped_with_type_complete_when_its_events_are_routed_t
             "IAMUserName": ["alice"], "AWSAccountId": [localaws.PROD_ACCOUNT],
             "StartTime": [f"{now:%Y-%m-%dT%H:%M:%S}Z"], "EndTime": [f"{now + timedelta(hours=1):%Y-%m-%dT%H:%M:%S}Z"]},
         )["AutomationExecutionId"]
-        bob.send_automation_signal(AutomationExecutionId=execution, SignalType="Approve")
         world.pending()
         alice.stop_automation_execution(AutomationExecutionId=execution, Type=kind)
         revoke = world.pending().get("revoke", [])
@@ -369,13 +370,13 @@ def test_given_the_session_cut_when_deployed_then_an_alarm_warns_at_75_percent_o
     assert cut.template["Resources"]["SessionCutBudgetAlarm"]["Condition"] == "CutSessions"
 
 
-@pytest.mark.parametrize(("hours", "seconds"), [(None, 604800), ("24", 86400), ("1", 3600)])
+@pytest.mark.parametrize(("hours", "seconds"), [(None, 86400), ("168", 604800), ("1", 3600)])
 def test_given_an_approval_timeout_when_the_documents_are_read_then_every_approval_step_waits_that_long(
     hours: str | None, seconds: int
 ) -> None:
     """ApprovalTimeoutHours reaches each aws:approve step (the request
     runbook's and the change template's level) as an integer timeoutSeconds;
-    unset, it is 7 days, the longest aws:approve allows."""
+    unset, it is a day (168 hours is the longest aws:approve allows)."""
     parameters = {"ApprovalTimeoutHours": hours} if hours else {}
     approvals = [(d.logical_id, s) for d in documents(parameters) for s in steps(d, "aws:approve")]
     assert {logical for logical, _ in approvals} == {"ChangeTemplate", "RequestRunbook"}
@@ -435,3 +436,55 @@ def test_given_a_deployment_when_the_command_reads_its_settings_then_they_are_gr
         assert values[key] == revoke.get(key, ""), key
     assert values["CHANGEGATE_ACCOUNT_ALIASES"] == parameters.get("AccountAliases", "")
     assert len(settings["Value"]) <= 4096, "a standard SSM parameter holds at most 4 KB"
+
+
+def test_given_300_requests_approved_with_the_automation_quota_enforced_then_none_holds_a_slot_and_other_automations_start(
+    aws: localaws.Server, people: dict[str, dict[str, str]],
+) -> None:
+    """The local AWS runs 100 automations at once, as AWS does by default, and
+    queues the rest (Pending). 300 requests filed at once: 100 wait for their
+    approvers, 200 are queued. Each approval ends its execution (the runbook
+    wakes grant and is done), so the queue drains as bob approves, and once
+    all 300 windows are approved no execution of the request runbook is left
+    open: the next automation anyone starts runs at once. (The slots do not
+    depend on who files a request, so alice files them all.)"""
+    import time
+
+    world = localaws.provision(aws.url, parameters={**BOTH, "RequestSources": "Automation"})
+    alice, bob = aws.client("ssm", people["alice"]), aws.client("ssm", people["bob"])
+    runbook = world.document_name("RequestRunbook")
+    now = datetime.now(timezone.utc)
+    window = {"IAMUserName": ["alice"], "AWSAccountId": [localaws.PROD_ACCOUNT],
+              "StartTime": [f"{now + timedelta(hours=1):%Y-%m-%dT%H:%M:%S}Z"],
+              "EndTime": [f"{now + timedelta(hours=9):%Y-%m-%dT%H:%M:%S}Z"]}
+    ids = [alice.start_automation_execution(DocumentName=runbook, Parameters=window)["AutomationExecutionId"]
+           for _ in range(300)]
+
+    def statuses() -> dict[str, str]:
+        listed: dict[str, str] = {}
+        for page in aws.client("ssm").get_paginator("describe_automation_executions").paginate():
+            for e in page["AutomationExecutionMetadataList"]:
+                listed[e["AutomationExecutionId"]] = e["AutomationExecutionStatus"]
+        return {i: listed.get(i, "missing") for i in ids}
+
+    first = statuses()
+    assert sorted(first.values()).count("Waiting") == 100 and sorted(first.values()).count("Pending") == 200
+
+    approved: set[str] = set()
+    deadline = time.monotonic() + 300
+    while len(approved) < len(ids):
+        assert time.monotonic() < deadline, f"{len(approved)} approved; the queue did not drain"
+        waiting = [i for i, s in statuses().items() if s == "Waiting" and i not in approved]
+        for i in waiting:
+            bob.send_automation_signal(AutomationExecutionId=i, SignalType="Approve")
+            approved.add(i)
+        if not waiting:
+            time.sleep(0.05)
+
+    deadline = time.monotonic() + 30
+    while set(statuses().values()) != {"Success"}:
+        assert time.monotonic() < deadline, sorted(set(statuses().values()))
+        time.sleep(0.05)
+    other = alice.start_automation_execution(DocumentName=runbook, Parameters=window)["AutomationExecutionId"]
+    assert aws.client("ssm").get_automation_execution(
+        AutomationExecutionId=other)["AutomationExecution"]["AutomationExecutionStatus"] == "Waiting"

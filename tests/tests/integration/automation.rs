@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use changegate_tests::operators::OperatorRunbook;
 use changegate_tests::*;
 
 pub(crate) const REQUEST_RUNBOOK: &str = "changegate-access-request";
@@ -28,7 +29,7 @@ const APPROVERS: &str = "arn:aws:iam::123456789012:user/alice,arn:aws:iam::12345
 
 /// Runs `function` once per event (changegate_tests::invoke); panics unless
 /// every invocation returned a response.
-fn invoke(function: &str, events: &[Value], env: &[(String, String)]) -> Run {
+pub(crate) fn invoke(function: &str, events: &[Value], env: &[(String, String)]) -> Run {
     let run = changegate_tests::invoke(function, events, env);
     assert!(
         run.output.status.success(),
@@ -639,44 +640,77 @@ async fn given_a_request_when_bob_rejects_then_the_execution_ends_nothing_is_gra
 }
 
 #[tokio::test]
-async fn given_a_granted_request_when_alice_stops_the_execution_during_the_window_then_revoke_removes_the_grant_at_once()
+async fn given_a_granted_request_whose_execution_ended_when_carol_then_alice_end_it_with_the_end_runbook_then_only_alices_removes_the_grant_at_once()
  {
-    // Given alice's request for an hour, approved by bob and granted
+    // Given alice's request for an hour, approved by bob and granted, and
+    // template.yaml's end runbook with no operators
     let auto = Auto::new().await;
+    let ops = OperatorRunbook::create(&auto.world, "").await;
+    let mut env = auto.env.clone();
+    env.extend(ops.env());
     let (id, _) = auto.start(REQUEST_RUNBOOK, None, 3600).await;
     auto.signal(&auto.bob, &id, true).await;
     let payload = auto.runbook_call().await;
     assert_eq!(auto.grant(&[payload]).outcomes(), ["granted"]);
-    auto.wait_status(&id, &["InProgress"]).await;
-    let _ = auto.ssm_events(&id).await;
+    // Then the request's execution has ended while the access is live: it
+    // holds none of the account's concurrent automations during the window
+    assert_eq!(auto.wait_status(&id, &["Success"]).await, "Success");
+    assert_eq!(auto.world.policies("alice").await.len(), 1);
     let _ = auto.announcements().await;
 
-    // When the execution is stopped during the window
-    auto.ssm_alice
-        .stop_automation_execution()
-        .automation_execution_id(&id)
-        .send()
-        .await
-        .expect("stop");
-    assert_eq!(auto.wait_status(&id, &["Cancelled"]).await, "Cancelled");
+    // When carol (neither its filer nor the person it is for) starts the end runbook for it
+    let call = ops.start(&auto.world, &auto.carol, &id, "mine now").await;
+    let run = invoke("revoke", std::slice::from_ref(&call.payload), &env);
+    // Then nothing is removed, and the runbook's step says why
+    assert_eq!(run.outcomes(), ["refused"], "{:?}", run.invocations);
+    let answer = run.responses()[0].clone();
+    assert_eq!(answer["reason_code"], "may-not-end", "{answer}");
+    call.answer(&auto.world, &answer);
+    assert_eq!(auto.world.policies("alice").await.len(), 1);
 
-    // Then revoke, given the execution's status event, removes the grant at once
-    let events = auto.ssm_events(&id).await;
-    let cancelled: Vec<Value> = execution_events(&events)
-        .into_iter()
-        .filter(|e| e["detail"]["Status"] == "Cancelled")
-        .collect();
-    assert_eq!(cancelled.len(), 1, "{events:?}");
-    let run = auto.revoke(&cancelled);
+    // When alice ends it with the end runbook, giving a reason
+    let call = ops.start(&auto.world, &auto.alice, &id, "done early").await;
+    let run = invoke("revoke", std::slice::from_ref(&call.payload), &env);
+    // Then revoke removes the grant at once, as ended on her request
     assert_eq!(run.outcomes(), ["revoked"], "{:?}", run.invocations);
-    assert_eq!(run.responses()[0]["cause"], "Cancelled");
+    assert_eq!(run.responses()[0]["cause"], "ended-on-request");
+    call.answer(&auto.world, &run.responses()[0]);
     assert!(auto.world.policies("alice").await.is_empty());
 
-    // And Access Revoked is announced once, with cause Cancelled
+    // And Access Revoked is announced once, and its message names who ended
+    // it and why (from the record's tombstone)
     let announced = auto.announcements().await;
-    assert_eq!(announced.len(), 1, "{announced:?}");
-    assert_eq!(announced[0]["detail-type"], "Access Revoked");
-    assert_eq!(announced[0]["detail"]["cause"], "Cancelled");
+    assert_eq!(kinds(&announced), ["Access Revoked"], "{announced:?}");
+    assert_eq!(announced[0]["detail"]["cause"], "ended-on-request");
+    let sent = auto.notify(&announced);
+    assert_eq!(
+        sent.responses()[0]["kind"],
+        "access-revoked",
+        "{:?}",
+        sent.invocations
+    );
+    let email = auto
+        .world
+        .aws
+        .sns_published()
+        .iter()
+        .filter_map(|p| p["Message"].as_str())
+        .filter_map(|m| serde_json::from_str::<Value>(m).ok())
+        .filter_map(|m| m["email"].as_str().map(str::to_owned))
+        .find(|m| m.contains("Access revoked"))
+        .expect("the revocation's email");
+    assert!(
+        email
+            .lines()
+            .any(|l| l.starts_with("Ended by:") && l.ends_with("user/alice")),
+        "{email}"
+    );
+    assert!(
+        email
+            .lines()
+            .any(|l| l.starts_with("Their reason:") && l.ends_with("done early")),
+        "{email}"
+    );
 
     // And a late trigger grants nothing again
     let late = auto.grant(&[direct(&id)]);
@@ -712,9 +746,10 @@ async fn given_alice_is_also_an_approver_when_she_approves_her_own_request_then_
     assert_eq!(announced.len(), 1, "{announced:?}");
     assert_eq!(announced[0]["detail-type"], "Access Refused");
     assert_eq!(announced[0]["detail"]["reason-code"], "self-approved");
-    // And the refused request's execution is stopped, so that it does not
-    // hold one of the account's concurrent executions until its EndTime
-    assert_eq!(auto.wait_status(&id, &["Cancelled"]).await, "Cancelled");
+    // And the refused request's execution has ended (by itself once
+    // approved, or stopped by grant): it holds none of the account's
+    // concurrent executions
+    auto.wait_status(&id, &["Success", "Cancelled"]).await;
 }
 
 #[tokio::test]

@@ -10,14 +10,22 @@ use serde_json::{Value, json};
 
 use changegate_tests::*;
 
-use crate::automation::{Auto, REQUEST_RUNBOOK};
+use changegate_tests::operators::OperatorRunbook;
+
+use crate::automation::{Auto, REQUEST_RUNBOOK, invoke};
 
 /// Writes the stack's settings parameter as template.yaml's `CliSettings`
 /// holds them: the functions' own environment, and an alias for production.
 async fn settings(auto: &Auto) {
+    settings_with(auto, &[]).await;
+}
+
+/// The same, with revoke's variables `extra` (the end runbook's) too.
+async fn settings_with(auto: &Auto, extra: &[(String, String)]) {
     let mut values: serde_json::Map<String, Value> = auto
         .env
         .iter()
+        .chain(extra)
         .filter(|(k, _)| k.starts_with("CHANGEGATE_"))
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
@@ -107,9 +115,11 @@ fn json_of(out: &Output) -> Value {
 #[tokio::test]
 async fn given_the_command_when_alice_requests_bob_approves_and_alice_assumes_and_ends_then_each_step_is_what_changegate_does()
  {
-    // Given the stack's settings, alice (eligible for prod) and bob (an approver)
+    // Given the stack's settings and its end runbook, alice (eligible for
+    // prod) and bob (an approver)
     let auto = Auto::new().await;
-    settings(&auto).await;
+    let ops = OperatorRunbook::create(&auto.world, "").await;
+    settings_with(&auto, &ops.env()).await;
 
     // When alice checks a request first: it would be accepted, nothing is filed
     let dry = changegate(
@@ -197,12 +207,40 @@ async fn given_the_command_when_alice_requests_bob_approves_and_alice_assumes_an
     );
     assert_eq!(code(&run), 7, "the command's own status: {}", text(&run));
 
-    // And carol may not end alice's access; alice may, and the execution stops
+    // And the request's execution has ended while her access is live
+    assert_eq!(auto.wait_status(&id, &["Success"]).await, "Success");
+
+    // And carol may not end alice's access (refused up front)
     let theirs = changegate(&auto, &auto.carol, &["end", &id]);
     assert_eq!(code(&theirs), 3, "{}", text(&theirs));
-    let ended = changegate(&auto, &auto.alice, &["end", &id]);
+    // When alice ends it: the command starts the end runbook, whose call
+    // revoke authenticates from Systems Manager's records
+    let ended = changegate(
+        &auto,
+        &auto.alice,
+        &["--output", "json", "end", &id, "--reason", "fixed"],
+    );
     assert_eq!(code(&ended), 0, "{}", text(&ended));
-    assert_eq!(auto.wait_status(&id, &["Cancelled"]).await, "Cancelled");
+    let run = json_of(&ended)["end_run"]
+        .as_str()
+        .expect("the end runbook's execution")
+        .to_owned();
+    let call = OperatorRunbook::call(&auto.world, &run).await;
+    let mut env = auto.env.clone();
+    env.extend(ops.env());
+    let revoked = invoke("revoke", std::slice::from_ref(&call.payload), &env);
+    assert_eq!(revoked.outcomes(), ["revoked"], "{:?}", revoked.invocations);
+    call.answer(&auto.world, &revoked.responses()[0]);
+    // Then the access is gone, and her status says who ended it and why
+    assert!(auto.world.policies("alice").await.is_empty());
+    let status = changegate(&auto, &auto.alice, &["status", &id]);
+    assert_eq!(code(&status), 0, "{}", text(&status));
+    assert!(
+        text(&status).contains("ended early by its requester")
+            && text(&status).contains("user/alice: fixed"),
+        "{}",
+        text(&status)
+    );
 }
 
 #[tokio::test]

@@ -934,7 +934,7 @@ async fn given_a_grant_when_an_operator_starts_the_operators_runbook_then_revoke
     };
     assert!(line("Ended by:").ends_with("user/dave"), "{message}");
     assert!(
-        line("Operator's reason:").ends_with("incident over"),
+        line("Their reason:").ends_with("incident over"),
         "{message}"
     );
 
@@ -959,10 +959,10 @@ async fn given_a_grant_when_an_operator_starts_the_operators_runbook_then_revoke
 }
 
 #[tokio::test]
-async fn given_a_grant_when_someone_not_an_operator_starts_the_operators_runbook_then_nothing_is_removed_and_revoke_says_why()
+async fn given_a_grant_when_someone_neither_an_operator_nor_its_requester_starts_the_end_runbook_then_nothing_is_removed_and_revoke_says_why()
  {
     // Given alice's grant, dave the operator, and mallory, who may start
-    // the runbook but is not in OperatorArns
+    // the runbook but is neither in OperatorArns nor alice
     let s = Scene::new(&[]).await;
     let (id, name) = granted_hour(&s).await;
     let (ops, _dave) = s.operators().await;
@@ -975,11 +975,11 @@ async fn given_a_grant_when_someone_not_an_operator_starts_the_operators_runbook
     // Then revoke refuses, naming who started it; alice keeps her grant and
     // nothing is announced
     assert_eq!(outcome(&got[0]), "refused", "{got:?}");
-    assert_eq!(got[0]["reason_code"], "not-an-operator");
+    assert_eq!(got[0]["reason_code"], "may-not-end");
     assert_eq!(
         got[0]["reason"],
         format!(
-            "Execution {} was started by {mallory_arn}, who is not one of this deployment's operators (OperatorArns); nothing is removed.",
+            "Execution {} was started by {mallory_arn}, who is neither one of this deployment's operators (OperatorArns) nor the person who filed request {id} or the one it is for; nothing is removed.",
             call.execution_id
         )
     );
@@ -1500,7 +1500,9 @@ fn given_the_stacks_people_policies_when_each_is_evaluated_then_each_part_may_do
         !may(&requester, "ssm:SendAutomationSignal", &execution),
         "requesters do not approve"
     );
-    assert!(!may(
+    // A requester may start the end runbook (to end their own request:
+    // revoke checks that from Systems Manager's records) and pass its role
+    assert!(may(
         &requester,
         "ssm:StartAutomationExecution",
         &start(&operator_runbook)
@@ -1510,7 +1512,12 @@ fn given_the_stacks_people_policies_when_each_is_evaluated_then_each_part_may_do
         "ssm:StartAutomationExecution",
         &start("AWS-RestartEC2Instance")
     ));
-    assert!(!may_pass(&requester, &operator_role, "ssm.amazonaws.com"));
+    assert!(may_pass(&requester, &operator_role, "ssm.amazonaws.com"));
+    assert!(!may_pass(
+        &requester,
+        &operator_role,
+        "lambda.amazonaws.com"
+    ));
 
     // The changegate command, for each part: the stack's settings and a
     // request's decision record; a requester also lists open requests and
