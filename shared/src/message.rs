@@ -11,7 +11,7 @@ use crate::ids::UserArn;
 use crate::policy::role_arn;
 use crate::status::Status;
 use crate::text::{printable, shown, slack, subject};
-use crate::window::human_time;
+use crate::window::{human_time, parse_offset, parse_time};
 
 /// What the `kind` message attribute says; subscription filters can use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,6 +88,26 @@ impl Notification {
             .unwrap_or_else(|_| unreachable!("plain structs serialise"));
         serde_json::json!({ "default": self.text, "email": self.text, "https": card }).to_string()
     }
+}
+
+/// A moment (`raw`, RFC 3339, as events carry it) written as the window's
+/// times are: UTC, and in the requester's offset (`offset`) when not UTC.
+fn moment(raw: &str, offset: &str) -> String {
+    let offset = if offset == "Z" {
+        Ok(chrono::FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!("0 is an offset")))
+    } else {
+        parse_offset(offset)
+    };
+    match (parse_time(raw), offset) {
+        (Ok(t), Ok(offset)) => human_time(t.with_timezone(&offset)),
+        _ => shown(raw),
+    }
+}
+
+/// The `changegate` commands a person runs next, as a message's last step.
+fn commands(what: &str, lines: &[String]) -> String {
+    let lines: Vec<String> = lines.iter().map(|l| format!("`{l}`")).collect();
+    format!("{what}: {}", lines.join(" or "))
 }
 
 fn window_lines(w: &WindowDetail) -> (String, String) {
@@ -212,6 +232,13 @@ fn granted(d: &AccessGranted) -> Notification {
             } else {
                 "Sessions started inside the window last until they expire (the role's maximum session duration).".to_owned()
             },
+            commands(
+                "Next, with the changegate command",
+                &[
+                    format!("changegate assume {}", d.change_request_id),
+                    format!("changegate end {}", d.change_request_id),
+                ],
+            ),
         ],
     })
 }
@@ -240,6 +267,13 @@ fn refused(d: &AccessRefused) -> Notification {
         next: vec![
             "No access was granted and nothing was changed in IAM.".to_owned(),
             "Fix what the reason says and file a new request.".to_owned(),
+            commands(
+                "Next, with the changegate command",
+                &[
+                    format!("changegate status {}", d.change_request_id),
+                    "changegate request ACCOUNT --for 1h --reason WHY --dry-run".to_owned(),
+                ],
+            ),
         ],
     })
 }
@@ -252,7 +286,7 @@ fn revoked(d: &AccessRevoked) -> Notification {
         ("Account", d.account.to_string()),
         ("Role", role_arn.clone()),
         ("Window", format!("{from} until {until}")),
-        ("Removed at", shown(&d.revoked_at)),
+        ("Removed at", moment(&d.revoked_at, &d.window.end_offset)),
         ("Why", Cause::parse(&d.cause).describe()),
     ];
     // An end through the end runbook: who ended it, and the reason they gave.
@@ -283,7 +317,13 @@ fn revoked(d: &AccessRevoked) -> Notification {
         facts,
         next: vec![
             format!("{} can no longer assume {role_arn}.", d.user),
-            "For more access, file a new request.".to_owned(),
+            commands(
+                "For more access, with the changegate command",
+                &[format!(
+                    "changegate request {} --for 1h --reason WHY",
+                    d.account
+                )],
+            ),
         ],
     })
 }
@@ -293,7 +333,7 @@ fn revoked(d: &AccessRevoked) -> Notification {
 /// every approval, or a status changegate does not know).
 pub fn render_change_request(cr: &ChangeRequestStatus) -> Option<Notification> {
     let status = Status::parse(&cr.ops_item_status);
-    let (kind, what, next): (Kind, &str, Vec<String>) = match status {
+    let (kind, what, mut next): (Kind, &str, Vec<String>) = match status {
         Status::PendingApproval => (
             Kind::RequestPendingApproval,
             "is waiting for approval",
@@ -330,6 +370,10 @@ pub fn render_change_request(cr: &ChangeRequestStatus) -> Option<Notification> {
         .map(shown)
         .unwrap_or_default();
     let id = shown(&cr.change_request_id);
+    next.push(commands(
+        "Follow it with the changegate command",
+        &[format!("changegate status {id}")],
+    ));
     let mut facts = vec![
         ("Requester", who.clone()),
         ("Change request", id.clone()),
@@ -371,6 +415,7 @@ mod tests {
     use crate::ids::{ChangeRequestId, IamUserName};
     use crate::policy::tests::grant;
     use crate::refusal::Refusal;
+    use chrono::DateTime;
 
     fn name(raw: &str) -> IamUserName {
         IamUserName::parse(raw).unwrap()
@@ -570,6 +615,109 @@ mod tests {
                 approvers: vec![],
             };
             assert_eq!(render_change_request(&cr), None, "{status}");
+        }
+    }
+
+    #[test]
+    fn given_a_revocation_in_plus_nine_when_rendered_then_every_time_reads_as_the_window_does() {
+        // Given alice's grant in +09:00, revoked at its end with her sessions cut
+        let g = grant("2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00");
+        let at = DateTime::parse_from_rfc3339("2026-12-01T10:00:02Z")
+            .unwrap()
+            .to_utc();
+        let mut revoked = crate::events::AccessRevoked::of(&g, at, &Cause::WindowEnded);
+        revoked.sessions = Some(crate::protocol::revocation::sessions_note(
+            crate::ports::CutOutcome::Cut,
+            &g,
+            &Cause::WindowEnded,
+            at,
+        ));
+        let n = render_changegate(&ChangegateEvent::Revoked(revoked));
+        // Then the removal and the cut are written like the window: UTC, then +09:00
+        for want in [
+            "2026-12-01 09:00:00 UTC (2026-12-01 18:00:00 +09:00) until 2026-12-01 10:00:00 UTC (2026-12-01 19:00:00 +09:00)",
+            "Removed at:     2026-12-01 10:00:02 UTC (2026-12-01 19:00:02 +09:00)",
+            "issued before 2026-12-01 10:00:00 UTC are denied",
+        ] {
+            assert!(n.text.contains(want), "missing {want:?} in\n{}", n.text);
+        }
+        assert!(
+            !n.text.contains("T10:00"),
+            "an RFC 3339 time in\n{}",
+            n.text
+        );
+    }
+
+    #[test]
+    fn given_each_kind_of_message_when_rendered_then_its_last_step_is_the_changegate_command_that_comes_next()
+     {
+        let g = grant("2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00");
+        let id = g.change_request.to_string();
+        let at = DateTime::parse_from_rfc3339("2026-12-01T10:00:02Z")
+            .unwrap()
+            .to_utc();
+        let cr = |status: &str| ChangeRequestStatus {
+            change_request_id: id.clone(),
+            change_request_title: None,
+            ops_item_created_by: Some("arn:aws:iam::123456789012:user/alice".into()),
+            ops_item_status: status.into(),
+            approvers: vec![],
+        };
+        let cases = [
+            (
+                render_changegate(&ChangegateEvent::granted(
+                    &g,
+                    &name("alice"),
+                    &[],
+                    "automation",
+                    None,
+                )),
+                vec![
+                    format!("`changegate assume {id}`"),
+                    format!("`changegate end {id}`"),
+                ],
+            ),
+            (
+                render_changegate(&ChangegateEvent::refused(
+                    &g.change_request,
+                    Some(name("alice")),
+                    None,
+                    &Refusal::RequesterUnknown,
+                )),
+                vec![format!("`changegate status {id}`"), "--dry-run`".to_owned()],
+            ),
+            (
+                render_changegate(&ChangegateEvent::Revoked(crate::events::AccessRevoked::of(
+                    &g,
+                    at,
+                    &Cause::Operator,
+                ))),
+                vec!["`changegate request 111122223333 --for 1h".to_owned()],
+            ),
+            (
+                render_change_request(&cr("PendingApproval")).unwrap(),
+                vec![format!("`changegate status {id}`")],
+            ),
+            (
+                render_change_request(&cr("Cancelled")).unwrap(),
+                vec![format!("`changegate status {id}`")],
+            ),
+        ];
+        for (n, wants) in cases {
+            let last = n
+                .card
+                .content
+                .next_steps
+                .last()
+                .cloned()
+                .unwrap_or_default();
+            for want in wants {
+                assert!(
+                    last.contains(&want),
+                    "{:?}: {want:?} not in {last:?}",
+                    n.kind
+                );
+            }
         }
     }
 }

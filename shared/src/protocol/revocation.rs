@@ -11,7 +11,6 @@ use crate::policy::Grant;
 use crate::ports::{CutAt, CutOutcome};
 use crate::protocol::{Answer, Invocation, Machine, Next, Step};
 use crate::record::{DecisionRecord, LedgerWrite};
-use crate::window::utc_string;
 
 /// Which parts of the deployment a revocation touches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -60,7 +59,8 @@ pub fn sessions_note(
             _ => now,
         },
     };
-    let at = utc_string(at);
+    // Written as every message writes a time (window.rs, human_time).
+    let at = at.format("%Y-%m-%d %H:%M:%S UTC");
     match cut {
         CutOutcome::Cut => format!(
             "sessions of {} in {}/{} issued before {at} are denied from then on",

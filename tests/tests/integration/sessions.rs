@@ -201,6 +201,11 @@ fn rfc(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// A time as changegate's messages write it (UTC).
+fn shown_utc(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
 fn secs(n: i64) -> TimeDelta {
     TimeDelta::seconds(n)
 }
@@ -464,7 +469,7 @@ async fn given_a_grant_when_its_window_ends_then_the_live_session_is_cut_at_the_
     assert_eq!(events.len(), 1, "{events:?}");
     let note = events[0]["detail"]["sessions"].as_str().unwrap();
     assert!(
-        note.contains(&format!("issued before {}", rfc(end))),
+        note.contains(&format!("issued before {}", shown_utc(end))),
         "{note}"
     );
 
@@ -606,7 +611,7 @@ async fn given_a_live_session_when_the_request_is_cancelled_then_the_cut_moves_t
     assert_eq!(events.len(), 1, "{events:?}");
     let note = events[0]["detail"]["sessions"].as_str().unwrap();
     assert!(
-        note.contains(&format!("issued before {}", rfc(cut_at))),
+        note.contains(&format!("issued before {}", shown_utc(cut_at))),
         "{note}"
     );
 }
