@@ -242,6 +242,49 @@ class Bench:
                   f"a per-user listing needs {per_user}; {sum(other_calls.values())} other calls "
                   f"({', '.join(f'{k} {v}' for k, v in sorted(other_calls.items()))})", flush=True)
 
+    # -- the changegate command: start-up, and a dry run against the local AWS --
+    def cli(self) -> None:
+        """``changegate --help`` (start-up, no AWS), and ``request --dry-run``
+        as alice against the local AWS (what grant would check, read-only):
+        accepted, and refused up front (a window longer than the maximum),
+        each ``self.runs`` times; the dry run's AWS calls counted once."""
+        exe = self.bin_dir / "changegate"
+        if not exe.exists():
+            raise SystemExit(f"{exe} is missing: build it first (cargo build --release -p changegate-cli)")
+        with localaws.Server() as aws:
+            localaws.provision(aws.url, parameters={**localaws.LOCAL_PARAMETERS, "RequestSources": "Automation",
+                                                    "AccountAliases": f"prod={PROD}"}, capture=False)
+            iam = aws.client("iam")
+            iam.create_user(UserName="alice", Tags=[{"Key": localaws.ELIGIBILITY_TAG, "Value": PROD}])
+            key = iam.create_access_key(UserName="alice")["AccessKey"]
+            with FaultProxy(aws.url, rate=0.0) as proxy:
+                env = {"PATH": os.environ.get("PATH", ""), "AWS_ENDPOINT_URL": proxy.url, "AWS_REGION": localaws.REGION,
+                       "AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+                       "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                       "AWS_EC2_METADATA_DISABLED": "true"}
+
+                def timed(args: list[str], expect: int) -> float:
+                    t = time.monotonic()
+                    run = subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=60)
+                    ms = (time.monotonic() - t) * 1000
+                    if run.returncode != expect:
+                        raise SystemExit(f"changegate {' '.join(args)} exited {run.returncode}: {run.stdout}{run.stderr}")
+                    return ms
+
+                accepted = ["request", "prod", "--for", "1h", "--dry-run"]
+                too_long = ["request", "prod", "--for", "30d", "--dry-run"]
+                proxy.reset_stats()
+                timed(accepted, 0)
+                calls = dict(proxy.stats()["actions"])
+                help_ms = [timed(["--help"], 0) for _ in range(self.runs)]
+                dry_ms = [timed(accepted, 0) for _ in range(self.runs)]
+                refused_ms = [timed(too_long, 3) for _ in range(self.runs)]
+        self.results["cli"] = {"runs": self.runs, "help_ms": median(help_ms), "dry_run_ms": median(dry_ms),
+                               "refused_ms": median(refused_ms), "dry_run_calls": calls}
+        print(f"  changegate --help {median(help_ms):.1f} ms; request --dry-run {median(dry_ms):.1f} ms "
+              f"({sum(calls.values())} AWS calls: {', '.join(f'{k} {v}' for k, v in sorted(calls.items()))}); "
+              f"refused up front {median(refused_ms):.1f} ms", flush=True)
+
     # -- 2b: the functions' own time, without AWS ------------------------------
     def pure(self) -> None:
         out = subprocess.run(["cargo", "bench", "-q", "-p", "changegate", "--bench", "pure"], cwd=ROOT,
@@ -345,8 +388,9 @@ class Bench:
             "revoke and the local AWS. A per-user listing would need `ListUsers` pages,",
             "`ListUserPolicies` for every user, and `GetUserPolicy` for every grant, plus the",
             "same deletions. Besides IAM, the sweep checks each active grant against its",
-            "decision record and its execution (whether its request ended early): the other",
-            "calls column (issue 16 removes these).",
+            "decision record, and, when no record says the grant came from the request",
+            "runbook (here none does: the grants have no records), its execution: the other",
+            "calls column (the burst's sweep below has records: one read per active grant).",
             "",
             "| users | wall time (ms) | IAM calls | of which pages read | deletions | per-user listing | other calls |",
             "|---:|---:|---:|---:|---:|---:|---|",
@@ -358,6 +402,23 @@ class Bench:
                              + ", ".join(f"{k} {v}" for k, v in sorted(s.get("other_calls_by_action", {}).items()))
                              + " |")
         lines += ["", "Target: no more IAM calls than the pages read plus the policies deleted.", ""]
+        if "cli" in r:
+            c = r["cli"]
+            lines += [
+                "## The changegate command",
+                "",
+                f"Medians of {c['runs']} runs of the release binary, as alice, against the local AWS",
+                "through `faultproxy.py` (0% faults), which counts the calls of one dry run:",
+                "",
+                "| command | median (ms) |",
+                "|---|---:|",
+                f"| `changegate --help` (start-up, no AWS) | {c['help_ms']:.1f} |",
+                f"| `changegate request prod --for 1h --dry-run` (accepted) | {c['dry_run_ms']:.1f} |",
+                f"| `changegate request prod --for 30d --dry-run` (refused up front) | {c['refused_ms']:.1f} |",
+                "",
+                "A dry run's calls: " + ", ".join(f"{k} {v}" for k, v in sorted(c["dry_run_calls"].items())) + ".",
+                "",
+            ]
         lines += self.burst_lines()
         lines += [
             "## Deployment zips",
@@ -490,7 +551,7 @@ def main() -> int:
     ap.add_argument("--burst-faults", type=float, default=0.2, help="share of the functions' AWS calls faulted (default 0.2)")
     ap.add_argument("--burst-logs", type=Path, default=None,
                     help="where the burst keeps the functions' logs (default: a fresh directory under /tmp)")
-    ap.add_argument("--only", choices=["functions", "pure", "sweep", "burst"], nargs="*", default=None,
+    ap.add_argument("--only", choices=["functions", "pure", "cli", "sweep", "burst"], nargs="*", default=None,
                     help="run only these parts (prints them; docs/benchmarks.md is written only by a full run)")
     ap.add_argument("--bin-dir", type=Path, default=None,
                     help="where the release binaries are (default: cargo's target dir, release)")
@@ -498,7 +559,7 @@ def main() -> int:
     args = ap.parse_args()
     bench = Bench(args.runs, args.bin_dir or localaws.bin_dir("release"))
     bench.sweep_runs = args.sweep_runs
-    parts = set(args.only or ["functions", "pure", "sweep", "burst"])
+    parts = set(args.only or ["functions", "pure", "cli", "sweep", "burst"])
     if args.no_burst:
         parts.discard("burst")
     started = time.monotonic()
@@ -549,6 +610,9 @@ def run_parts(bench: Bench, args: argparse.Namespace, parts: set[str]) -> None:
     if "pure" in parts:
         print("own time without AWS:", flush=True)
         bench.pure()
+    if "cli" in parts:
+        print(f"the changegate command ({args.runs} runs each):", flush=True)
+        bench.cli()
     if "sweep" in parts:
         print("sweeps:", flush=True)
         for n in args.users:

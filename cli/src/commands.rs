@@ -284,6 +284,28 @@ pub async fn request(
     if dry_run {
         return dry_run_checks(ctx, runbook, me, &beneficiary, asked, &what).await;
     }
+    let (id, queued, waiting) = file(ctx, runbook, raw).await?;
+    let filed = format!("requested {id}\n  {what}\n  {waiting}");
+    if wait {
+        eprintln!("{filed}");
+        return follow(ctx, &id).await;
+    }
+    Ok(Done {
+        text: format!("{filed}\n  next: changegate status {id}"),
+        json: json!({"id": id, "phase": Phase::Waiting, "queued": queued, "user": user, "account": account.as_str(),
+            "role": d.grant.target_role.as_str(), "start": asked.window.start_utc(), "end": asked.window.end_utc()}),
+        exit: Exit::Ok,
+    })
+}
+
+/// Files the request runbook with `raw`: its execution id, whether Systems
+/// Manager queued it, and what it waits for, in words.
+async fn file(
+    ctx: &Context,
+    runbook: &str,
+    raw: RawParameters,
+) -> Result<(String, bool, String), CliError> {
+    let d = &ctx.deployment;
     let id = ctx
         .ssm
         .start_automation_execution()
@@ -309,15 +331,89 @@ pub async fn request(
     } else {
         format!("waiting for approval by {}", approvers_line(d))
     };
-    let filed = format!("requested {id}\n  {what}\n  {waiting}");
+    Ok((id, queued, waiting))
+}
+
+/// `changegate extend ID --by LENGTH [--reason]`: a linked request (the
+/// request runbook's `Extends`) from the original start until the end plus
+/// LENGTH, approved by the same rules and so held to the deployment's maximum
+/// duration counted from the original start; once it is granted, grant
+/// retires the earlier grant (its policy is then redundant), cutting no
+/// session, so the access goes on without a gap.
+pub async fn extend(
+    ctx: &Context,
+    id: &str,
+    by: &str,
+    reason: &str,
+    wait: bool,
+) -> Result<Done, CliError> {
+    let d = &ctx.deployment;
+    let runbook = d.request_runbook()?;
+    let found = ctx.request(id).await?;
+    let Some(earlier) = found.request() else {
+        return Err(CliError::Refused(format!(
+            "{id} is not an access request changegate can read, so it cannot be extended"
+        )));
+    };
+    if !ctx.is_mine(found.filer(), Some(ctx.home.user(&earlier.user))) {
+        return Err(CliError::Refused(format!(
+            "{id} is not yours: only its requester or the person it is for may extend it"
+        )));
+    }
+    let now = Utc::now();
+    let v = ctx.view(id, &found, now);
+    if !(v.granted && matches!(v.phase, Phase::Granted | Phase::Approved)) {
+        return Err(CliError::Refused(format!(
+            "{id} has no grant to extend ({}); ask anew: changegate request ACCOUNT --for 1h",
+            v.summary
+        )));
+    }
+    let by = parse_duration(by).map_err(|e| CliError::Usage(e.to_string()))?;
+    let (start, end) = (earlier.window.start(), earlier.window.end() + by);
+    let fmt = |t: DateTime<FixedOffset>| t.format("%Y-%m-%dT%H:%M:%S%:z").to_string();
+    let why: String = if reason.is_empty() {
+        format!("extends {id}")
+    } else {
+        format!("extends {id}: {reason}")
+    }
+    .chars()
+    .take(changegate::request::MAX_REASON_CHARS)
+    .collect();
+    let mut raw: RawParameters = BTreeMap::new();
+    for (k, v) in [
+        (PARAM_USER, earlier.user.to_string()),
+        (PARAM_ACCOUNT, earlier.account.to_string()),
+        (PARAM_START, fmt(start)),
+        (PARAM_END, fmt(end)),
+        (PARAM_REASON, why),
+        (changegate::request::PARAM_EXTENDS, id.to_owned()),
+    ] {
+        raw.insert(k.to_owned(), vec![v]);
+    }
+    let asked = parse_parameters(&raw, true).map_err(refused)?;
+    request_rules(&asked, &d.grant, now).map_err(|r| {
+        CliError::Refused(format!(
+            "{} ({}; an extension counts from the original start, {})",
+            r,
+            r.code(),
+            human_time(start)
+        ))
+    })?;
+    let (new, queued, waiting) = file(ctx, runbook, raw).await?;
+    let filed = format!(
+        "requested {new}, extending {id}\n  {} in account {}: {}\n  {waiting}; once granted, {id} is replaced by it without a gap",
+        earlier.user,
+        earlier.account,
+        shown_window(start, end)
+    );
     if wait {
         eprintln!("{filed}");
-        return follow(ctx, &id).await;
+        return follow(ctx, &new).await;
     }
     Ok(Done {
-        text: format!("{filed}\n  next: changegate status {id}"),
-        json: json!({"id": id, "phase": Phase::Waiting, "queued": queued, "user": user, "account": account.as_str(),
-            "role": d.grant.target_role.as_str(), "start": asked.window.start_utc(), "end": asked.window.end_utc()}),
+        text: format!("{filed}\n  next: changegate status {new}"),
+        json: json!({"id": new, "extends": id, "phase": Phase::Waiting, "queued": queued,
+            "start": asked.window.start_utc(), "end": asked.window.end_utc()}),
         exit: Exit::Ok,
     })
 }

@@ -31,6 +31,7 @@ Examples:
   changegate approve <ID> --comment ok   # as an approver
   eval \"$(changegate assume <ID>)\"       # shell exports for the role
   changegate assume <ID> -- aws s3 ls    # or run one command as it
+  changegate extend <ID> --by 1h         # more time, without a gap (approved again)
   changegate end <ID>                    # end my access now";
 
 #[derive(Parser, Debug)]
@@ -124,6 +125,23 @@ enum Command {
         /// Why (shown in the revocation message).
         #[arg(long, default_value = "")]
         reason: String,
+    },
+    /// Extend a granted request: a linked request from its start until its
+    /// end plus LENGTH, approved by the same rules; once granted, the access
+    /// goes on without a gap.
+    Extend {
+        /// The granted request's id.
+        id: String,
+        /// By how much: 30m, 1h, 1h30m (the whole, from the original start,
+        /// at most the deployment's maximum).
+        #[arg(long, value_name = "LENGTH")]
+        by: String,
+        /// Why, for the approvers.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Follow it until changegate has decided.
+        #[arg(long)]
+        wait: bool,
     },
     /// End someone's access now (operators): runs the stack's end runbook.
     Revoke {
@@ -240,6 +258,12 @@ async fn run(cli: Cli) -> Result<Done, CliError> {
         Command::Reject { id, comment } => commands::decide(&ctx, &id, false, &comment).await,
         Command::End { id, reason } => commands::end(&ctx, &id, &reason).await,
         Command::Revoke { id, reason } => commands::revoke(&ctx, &id, &reason).await,
+        Command::Extend {
+            id,
+            by,
+            reason,
+            wait,
+        } => commands::extend(&ctx, &id, &by, &reason, wait).await,
         Command::Assume {
             id,
             credential_process,

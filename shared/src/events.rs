@@ -213,6 +213,10 @@ pub enum Cause {
     /// The person who filed the request, or the one it is for, ended it
     /// early (the end runbook, whose starter Systems Manager records).
     EndedOnRequest,
+    /// Its extension (a later request for the same person, account and
+    /// role covering the rest of its window) was granted: the access goes on
+    /// under that one, and this grant is retired without cutting sessions.
+    Extended,
     /// Its user is no longer eligible for it: the eligibility tag no longer
     /// covers its account and role, or the account left the allowlist.
     NoLongerEligible,
@@ -222,6 +226,7 @@ pub enum Cause {
 pub const CAUSE_WINDOW_ENDED: &str = "window-ended";
 pub const CAUSE_OPERATOR: &str = "operator";
 pub const CAUSE_ENDED_ON_REQUEST: &str = "ended-on-request";
+pub const CAUSE_EXTENDED: &str = "extended";
 pub const CAUSE_NO_LONGER_ELIGIBLE: &str = "no-longer-eligible";
 
 impl Cause {
@@ -231,6 +236,7 @@ impl Cause {
             Self::EndedEarly(status) => status.as_str(),
             Self::Operator => CAUSE_OPERATOR,
             Self::EndedOnRequest => CAUSE_ENDED_ON_REQUEST,
+            Self::Extended => CAUSE_EXTENDED,
             Self::NoLongerEligible => CAUSE_NO_LONGER_ELIGIBLE,
         }
     }
@@ -241,6 +247,7 @@ impl Cause {
             CAUSE_WINDOW_ENDED => Self::WindowEnded,
             CAUSE_OPERATOR => Self::Operator,
             CAUSE_ENDED_ON_REQUEST => Self::EndedOnRequest,
+            CAUSE_EXTENDED => Self::Extended,
             CAUSE_NO_LONGER_ELIGIBLE => Self::NoLongerEligible,
             status => Self::EndedEarly(Status::parse(status)),
         }
@@ -254,6 +261,9 @@ impl Cause {
             Self::Operator => "an operator revoked it".to_owned(),
             Self::EndedOnRequest => {
                 "it was ended early by its requester or the person it is for".to_owned()
+            }
+            Self::Extended => {
+                "its extension was granted: the access goes on under that request".to_owned()
             }
             Self::NoLongerEligible => "the user is no longer eligible for this account and role (the changegate:eligible tag on the IAM user, or the deployment's allowed accounts, no longer include it)".to_owned(),
         }
@@ -466,6 +476,7 @@ mod tests {
             Cause::WindowEnded,
             Cause::Operator,
             Cause::EndedOnRequest,
+            Cause::Extended,
             Cause::NoLongerEligible,
             Cause::EndedEarly(Status::Cancelled),
         ] {

@@ -24,6 +24,7 @@ pub mod eligibility;
 pub mod events;
 pub mod execution;
 pub mod expiry;
+pub mod extension;
 pub mod fault;
 pub mod ids;
 pub mod memory;

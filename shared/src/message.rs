@@ -279,6 +279,9 @@ fn refused(d: &AccessRefused) -> Notification {
 }
 
 fn revoked(d: &AccessRevoked) -> Notification {
+    if Cause::parse(&d.cause) == Cause::Extended {
+        return extended(d);
+    }
     let (from, until) = window_lines(&d.window);
     let role_arn = role_arn(&d.account, &d.role);
     let mut facts = vec![
@@ -323,6 +326,45 @@ fn revoked(d: &AccessRevoked) -> Notification {
                     "changegate request {} --for 1h --reason WHY",
                     d.account
                 )],
+            ),
+        ],
+    })
+}
+
+/// A grant retired because its extension was granted: the access goes on.
+fn extended(d: &AccessRevoked) -> Notification {
+    let (from, until) = window_lines(&d.window);
+    let by = d
+        .ended_by
+        .as_deref()
+        .map(shown)
+        .unwrap_or_else(|| "its extension".to_owned());
+    assemble(Parts {
+        kind: Kind::AccessRevoked,
+        id: d.change_request_id.to_string(),
+        people: vec![d.user.to_string()],
+        account: Some(d.account.to_string()),
+        headline: format!(
+            "Access extended: {} on {}/{} goes on under {by}",
+            d.user, d.account, d.role
+        ),
+        facts: vec![
+            ("Who", d.user.to_string()),
+            ("Account", d.account.to_string()),
+            ("Role", role_arn(&d.account, &d.role)),
+            ("Replaced", format!("{from} until {until}")),
+            ("Replaced at", moment(&d.revoked_at, &d.window.end_offset)),
+            ("Replaced by", by),
+            ("Change request", d.change_request_id.to_string()),
+        ],
+        next: vec![
+            format!(
+                "Nothing changes for {}: live sessions go on, and the extension's \"Access granted\" message says until when.",
+                d.user
+            ),
+            commands(
+                "Next, with the changegate command",
+                &["changegate status".to_owned()],
             ),
         ],
     })
@@ -719,5 +761,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn given_a_grant_retired_by_its_extension_when_rendered_then_alice_reads_that_her_access_goes_on()
+     {
+        let g = grant("2026-12-01T18:00:00+09:00", "2026-12-01T19:00:00+09:00");
+        let at = DateTime::parse_from_rfc3339("2026-12-01T09:40:00Z")
+            .unwrap()
+            .to_utc();
+        let mut retired = crate::events::AccessRevoked::of(&g, at, &Cause::Extended);
+        retired.ended_by = Some("its extension 0f4b1a5e-7c2d-4e8f-9a10-3b2c1d0e9f87".into());
+        let n = render_changegate(&ChangegateEvent::Revoked(retired));
+        assert!(
+            n.subject.starts_with("[changegate] Access extended: alice"),
+            "{}",
+            n.subject
+        );
+        assert!(
+            n.text.contains("Replaced by:    its extension 0f4b1a5e"),
+            "{}",
+            n.text
+        );
+        assert!(n.text.contains("live sessions go on"), "{}", n.text);
+        assert!(!n.text.contains("can no longer assume"), "{}", n.text);
     }
 }

@@ -77,11 +77,15 @@ pub enum Refusal {
     #[error("The parameter {name} has {count} values; give exactly one.")]
     MultipleValues { name: &'static str, count: usize },
     #[error(
-        "The parameter {name:?} is not one changegate knows. Use only IAMUserName, AWSAccountId, StartTime and EndTime (and Reason, on the request runbook)."
+        "The parameter {name:?} is not one changegate knows. Use only IAMUserName, AWSAccountId, StartTime and EndTime (and Reason and Extends, on the request runbook)."
     )]
     UnknownParameter { name: String },
     #[error("IAMUserName is not a valid IAM user name: {why}.")]
     InvalidUserName { why: IdError },
+    #[error(
+        "Extends is not a request id: {why}. Leave it empty, or name the request this one extends (changegate extend ID does)."
+    )]
+    InvalidExtends { why: IdError },
     #[error("The IAM user {user} does not exist in this account.")]
     UserNotFound { user: String },
     #[error("AWSAccountId is not a valid AWS account id: {why}.")]
@@ -208,6 +212,7 @@ impl Refusal {
             Self::MultipleValues { .. } => "multiple-values",
             Self::UnknownParameter { .. } => "unknown-parameter",
             Self::InvalidUserName { .. } => "invalid-user-name",
+            Self::InvalidExtends { .. } => "invalid-extends",
             Self::UserNotFound { .. } => "user-not-found",
             Self::InvalidAccountId { .. } => "invalid-account-id",
             Self::AccountNotAllowed { .. } => "account-not-allowed",

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::ids::{AccountId, IamUserName};
+use crate::ids::{AccountId, ChangeRequestId, IamUserName};
 use crate::refusal::Refusal;
 use crate::text::{printable, shown};
 use crate::window::{Window, human_time, parse_time};
@@ -14,6 +14,9 @@ pub const PARAM_START: &str = "StartTime";
 pub const PARAM_END: &str = "EndTime";
 /// The request runbook's optional free-text reason.
 pub const PARAM_REASON: &str = "Reason";
+/// The request runbook's optional link: the request this one extends
+/// (`changegate extend`); empty for a request of its own.
+pub const PARAM_EXTENDS: &str = "Extends";
 pub const PARAMETERS: [&str; 4] = [PARAM_USER, PARAM_ACCOUNT, PARAM_START, PARAM_END];
 /// The longest reason kept (it is shown to people, never interpreted).
 pub const MAX_REASON_CHARS: usize = 500;
@@ -29,6 +32,9 @@ pub struct AccessRequest {
     pub window: Window,
     /// Why, in the requester's words (request runbook only), cleaned for display.
     pub reason: Option<String>,
+    /// The request this one extends (request runbook only): once this one
+    /// is granted, that one's grant is retired (see [`crate::extension`]).
+    pub extends: Option<ChangeRequestId>,
 }
 
 fn single<'a>(params: &'a RawParameters, name: &'static str) -> Result<&'a str, Refusal> {
@@ -42,14 +48,17 @@ fn single<'a>(params: &'a RawParameters, name: &'static str) -> Result<&'a str, 
     }
 }
 
-/// Parses the four runbook parameters (and, when `with_reason`, the optional
-/// `Reason`); anything missing, extra, multi-valued or malformed is a refusal
-/// naming the parameter and what is wrong with it.
+/// Parses the four runbook parameters (and, when `with_reason`, the request
+/// runbook's optional `Reason` and `Extends`); anything missing, extra,
+/// multi-valued or malformed is a refusal naming the parameter and what is
+/// wrong with it.
 pub fn parse_parameters(
     params: &RawParameters,
     with_reason: bool,
 ) -> Result<AccessRequest, Refusal> {
-    let known = |k: &str| PARAMETERS.contains(&k) || (with_reason && k == PARAM_REASON);
+    let known = |k: &str| {
+        PARAMETERS.contains(&k) || (with_reason && (k == PARAM_REASON || k == PARAM_EXTENDS))
+    };
     if let Some(unknown) = params.keys().find(|k| !known(k)) {
         return Err(Refusal::UnknownParameter {
             name: shown(unknown),
@@ -64,6 +73,19 @@ pub fn parse_parameters(
         Some(many) => {
             return Err(Refusal::MultipleValues {
                 name: PARAM_REASON,
+                count: many.len(),
+            });
+        }
+    };
+    let extends = match params.get(PARAM_EXTENDS).map(Vec::as_slice) {
+        None | Some([]) => None,
+        Some([one]) if one.trim().is_empty() => None,
+        Some([one]) => Some(
+            ChangeRequestId::parse(one.trim()).map_err(|why| Refusal::InvalidExtends { why })?,
+        ),
+        Some(many) => {
+            return Err(Refusal::MultipleValues {
+                name: PARAM_EXTENDS,
                 count: many.len(),
             });
         }
@@ -89,6 +111,7 @@ pub fn parse_parameters(
         account,
         window,
         reason,
+        extends,
     })
 }
 
@@ -208,5 +231,36 @@ mod tests {
         );
         p.insert("Reason".into(), vec![" ".into()]);
         assert_eq!(parse_parameters(&p, true).unwrap().reason, None);
+    }
+
+    #[test]
+    fn given_extends_when_parsing_then_the_runbook_takes_a_request_id_and_change_manager_none() {
+        // Given the four parameters and Extends naming a request
+        let mut p = good();
+        p.insert(
+            PARAM_EXTENDS.into(),
+            vec!["d0585556-80f6-4522-8dad-dada6d45b67d".into()],
+        );
+        // Then the request runbook's request extends it
+        let req = parse_parameters(&p, true).unwrap();
+        assert_eq!(
+            req.extends.map(|e| e.to_string()).as_deref(),
+            Some("d0585556-80f6-4522-8dad-dada6d45b67d")
+        );
+        // And a change request cannot name it (its runbook has no such parameter)
+        assert_eq!(
+            parse_parameters(&p, false).unwrap_err().code(),
+            "unknown-parameter"
+        );
+        // And anything but a request id is refused, saying so
+        p.insert(PARAM_EXTENDS.into(), vec!["not an id".into()]);
+        let refused = parse_parameters(&p, true).unwrap_err();
+        assert_eq!(refused.code(), "invalid-extends");
+        assert!(
+            refused
+                .to_string()
+                .starts_with("Extends is not a request id"),
+            "{refused}"
+        );
     }
 }

@@ -241,7 +241,9 @@ fn revoked(d: &AccessRevoked, r: &DecisionRecord) -> Result<ChangegateEvent, Unv
     if let Some(by) = r.ended.as_ref().and_then(|e| e.by.as_ref()) {
         if matches!(
             v.cause,
-            crate::events::Cause::Operator | crate::events::Cause::EndedOnRequest
+            crate::events::Cause::Operator
+                | crate::events::Cause::EndedOnRequest
+                | crate::events::Cause::Extended
         ) {
             event.ended_by = Some(by.who.clone());
             event.end_reason = Some(by.reason.clone());

@@ -33,10 +33,12 @@ pub enum Revoked {
 }
 
 /// Where the live sessions of a revoked grant are cut: at the window's end
-/// when the window ended (the cut written at grant time), now for any other cause.
+/// when the window ended (the cut written at grant time) or the grant was
+/// extended (the extension's grant moved the person's cut to its own end, so
+/// their live sessions go on), now for any other cause.
 pub fn cut_for(cause: &Cause) -> CutAt {
     match cause {
-        Cause::WindowEnded => CutAt::WindowEnd,
+        Cause::WindowEnded | Cause::Extended => CutAt::WindowEnd,
         Cause::EndedEarly(_)
         | Cause::Operator
         | Cause::EndedOnRequest

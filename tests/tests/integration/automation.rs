@@ -324,7 +324,7 @@ impl Auto {
     }
 
     /// changegate's own announcements so far, as EventBridge delivers them.
-    async fn announcements(&self) -> Vec<Value> {
+    pub(crate) async fn announcements(&self) -> Vec<Value> {
         self.world.drain(&self.cg_q).await
     }
 

@@ -378,3 +378,118 @@ async fn given_alice_waits_on_her_request_when_bob_finds_it_pending_and_approves
     assert_eq!(json_of(&active)[0]["id"], id.as_str(), "{}", text(&active));
     assert_eq!(json_of(&active)[0]["phase"], "granted");
 }
+
+#[tokio::test]
+async fn given_alices_granted_request_when_she_extends_it_and_bob_approves_then_one_policy_runs_to_the_new_end_and_the_old_one_is_retired()
+ {
+    // Given alice's request for an hour, approved by bob and granted
+    let auto = Auto::new().await;
+    settings(&auto).await;
+    let filed = changegate(
+        &auto,
+        &auto.alice,
+        &["--output", "json", "request", "prod", "--for", "1h"],
+    );
+    assert_eq!(code(&filed), 0, "{}", text(&filed));
+    let first = json_of(&filed)["id"].as_str().expect("id").to_owned();
+    auto.wait_status(&first, &["Waiting"]).await;
+    let approved = changegate(&auto, &auto.bob, &["approve", &first]);
+    assert_eq!(code(&approved), 0, "{}", text(&approved));
+    let payload = auto.runbook_call().await;
+    assert_eq!(auto.grant(&[payload]).outcomes(), ["granted"]);
+    let _ = auto.announcements().await;
+
+    // When carol tries to extend it, or alice asks for more than the
+    // deployment's maximum (8 hours) counted from the original start
+    let theirs = changegate(&auto, &auto.carol, &["extend", &first, "--by", "1h"]);
+    assert_eq!(code(&theirs), 3, "{}", text(&theirs));
+    assert!(text(&theirs).contains("not yours"), "{}", text(&theirs));
+    let too_long = changegate(&auto, &auto.alice, &["extend", &first, "--by", "8h"]);
+    assert_eq!(code(&too_long), 3, "{}", text(&too_long));
+    assert!(
+        text(&too_long).contains("counts from the original start"),
+        "{}",
+        text(&too_long)
+    );
+
+    // When alice extends it by an hour and bob approves the extension
+    let extended = changegate(
+        &auto,
+        &auto.alice,
+        &[
+            "--output",
+            "json",
+            "extend",
+            &first,
+            "--by",
+            "1h",
+            "--reason",
+            "migration overran",
+        ],
+    );
+    assert_eq!(code(&extended), 0, "{}", text(&extended));
+    let second = json_of(&extended)["id"].as_str().expect("id").to_owned();
+    assert_eq!(json_of(&extended)["extends"], first.as_str());
+    auto.wait_status(&second, &["Waiting"]).await;
+    let approved = changegate(&auto, &auto.bob, &["approve", &second]);
+    assert_eq!(code(&approved), 0, "{}", text(&approved));
+    let payload = auto.runbook_call().await;
+    let run = auto.grant(&[payload]);
+    assert_eq!(run.outcomes(), ["granted"], "{:?}", run.invocations);
+
+    // Then alice holds the extension's policy alone, from the original start
+    // to an hour past the original end, and the first one is retired
+    assert_eq!(
+        auto.world.policies("alice").await,
+        [format!("changegate-{second}")]
+    );
+    let (start, end) = (
+        json_of(&filed)["start"].as_str().expect("start").to_owned(),
+        json_of(&filed)["end"].as_str().expect("end").to_owned(),
+    );
+    assert_eq!(json_of(&extended)["start"], start.as_str());
+    let end = chrono::DateTime::parse_from_rfc3339(&end).expect("end");
+    let new_end =
+        chrono::DateTime::parse_from_rfc3339(json_of(&extended)["end"].as_str().expect("end"))
+            .expect("new end");
+    assert_eq!(new_end - end, chrono::TimeDelta::hours(1));
+    let announced = auto.announcements().await;
+    let kinds: Vec<(&str, &str)> = announced
+        .iter()
+        .map(|e| {
+            (
+                e["detail-type"].as_str().unwrap_or_default(),
+                e["detail"]["change-request-id"]
+                    .as_str()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("Access Granted", second.as_str()),
+            ("Access Revoked", first.as_str())
+        ],
+        "{announced:?}"
+    );
+    assert_eq!(announced[1]["detail"]["cause"], "extended");
+
+    // And a second delivery of the extension's approval retires nothing more
+    let again = auto.grant(&[json!({"changegate-request": {"execution-id": second}})]);
+    assert!(
+        !again.outcomes().iter().any(|o| o == "granted"),
+        "{:?}",
+        again.invocations
+    );
+    assert!(auto.announcements().await.is_empty());
+    assert_eq!(auto.world.policies("alice").await.len(), 1);
+
+    // And the first request's status says why it ended
+    let status = changegate(&auto, &auto.alice, &["status", &first]);
+    assert!(
+        text(&status).contains("its extension was granted"),
+        "{}",
+        text(&status)
+    );
+}
