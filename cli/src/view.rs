@@ -101,15 +101,11 @@ pub fn view(
                 .as_ref()
                 .and_then(|e| e.by.as_ref())
                 .map(|b| {
-                    format!(
-                        " (by {}: {})",
-                        b.who,
-                        if b.reason.is_empty() {
-                            "no reason given"
-                        } else {
-                            &b.reason
-                        }
-                    )
+                    if b.reason.is_empty() {
+                        format!(" (by {})", b.who)
+                    } else {
+                        format!(" (by {}: {})", b.who, b.reason)
+                    }
                 })
                 .unwrap_or_default();
             (

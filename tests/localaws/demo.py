@@ -708,8 +708,12 @@ def automation_path(demo: Demo) -> None:
     out.step("alice's live session in production, and the cut written ahead of the window's end")
     demo.live_session()
 
+    out.step("alice needs more time: she extends the request, bob approves, and nothing drops")
+    extend(demo)
+
     out.step("revoke: nothing to do while the window is open; the policy goes once it ends")
     demo.revoke()
+    demo.changegate(demo.alice, ["status", demo.request_id])
 
     out.step("Notifications")
     demo.notifications()
@@ -726,6 +730,37 @@ def automation_path(demo: Demo) -> None:
         Filters=[{"Key": "AutomationSubtype", "Values": ["ChangeRequest"]}])["AutomationExecutionMetadataList"]
     check(not change_requests, f"change requests exist: {compact(change_requests)}")
     out.say("  → no Change Manager action, no change template deployed, no change request in the account")
+
+
+def extend(demo: Demo) -> None:
+    """``changegate extend``: a linked request from the original start until
+    the end plus another window, approved by bob; once granted, grant retires
+    the first grant, and alice's live session goes on past the first end."""
+    out = demo.out
+    first, first_end = demo.request_id, demo.window_end.astimezone(timezone.utc)
+    extended = json.loads(demo.changegate(demo.alice, ["--output", "json", "extend", first, "--by", f"{demo.window_s}s",
+                                                       "--reason", "the fix needs longer"]))
+    second = extended["id"]
+    demo.changegate(demo.bob, ["approve", second, "--comment", "Go on."])
+    deadline = time.monotonic() + 10
+    while not demo.aws.lambda_invocations(drain=False) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the runbook's steps run on the server's timers
+    grants = demo.deliver().get("grant", [])
+    check(any(isinstance(o, dict) and o.get("outcome") == "granted" for o in grants),
+          f"grant did not grant the extension: {compact(grants)}")
+    names = demo.alice_policies()
+    check(names == [f"changegate-{second}"], f"alice's inline policies after the extension: {names}")
+    out.say(f"iam:ListUserPolicies alice → {names}: the extension's policy alone; grant put it in place,\n"
+            f"  then retired {first}'s (no gap)")
+    demo.changegate(demo.alice, ["status", first])
+    demo.changegate(demo.alice, ["status", second])
+    demo.request_id = second
+    demo.window_end = datetime.fromisoformat(extended["end"].replace("Z", "+00:00"))
+    if demo.session:
+        demo.cut = demo.role_policies().get("changegate-session-cut")
+        decision, _ = demo.judge(first_end + timedelta(seconds=1), "1 s after the first window's end")
+        check(decision == "Allow", f"alice's live session was cut at the first window's end: {decision}")
+        out.say("  → the cut moved to the extension's end: the live session goes on")
 
 
 PATHS: dict[str, Callable[[Demo], None]] = {"change-manager": change_manager_path, "automation": automation_path}
