@@ -602,6 +602,9 @@ pub struct NotifyConfig {
     pub change_template: Option<String>,
     /// Whether the deployment cuts live sessions (grant's session cutter role is set).
     pub sessions_cut: bool,
+    /// The deployment's request runbook (grant's), whose approval steps get
+    /// changegate's own approval-request card; `None`: no such card.
+    pub request_runbook: Option<String>,
 }
 
 impl NotifyConfig {
@@ -630,6 +633,7 @@ impl NotifyConfig {
             decisions_table: decisions_table(src)?,
             change_template: name(src, VAR_CHANGE_TEMPLATE, 128, b".-_", TEMPLATE)?,
             sessions_cut: session_cutter(src)?.is_some(),
+            request_runbook: name(src, VAR_REQUEST_RUNBOOK, 128, b".-_", TEMPLATE)?,
         })
     }
 }

@@ -24,6 +24,12 @@ pub enum Kind {
     RequestApproved,
     RequestRejected,
     RequestEnded,
+    /// A request runbook execution waits at its approval step: changegate's
+    /// own card for its approvers.
+    ApprovalRequested,
+    /// A request runbook execution waits in Systems Manager's queue (the
+    /// account runs its maximum of concurrent automations): its filer is told.
+    RequestQueued,
 }
 
 impl Kind {
@@ -36,6 +42,8 @@ impl Kind {
             Self::RequestApproved => "request-approved",
             Self::RequestRejected => "request-rejected",
             Self::RequestEnded => "request-ended",
+            Self::ApprovalRequested => "approval-requested",
+            Self::RequestQueued => "request-queued",
         }
     }
 }
@@ -441,6 +449,151 @@ pub fn render_change_request(cr: &ChangeRequestStatus) -> Option<Notification> {
         facts,
         next,
     }))
+}
+
+/// changegate's own card for a request waiting at its approval step (`exec`,
+/// Systems Manager's record of execution `id`, whose parameters are
+/// `request`): who asks, for whom, where, when (UTC and the requester's
+/// offset), why, what approving means, and the commands that decide it.
+/// Addressed to the step's approvers (their IAM user names).
+pub fn render_approval_request(
+    id: &str,
+    exec: &crate::execution::Execution,
+    request: &crate::request::AccessRequest,
+) -> Notification {
+    use crate::approval::StepApprover;
+    let filer = exec.executed_by.as_deref().and_then(UserArn::parse);
+    let by = match (&filer, exec.executed_by.as_deref()) {
+        (Some(arn), _) => arn.user.to_string(),
+        (None, Some(raw)) => shown(raw),
+        (None, None) => "an unknown requester".to_owned(),
+    };
+    let user = request.user.to_string();
+    let step = exec.approval_steps.first();
+    let approvers: Vec<String> = step
+        .and_then(|s| s.approvers.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|a| match a {
+            StepApprover::Arn(arn) => arn.to_string(),
+            StepApprover::UserName(name) => name.to_string(),
+            StepApprover::RoleName(role) => format!("role {role}"),
+            StepApprover::Other(raw) => shown(raw),
+        })
+        .collect();
+    let people: Vec<String> = step
+        .and_then(|s| s.approvers.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|a| match a {
+            StepApprover::Arn(arn) => UserArn::parse(&arn.to_string()).map(|u| u.user.to_string()),
+            StepApprover::UserName(name) => Some(name.to_string()),
+            _ => None,
+        })
+        .collect();
+    let mut facts = vec![("Requested by", by.clone())];
+    // A delegated request (filed by someone else): whose access it is.
+    if filer
+        .as_ref()
+        .is_some_and(|f| !f.user.same_name(&request.user))
+    {
+        facts.push(("For", user.clone()));
+    }
+    facts.extend([
+        ("Account", request.account.to_string()),
+        ("From", human_time(request.window.start())),
+        ("Until", human_time(request.window.end())),
+        (
+            "Reason",
+            request
+                .reason
+                .clone()
+                .unwrap_or_else(|| "none given".to_owned()),
+        ),
+    ]);
+    if let Some(x) = &request.extends {
+        facts.push(("Extends", x.to_string()));
+    }
+    facts.push((
+        "Approvers",
+        if approvers.is_empty() {
+            "-".to_owned()
+        } else {
+            approvers.join(", ")
+        },
+    ));
+    facts.push(("Request", shown(id)));
+    assemble(Parts {
+        kind: Kind::ApprovalRequested,
+        id: shown(id),
+        people,
+        account: Some(request.account.to_string()),
+        headline: format!(
+            "Approval requested: {user} asks for production access to {}",
+            request.account
+        ),
+        facts,
+        next: vec![
+            format!(
+                "Approving lets {user} assume the production role in {} from the start of the window until its end, and only then; changegate checks eligibility and the deployment's limits again before it grants.",
+                request.account
+            ),
+            format!(
+                "changegate counts no approval by {by} or {user}: approve only a request you neither filed nor benefit from."
+            ),
+            commands(
+                "Decide it, as yourself, with the changegate command",
+                &[
+                    format!("changegate approve {} --comment ok", shown(id)),
+                    format!("changegate reject {} --comment WHY", shown(id)),
+                ],
+            ),
+        ],
+    })
+}
+
+/// The filer's message for a request Systems Manager queued (`Pending`): it
+/// waits, why, and that it starts by itself.
+pub fn render_queued(
+    id: &str,
+    exec: &crate::execution::Execution,
+    request: &crate::request::AccessRequest,
+) -> Notification {
+    let filer = exec.executed_by.as_deref().and_then(UserArn::parse);
+    let user = request.user.to_string();
+    let mut facts = vec![];
+    if let Some(f) = &filer {
+        facts.push(("Requested by", f.user.to_string()));
+    }
+    facts.extend([
+        ("For", user.clone()),
+        ("Account", request.account.to_string()),
+        ("From", human_time(request.window.start())),
+        ("Until", human_time(request.window.end())),
+        ("Request", shown(id)),
+    ]);
+    assemble(Parts {
+        kind: Kind::RequestQueued,
+        id: shown(id),
+        people: filer.iter().map(|f| f.user.to_string()).collect(),
+        account: Some(request.account.to_string()),
+        headline: format!(
+            "Request queued: {user}'s request for {} waits for Systems Manager",
+            request.account
+        ),
+        facts,
+        next: vec![
+            "Systems Manager runs at most the account's quota of automations at once (100 by default) and queues the rest: this request starts by itself when another ends, and only then are your approvers asked.".to_owned(),
+            "Nothing is granted while it waits; a window that ends before it is approved is refused.".to_owned(),
+            commands(
+                "Follow it, or withdraw it, with the changegate command",
+                &[
+                    format!("changegate status {}", shown(id)),
+                    format!("changegate end {}", shown(id)),
+                ],
+            ),
+        ],
+    })
 }
 
 pub fn render_changegate(event: &ChangegateEvent) -> Notification {

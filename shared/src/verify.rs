@@ -252,6 +252,86 @@ fn revoked(d: &AccessRevoked, r: &DecisionRecord) -> Result<ChangegateEvent, Unv
     Ok(ChangegateEvent::Revoked(event))
 }
 
+/// Whether a request runbook's step event deserves changegate's approval card,
+/// and the card, from Systems Manager's record of the execution (`exec`),
+/// never from the event: only an execution of the deployment's request
+/// runbook (`runbook`) that Systems Manager says is `Waiting` now, at its
+/// approval step, with parameters changegate can read. A late or repeated
+/// event once the request is decided finds it no longer waiting: no card.
+pub fn approval_request(
+    step: &crate::events::AutomationStatus,
+    exec: Option<&crate::execution::Execution>,
+    runbook: &str,
+) -> Verdict {
+    use crate::execution::Origin;
+    if step.step_name.as_deref() != Some("Approve") || step.status != "Waiting" {
+        return Verdict::Quiet(Quiet::NoMessage(shown(&step.status)));
+    }
+    let Some(exec) = exec else {
+        return Verdict::Unverified(Unverified::NoChangeRequest);
+    };
+    match &exec.origin {
+        Origin::Automation { document, .. } if document == runbook => {}
+        _ => return Verdict::Quiet(Quiet::OtherTemplate),
+    }
+    if exec.status != Status::Waiting {
+        return Verdict::Quiet(Quiet::NoMessage(exec.status.to_string()));
+    }
+    let Some(request) = exec
+        .parameters()
+        .and_then(|p| crate::request::parse_parameters(p, true).ok())
+    else {
+        return Verdict::Quiet(Quiet::NoMessage(
+            "a request changegate will refuse".to_owned(),
+        ));
+    };
+    Verdict::Publish(crate::message::render_approval_request(
+        &step.execution_id,
+        exec,
+        &request,
+    ))
+}
+
+/// Whether a request runbook execution's status event means its filer should
+/// hear that it is queued: only when Systems Manager's record (`exec`) says
+/// the deployment's request runbook (`runbook`) execution is `Pending` now.
+/// AWS does not document that a `Pending` status event is sent
+/// (*unconfirmed*); without one, nobody is told here, and the changegate
+/// command still says so when it files the request.
+pub fn queued_request(
+    status: &crate::events::AutomationStatus,
+    exec: Option<&crate::execution::Execution>,
+    runbook: &str,
+) -> Verdict {
+    use crate::execution::Origin;
+    if status.status != "Pending" {
+        return Verdict::Quiet(Quiet::NoMessage(shown(&status.status)));
+    }
+    let Some(exec) = exec else {
+        return Verdict::Unverified(Unverified::NoChangeRequest);
+    };
+    match &exec.origin {
+        Origin::Automation { document, .. } if document == runbook => {}
+        _ => return Verdict::Quiet(Quiet::OtherTemplate),
+    }
+    if exec.status != Status::Pending {
+        return Verdict::Quiet(Quiet::NoMessage(exec.status.to_string()));
+    }
+    let Some(request) = exec
+        .parameters()
+        .and_then(|p| crate::request::parse_parameters(p, true).ok())
+    else {
+        return Verdict::Quiet(Quiet::NoMessage(
+            "a request changegate will refuse".to_owned(),
+        ));
+    };
+    Verdict::Publish(crate::message::render_queued(
+        &status.execution_id,
+        exec,
+        &request,
+    ))
+}
+
 /// A change request as Systems Manager records it (`GetAutomationExecution`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeRequestRecord {
@@ -818,5 +898,146 @@ mod tests {
             Err(Quiet::NoMessage("RunbookInProgress".into()))
         );
         assert_eq!(change_request_needs_message(&cr_event("Rejected")), Ok(()));
+    }
+
+    /// Systems Manager's record of a request runbook execution by alice for
+    /// alice, in +09:00, waiting at its approval step for bob.
+    fn waiting_run(document: &str, status: Status) -> crate::execution::Execution {
+        use crate::approval::StepApprover;
+        let mut parameters = crate::request::RawParameters::new();
+        for (k, v) in [
+            ("IAMUserName", "alice"),
+            ("AWSAccountId", "111122223333"),
+            ("StartTime", "2026-12-01T18:00:00+09:00"),
+            ("EndTime", "2026-12-01T19:00:00+09:00"),
+            ("Reason", "INC-4711"),
+        ] {
+            parameters.insert(k.into(), vec![v.into()]);
+        }
+        crate::execution::Execution {
+            status,
+            executed_by: Some(ALICE.into()),
+            origin: crate::execution::Origin::Automation {
+                document: document.into(),
+                parameters,
+            },
+            approval_steps: vec![crate::execution::ApprovalStep {
+                name: "Approve".into(),
+                status: Status::Waiting,
+                approval_status: None,
+                decisions: None,
+                approvers: Some(vec![StepApprover::parse(BOB)]),
+                min_required: Some(1),
+            }],
+            versions: Default::default(),
+        }
+    }
+
+    fn step(name: &str, status: &str) -> crate::events::AutomationStatus {
+        crate::events::AutomationStatus {
+            execution_id: "0f4b1a5e-7c2d-4e8f-9a10-3b2c1d0e9f87".into(),
+            definition: Some("changegate-access-request".into()),
+            status: status.into(),
+            step_name: Some(name.into()),
+            action: Some("aws:approve".into()),
+        }
+    }
+
+    #[test]
+    fn given_a_request_waiting_for_bob_when_its_approval_step_event_comes_then_bob_gets_changegates_card()
+     {
+        let run = waiting_run("changegate-access-request", Status::Waiting);
+        let Verdict::Publish(n) = approval_request(
+            &step("Approve", "Waiting"),
+            Some(&run),
+            "changegate-access-request",
+        ) else {
+            panic!("no card");
+        };
+        assert_eq!(n.kind.as_str(), "approval-requested");
+        assert_eq!(n.people, ["bob"]);
+        for want in [
+            "Requested by:",
+            "alice",
+            "Account:      111122223333",
+            "From:         2026-12-01 09:00:00 UTC (2026-12-01 18:00:00 +09:00)",
+            "Reason:       INC-4711",
+            "Approvers:    arn:aws:iam::123456789012:user/bob",
+            "`changegate approve 0f4b1a5e-7c2d-4e8f-9a10-3b2c1d0e9f87 --comment ok`",
+            "changegate counts no approval by alice",
+        ] {
+            assert!(n.text.contains(want), "missing {want:?} in\n{}", n.text);
+        }
+    }
+
+    #[test]
+    fn given_other_runbooks_other_steps_or_a_decided_request_when_a_step_event_comes_then_no_card()
+    {
+        let run = waiting_run("changegate-access-request", Status::Waiting);
+        let quiet = |v: Verdict| matches!(v, Verdict::Quiet(_));
+        let runbook = "changegate-access-request";
+        // Another step, or the approval step no longer waiting (the event says so)
+        assert!(quiet(approval_request(
+            &step("Grant", "Waiting"),
+            Some(&run),
+            runbook
+        )));
+        assert!(quiet(approval_request(
+            &step("Approve", "Success"),
+            Some(&run),
+            runbook
+        )));
+        // Systems Manager says it is decided (a late or forged event)
+        let decided = waiting_run(runbook, Status::Success);
+        assert!(quiet(approval_request(
+            &step("Approve", "Waiting"),
+            Some(&decided),
+            runbook
+        )));
+        // Another document's execution, whatever the event claims
+        let other = waiting_run("lookalike", Status::Waiting);
+        assert!(quiet(approval_request(
+            &step("Approve", "Waiting"),
+            Some(&other),
+            runbook
+        )));
+        // And no execution at all is unverified
+        assert!(matches!(
+            approval_request(&step("Approve", "Waiting"), None, runbook),
+            Verdict::Unverified(_)
+        ));
+    }
+
+    #[test]
+    fn given_a_request_queued_by_systems_manager_when_its_pending_event_comes_then_alice_hears_it_waits_and_why()
+     {
+        let runbook = "changegate-access-request";
+        let mut pending = step("Approve", "Pending");
+        pending.step_name = None;
+        let queued = waiting_run(runbook, Status::Pending);
+        let Verdict::Publish(n) = queued_request(&pending, Some(&queued), runbook) else {
+            panic!("no message");
+        };
+        assert_eq!(n.kind.as_str(), "request-queued");
+        assert_eq!(n.people, ["alice"]);
+        assert!(n.text.contains("queues the rest"), "{}", n.text);
+        assert!(n.text.contains("`changegate end 0f4b1a5e"), "{}", n.text);
+        // Not once it runs (Systems Manager says Waiting), nor for another
+        // document, nor for another status
+        let quiet = |v: Verdict| matches!(v, Verdict::Quiet(_));
+        let running = waiting_run(runbook, Status::Waiting);
+        assert!(quiet(queued_request(&pending, Some(&running), runbook)));
+        assert!(quiet(queued_request(
+            &pending,
+            Some(&waiting_run("other", Status::Pending)),
+            runbook
+        )));
+        let mut started = pending.clone();
+        started.status = "InProgress".into();
+        assert!(quiet(queued_request(&started, Some(&queued), runbook)));
+        assert!(matches!(
+            queued_request(&pending, None, runbook),
+            Verdict::Unverified(_)
+        ));
     }
 }

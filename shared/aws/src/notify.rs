@@ -97,13 +97,41 @@ impl Notifier {
             Ok(Incoming::Scheduled) => {
                 return Ok(skipped("scheduled events need no message".to_owned()));
             }
-            // The request runbook's approvers are told by its aws:approve step;
-            // the requester hears from changegate's own events.
-            Ok(Incoming::AutomationStep(_) | Incoming::AutomationExecution(_)) => {
-                return Ok(skipped(
-                    "Automation status events need no message".to_owned(),
-                ));
-            }
+            // The request runbook's approval step waits: changegate's own card
+            // for its approvers (beside aws:approve's plain text to them).
+            Ok(Incoming::AutomationStep(step)) => match &self.config.request_runbook {
+                Some(runbook) => {
+                    let exec = match ChangeRequestId::parse(&step.execution_id) {
+                        Ok(id) => self.ssm.execution(id.as_str()).await?,
+                        Err(_) => None,
+                    };
+                    (
+                        verify::approval_request(&step, exec.as_ref(), runbook),
+                        step.execution_id,
+                    )
+                }
+                None => return Ok(skipped("no request runbook: no approval card".to_owned())),
+            },
+            // Queued by Systems Manager (Pending): its filer hears that it
+            // waits, and why; every other status is told by changegate's own
+            // events.
+            Ok(Incoming::AutomationExecution(status)) => match &self.config.request_runbook {
+                Some(runbook) if status.status == "Pending" => {
+                    let exec = match ChangeRequestId::parse(&status.execution_id) {
+                        Ok(id) => self.ssm.execution(id.as_str()).await?,
+                        Err(_) => None,
+                    };
+                    (
+                        verify::queued_request(&status, exec.as_ref(), runbook),
+                        status.execution_id,
+                    )
+                }
+                _ => {
+                    return Ok(skipped(
+                        "Automation status events need no message".to_owned(),
+                    ));
+                }
+            },
         };
         let n = match verdict {
             Verdict::Publish(n) => n,

@@ -989,3 +989,49 @@ async fn given_alice_at_the_open_request_limit_when_she_files_one_more_then_it_i
     let again = auto.grant(&[direct(&first)]);
     assert_eq!(again.outcomes(), ["waiting"], "{:?}", again.invocations);
 }
+
+#[tokio::test]
+async fn given_a_request_waiting_for_bob_when_notify_gets_its_approval_step_event_then_bob_gets_changegates_card_once_and_none_after_the_decision()
+ {
+    // Given alice's request, waiting at its approval step
+    let auto = Auto::new().await;
+    let (id, _) = auto.start(REQUEST_RUNBOOK, None, 3600).await;
+    let events = auto.ssm_events(&id).await;
+    let waiting = step_event(&events, "Approve", "Waiting")
+        .cloned()
+        .expect("the approval step's Waiting event");
+
+    // When notify gets the step's event
+    let sent = auto.notify(std::slice::from_ref(&waiting));
+    // Then it publishes changegate's own card, addressed to bob, from
+    // Systems Manager's record of the execution
+    assert_eq!(
+        sent.responses()[0]["kind"],
+        "approval-requested",
+        "{:?}",
+        sent.invocations
+    );
+    let published = auto.world.aws.sns_published();
+    let card = published
+        .iter()
+        .find(|p| {
+            p["MessageAttributes"]["kind"]["Value"] == "approval-requested"
+                || p["MessageAttributes"]["kind"]["StringValue"] == "approval-requested"
+        })
+        .unwrap_or_else(|| panic!("no approval card in {published:?}"));
+    let text = card["Message"].as_str().unwrap_or_default();
+    assert!(text.contains("Approval requested: alice"), "{text}");
+    assert!(text.contains(&format!("changegate approve {id}")), "{text}");
+
+    // When bob approves and the same event arrives late
+    auto.signal(&auto.bob, &id, true).await;
+    let _ = auto.runbook_call().await;
+    let late = auto.notify(&[waiting]);
+    // Then nothing is published: Systems Manager says it no longer waits
+    assert_eq!(
+        late.responses()[0]["outcome"],
+        "skipped",
+        "{:?}",
+        late.invocations
+    );
+}
