@@ -627,8 +627,10 @@ def run_parts(bench: Bench, args: argparse.Namespace, parts: set[str]) -> None:
         for run in bench.results["burst"]["runs"]:
             for finding in run["findings"]:
                 print(f"  FINDING: {finding}", flush=True)
-    print("zips:", flush=True)
-    bench.zips()
+    # The zips need every function's release binary: a full run builds them.
+    if args.only is None:
+        print("zips:", flush=True)
+        bench.zips()
 
 
 if __name__ == "__main__":

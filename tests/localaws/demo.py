@@ -285,11 +285,16 @@ class Demo:
         responses: dict[str, list[Any]] = {}
         for _ in range(6):
             pending = self.world.pending()
+            # A synchronous (RequestResponse) step waits for its function's answer.
+            waiting: dict[str, list[tuple[int, str]]] = {}
             for inv in self.aws.lambda_invocations(drain=True):
                 function = self.world.function_named(inv.get("FunctionName") or "")
                 check(function is not None, f"a runbook invoked an unknown function: {compact(inv)}")
                 self.out.say(f"runbook {inv['StepName']} → lambda:Invoke {inv['FunctionName']} ({inv['InvocationType']})")
-                pending.setdefault(str(function), []).append(json.loads(inv.get("Payload") or "{}"))
+                events = pending.setdefault(str(function), [])
+                if inv.get("InvocationType") == "RequestResponse":
+                    waiting.setdefault(str(function), []).append((len(events), inv["InvocationId"]))
+                events.append(json.loads(inv.get("Payload") or "{}"))
             if not pending:
                 return responses
             seen: set[str] = set()
@@ -299,7 +304,10 @@ class Demo:
                         seen.add(e.get("id", ""))
                         self.out.say(f"EventBridge → {self.describe(e)}")
             for function in sorted(pending, key=lambda f: (f != "grant", f)):
-                responses.setdefault(function, []).extend(r["response"] for r in self.call(function, pending[function]))
+                results = self.call(function, pending[function])
+                responses.setdefault(function, []).extend(r["response"] for r in results)
+                for index, invocation_id in waiting.get(function, []):
+                    self.aws.answer_invocation(invocation_id, results[index]["response"])
         raise DemoFailure("the functions kept putting events on the bus")
 
     def alice_policies(self) -> list[str]:
@@ -715,6 +723,9 @@ def automation_path(demo: Demo) -> None:
     demo.revoke()
     demo.changegate(demo.alice, ["status", demo.request_id])
 
+    out.step("alice asks once more, and ends it early herself")
+    end_early(demo)
+
     out.step("Notifications")
     demo.notifications()
 
@@ -761,6 +772,33 @@ def extend(demo: Demo) -> None:
         decision, _ = demo.judge(first_end + timedelta(seconds=1), "1 s after the first window's end")
         check(decision == "Allow", f"alice's live session was cut at the first window's end: {decision}")
         out.say("  → the cut moved to the extension's end: the live session goes on")
+
+
+def end_early(demo: Demo) -> None:
+    """``changegate end``: the stack's end runbook, which revoke authenticates
+    from Systems Manager's records (alice filed it), removes the access at once;
+    ``status`` then says why it ended."""
+    filed = json.loads(demo.changegate(demo.alice, ["--output", "json", "request", "prod", "--for", "10m",
+                                                    "--reason", "one more check"]))
+    third = filed["id"]
+    demo.changegate(demo.bob, ["approve", third])
+    deadline = time.monotonic() + 10
+    while not demo.aws.lambda_invocations(drain=False) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the runbook's steps run on the server's timers
+    grants = demo.deliver().get("grant", [])
+    check(any(isinstance(o, dict) and o.get("outcome") == "granted" for o in grants),
+          f"grant did not grant {third}: {compact(grants)}")
+    demo.changegate(demo.alice, ["end", third, "--reason", "done early"])
+    deadline = time.monotonic() + 10
+    while not demo.aws.lambda_invocations(drain=False) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    revoked = demo.deliver().get("revoke", [])
+    check(any(isinstance(o, dict) and o.get("outcome") == "revoked" and o.get("cause") == "ended-on-request"
+              for o in revoked), f"revoke did not end {third} on alice's request: {compact(revoked)}")
+    names = demo.alice_policies()
+    check(names == [], f"alice's inline policies after ending it: {names}")
+    demo.out.say("iam:ListUserPolicies alice → []: removed at once, before its window's end")
+    demo.changegate(demo.alice, ["status", third])
 
 
 PATHS: dict[str, Callable[[Demo], None]] = {"change-manager": change_manager_path, "automation": automation_path}

@@ -239,6 +239,11 @@ class Server:
         steps), oldest first; ``drain`` forgets them once read."""
         return self.get_json("/_localaws/lambda/invocations" + ("?drain=1" if drain else ""))
 
+    def answer_invocation(self, invocation_id: str, response: Any) -> None:
+        """Hands a function's answer to a ``RequestResponse`` invocation back
+        to its runbook step, which then ends with it as its payload."""
+        self._post(f"/_localaws/lambda/invocations/{invocation_id}", json.dumps({"Payload": json.dumps(response)}))
+
 
 def drain(sqs: Any, queue_url: str, limit: int = 500) -> list[dict[str, Any]]:
     """Every message now in the queue, bodies parsed as JSON, read and deleted
