@@ -252,6 +252,43 @@ fn revoked(d: &AccessRevoked, r: &DecisionRecord) -> Result<ChangegateEvent, Unv
     Ok(ChangegateEvent::Revoked(event))
 }
 
+/// The request runbook execution an Automation status event names, as
+/// Systems Manager records it (`exec`), when that record says it is the
+/// deployment's request runbook (`runbook`) in status `now`, with parameters
+/// changegate can read; otherwise the verdict to give instead (never a
+/// `Publish`: the large variant is only ever built by the callers).
+#[allow(clippy::result_large_err)]
+fn request_now<'a>(
+    exec: Option<&'a crate::execution::Execution>,
+    runbook: &str,
+    now: &Status,
+) -> Result<
+    (
+        &'a crate::execution::Execution,
+        crate::request::AccessRequest,
+    ),
+    Verdict,
+> {
+    use crate::execution::Origin;
+    let exec = exec.ok_or(Verdict::Unverified(Unverified::NoChangeRequest))?;
+    match &exec.origin {
+        Origin::Automation { document, .. } if document == runbook => {}
+        _ => return Err(Verdict::Quiet(Quiet::OtherTemplate)),
+    }
+    if exec.status != *now {
+        return Err(Verdict::Quiet(Quiet::NoMessage(exec.status.to_string())));
+    }
+    let request = exec
+        .parameters()
+        .and_then(|p| crate::request::parse_parameters(p, true).ok())
+        .ok_or_else(|| {
+            Verdict::Quiet(Quiet::NoMessage(
+                "a request changegate will refuse".to_owned(),
+            ))
+        })?;
+    Ok((exec, request))
+}
+
 /// Whether a request runbook's step event deserves changegate's approval card,
 /// and the card, from Systems Manager's record of the execution (`exec`),
 /// never from the event: only an execution of the deployment's request
@@ -263,33 +300,17 @@ pub fn approval_request(
     exec: Option<&crate::execution::Execution>,
     runbook: &str,
 ) -> Verdict {
-    use crate::execution::Origin;
     if step.step_name.as_deref() != Some("Approve") || step.status != "Waiting" {
         return Verdict::Quiet(Quiet::NoMessage(shown(&step.status)));
     }
-    let Some(exec) = exec else {
-        return Verdict::Unverified(Unverified::NoChangeRequest);
-    };
-    match &exec.origin {
-        Origin::Automation { document, .. } if document == runbook => {}
-        _ => return Verdict::Quiet(Quiet::OtherTemplate),
+    match request_now(exec, runbook, &Status::Waiting) {
+        Ok((exec, request)) => Verdict::Publish(crate::message::render_approval_request(
+            &step.execution_id,
+            exec,
+            &request,
+        )),
+        Err(verdict) => verdict,
     }
-    if exec.status != Status::Waiting {
-        return Verdict::Quiet(Quiet::NoMessage(exec.status.to_string()));
-    }
-    let Some(request) = exec
-        .parameters()
-        .and_then(|p| crate::request::parse_parameters(p, true).ok())
-    else {
-        return Verdict::Quiet(Quiet::NoMessage(
-            "a request changegate will refuse".to_owned(),
-        ));
-    };
-    Verdict::Publish(crate::message::render_approval_request(
-        &step.execution_id,
-        exec,
-        &request,
-    ))
 }
 
 /// Whether a request runbook execution's status event means its filer should
@@ -303,33 +324,17 @@ pub fn queued_request(
     exec: Option<&crate::execution::Execution>,
     runbook: &str,
 ) -> Verdict {
-    use crate::execution::Origin;
     if status.status != "Pending" {
         return Verdict::Quiet(Quiet::NoMessage(shown(&status.status)));
     }
-    let Some(exec) = exec else {
-        return Verdict::Unverified(Unverified::NoChangeRequest);
-    };
-    match &exec.origin {
-        Origin::Automation { document, .. } if document == runbook => {}
-        _ => return Verdict::Quiet(Quiet::OtherTemplate),
+    match request_now(exec, runbook, &Status::Pending) {
+        Ok((exec, request)) => Verdict::Publish(crate::message::render_queued(
+            &status.execution_id,
+            exec,
+            &request,
+        )),
+        Err(verdict) => verdict,
     }
-    if exec.status != Status::Pending {
-        return Verdict::Quiet(Quiet::NoMessage(exec.status.to_string()));
-    }
-    let Some(request) = exec
-        .parameters()
-        .and_then(|p| crate::request::parse_parameters(p, true).ok())
-    else {
-        return Verdict::Quiet(Quiet::NoMessage(
-            "a request changegate will refuse".to_owned(),
-        ));
-    };
-    Verdict::Publish(crate::message::render_queued(
-        &status.execution_id,
-        exec,
-        &request,
-    ))
 }
 
 /// A change request as Systems Manager records it (`GetAutomationExecution`).

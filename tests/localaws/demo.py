@@ -310,6 +310,13 @@ class Demo:
                     self.aws.answer_invocation(invocation_id, results[index]["response"])
         raise DemoFailure("the functions kept putting events on the bus")
 
+    def await_runbook_call(self, seconds: float = 10) -> None:
+        """Waits (bounded) until a runbook step has asked Lambda to run a
+        function: the runbooks' steps run on the local AWS's own timers."""
+        deadline = time.monotonic() + seconds
+        while not self.aws.lambda_invocations(drain=False) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
     def alice_policies(self) -> list[str]:
         return self.iam.list_user_policies(UserName="alice")["PolicyNames"]
 
@@ -697,9 +704,7 @@ def automation_path(demo: Demo) -> None:
     out.step("bob approves, as himself")
     demo.changegate(demo.bob, ["approve", demo.request_id, "--comment", "Approved for the incident."])
     ssm = demo.client("ssm", demo.bob)
-    deadline = time.monotonic() + 10
-    while not demo.aws.lambda_invocations(drain=False) and time.monotonic() < deadline:
-        time.sleep(0.1)  # the runbook's steps run on the server's timers
+    demo.await_runbook_call()
     status = ssm.get_automation_execution(AutomationExecutionId=demo.request_id)
     out.say(f"  → status {status['AutomationExecution']['AutomationExecutionStatus']}")
 
@@ -753,9 +758,7 @@ def extend(demo: Demo) -> None:
                                                        "--reason", "the fix needs longer"]))
     second = extended["id"]
     demo.changegate(demo.bob, ["approve", second, "--comment", "Go on."])
-    deadline = time.monotonic() + 10
-    while not demo.aws.lambda_invocations(drain=False) and time.monotonic() < deadline:
-        time.sleep(0.1)  # the runbook's steps run on the server's timers
+    demo.await_runbook_call()
     grants = demo.deliver().get("grant", [])
     check(any(isinstance(o, dict) and o.get("outcome") == "granted" for o in grants),
           f"grant did not grant the extension: {compact(grants)}")
@@ -782,16 +785,12 @@ def end_early(demo: Demo) -> None:
                                                     "--reason", "one more check"]))
     third = filed["id"]
     demo.changegate(demo.bob, ["approve", third])
-    deadline = time.monotonic() + 10
-    while not demo.aws.lambda_invocations(drain=False) and time.monotonic() < deadline:
-        time.sleep(0.1)  # the runbook's steps run on the server's timers
+    demo.await_runbook_call()
     grants = demo.deliver().get("grant", [])
     check(any(isinstance(o, dict) and o.get("outcome") == "granted" for o in grants),
           f"grant did not grant {third}: {compact(grants)}")
     demo.changegate(demo.alice, ["end", third, "--reason", "done early"])
-    deadline = time.monotonic() + 10
-    while not demo.aws.lambda_invocations(drain=False) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    demo.await_runbook_call()
     revoked = demo.deliver().get("revoke", [])
     check(any(isinstance(o, dict) and o.get("outcome") == "revoked" and o.get("cause") == "ended-on-request"
               for o in revoked), f"revoke did not end {third} on alice's request: {compact(revoked)}")
