@@ -132,7 +132,8 @@ mod tests {
         DateTime::parse_from_rfc3339(raw).unwrap().to_utc()
     }
 
-    /// Systems Manager's record of a request runbook execution.
+    /// Systems Manager's record of a request runbook execution (with the
+    /// runbook's own `Reason`, which only a runbook request may carry).
     fn run(user: &str, account: &str, start: &str, end: &str) -> Execution {
         Execution {
             status: Status::Success,
@@ -144,6 +145,7 @@ mod tests {
                     ("AWSAccountId", account),
                     ("StartTime", start),
                     ("EndTime", end),
+                    ("Reason", "INC-4711"),
                 ]),
             },
             approval_steps: vec![],

@@ -1298,3 +1298,70 @@ fn given_a_runbook_requests_grant_inside_its_window_when_the_sweep_checks_it_the
         "{steps:?}"
     );
 }
+
+#[test]
+fn given_a_revocation_already_announced_when_the_sweep_looks_at_it_then_it_is_not_taken_up_again() {
+    // Given alice's granted record, its revocation recorded by this very
+    // sweep ("s", the recorder a retry would resume as) and by another
+    // invocation whose lease ran out
+    let world = granted_world();
+    let mut record = DecisionRecord::from_item(&id(), &world.ledger[ID]);
+    let at = t("2026-12-01T10:00:01Z");
+    let inv = invocation("s", t("2026-12-01T10:10:00Z"));
+    let reach = Reach {
+        cuts: true,
+        expiry: true,
+    };
+    for by in ["s", "long-gone"] {
+        let revoked = |announced: bool| changegate::record::Revoked {
+            at,
+            cause: Cause::WindowEnded,
+            lag_ms: Some(1000),
+            by: Some(by.to_owned()),
+            lease_until: Some(at + LEASE),
+            announced,
+            sessions: None,
+        };
+        // Then an unannounced one is taken up (to announce it)
+        record.revoked = Some(revoked(false));
+        assert!(
+            SweepItem::resume(&record, inv.clone(), reach).is_some(),
+            "{by}"
+        );
+        // And an announced one never is, whoever recorded it
+        record.revoked = Some(revoked(true));
+        assert!(
+            SweepItem::resume(&record, inv.clone(), reach).is_none(),
+            "{by}"
+        );
+    }
+}
+
+#[test]
+fn given_the_sweeps_look_at_a_grant_when_it_only_reads_then_it_is_checking_and_a_removal_is_not() {
+    // Given alice's active grant, as the sweep lists it
+    let memory = Memory::new(granted_world());
+    let listing = ready(memory.policies_with_prefix(POLICY_PREFIX)).unwrap();
+    let inside = t("2026-12-01T09:30:00Z");
+    let sorted = sort_grants(&listing.policies, inside, None);
+    let grant = sorted.active[0].clone();
+    let reach = Reach {
+        cuts: true,
+        expiry: true,
+    };
+    // Then, inside the window, the sweep is checking (a fault is a deferred
+    // check, not a failed revocation) until it knows the grant is due
+    let mut item = SweepItem::new(grant.clone(), invocation("s", inside), reach);
+    assert!(item.checking());
+    let Next::Do(step) = item.next() else {
+        panic!("the sweep reads the record first");
+    };
+    item.learn(ready(perform(&memory, &step, inside)).unwrap());
+    assert!(
+        !item.checking(),
+        "the record read, nothing is left to check"
+    );
+    // And past the window's end it is removing at once, not checking
+    let late = SweepItem::new(grant, invocation("s", t("2026-12-01T10:30:00Z")), reach);
+    assert!(!late.checking());
+}
