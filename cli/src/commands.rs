@@ -865,12 +865,22 @@ pub async fn assume(
         creds.session_token,
     );
     if !command.is_empty() {
-        let status = std::process::Command::new(&command[0])
+        // The profile goes (its keys are not the session's), so the region
+        // it gave is handed on explicitly: both names, as the AWS CLI and
+        // the SDKs read one or the other.
+        let mut child = std::process::Command::new(&command[0]);
+        child
             .args(&command[1..])
             .env_remove("AWS_PROFILE")
             .env("AWS_ACCESS_KEY_ID", &key)
             .env("AWS_SECRET_ACCESS_KEY", &secret)
-            .env("AWS_SESSION_TOKEN", &token)
+            .env("AWS_SESSION_TOKEN", &token);
+        if let Some(region) = ctx.sdk.region() {
+            child
+                .env("AWS_REGION", region.as_ref())
+                .env("AWS_DEFAULT_REGION", region.as_ref());
+        }
+        let status = child
             .status()
             .map_err(|e| CliError::Usage(format!("cannot run {}: {e}", command[0])))?;
         // The command's own exit status, as `env` or `sudo` pass it on.

@@ -712,6 +712,12 @@ def automation_path(demo: Demo) -> None:
     demo.granted(demo.deliver())
 
     demo.changegate(demo.alice, ["status", demo.request_id])
+    # changegate assume: sts:AssumeRole as alice, with the session name the
+    # grant requires, then one command run with that session's credentials
+    # (here a Python one-liner asking STS who it is).
+    whoami = demo.changegate(demo.alice, ["assume", demo.request_id, "--", sys.executable, "-c", WHOAMI])
+    check(whoami.strip().endswith(f":assumed-role/{localaws.ROLE_NAME}/alice"),
+          f"changegate assume did not run the command as alice's session: {whoami!r}")
     done = demo.client("ssm").get_automation_execution(AutomationExecutionId=demo.request_id)["AutomationExecution"]
     out.say(f"  → the request runbook's execution is {done['AutomationExecutionStatus']} while the access is live: "
             "it holds none of the account's concurrent automations during the window")
@@ -798,6 +804,11 @@ def end_early(demo: Demo) -> None:
     check(names == [], f"alice's inline policies after ending it: {names}")
     demo.out.say("iam:ListUserPolicies alice → []: removed at once, before its window's end")
     demo.changegate(demo.alice, ["status", third])
+
+
+# What `changegate assume ID -- COMMAND` runs in the demo: STS's answer to
+# "who am I" with the credentials the command hands it (its environment).
+WHOAMI = "import boto3; print(boto3.client('sts').get_caller_identity()['Arn'])"
 
 
 PATHS: dict[str, Callable[[Demo], None]] = {"change-manager": change_manager_path, "automation": automation_path}

@@ -202,9 +202,11 @@ async fn given_the_command_when_alice_requests_bob_approves_and_alice_assumes_an
             "--",
             "sh",
             "-c",
-            "test -n \"$AWS_SESSION_TOKEN\" && exit 7",
+            "test -n \"$AWS_SESSION_TOKEN\" && test \"$AWS_DEFAULT_REGION\" = \"$AWS_REGION\" && exit 7",
         ],
     );
+    // (the command gets the session and the region under both names, as the
+    // AWS CLI reads one and the SDKs the other)
     assert_eq!(code(&run), 7, "the command's own status: {}", text(&run));
 
     // And the request's execution has ended while her access is live
