@@ -3,8 +3,6 @@
 //! check is what the command checks, so a refusal up front is the refusal
 //! grant would send.
 
-use std::collections::BTreeMap;
-
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ssm::types::SignalType;
 use chrono::{DateTime, FixedOffset, Local, Utc};
@@ -190,9 +188,7 @@ struct Found {
 
 impl Found {
     fn request(&self) -> Option<AccessRequest> {
-        self.exec
-            .parameters()
-            .and_then(|p| parse_parameters(p, self.exec.source() == Source::Automation).ok())
+        self.exec.access_request().and_then(Result::ok)
     }
 
     /// Who filed it (Systems Manager's `ExecutedBy`), as a user.
@@ -249,19 +245,13 @@ pub async fn request(
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let end = start + length;
     let user = user.unwrap_or(me.user.as_str());
-    let mut raw: RawParameters = BTreeMap::new();
-    let fmt = |t: DateTime<FixedOffset>| t.format("%Y-%m-%dT%H:%M:%S%:z").to_string();
-    for (k, v) in [
-        (PARAM_USER, user.to_owned()),
-        (PARAM_ACCOUNT, account.to_string()),
-        (PARAM_START, fmt(start)),
-        (PARAM_END, fmt(end)),
-    ] {
-        raw.insert(k.to_owned(), vec![v]);
-    }
-    if !reason.is_empty() {
-        raw.insert(PARAM_REASON.to_owned(), vec![reason.to_owned()]);
-    }
+    let extra = [(PARAM_REASON, reason.to_owned())];
+    let raw = runbook_parameters(
+        user,
+        account.as_str(),
+        (start, end),
+        if reason.is_empty() { &[] } else { &extra },
+    );
     let now = Utc::now();
     let asked = parse_parameters(&raw, true).map_err(refused)?;
     request_rules(&asked, &d.grant, now).map_err(refused)?;
@@ -296,6 +286,28 @@ pub async fn request(
             "role": d.grant.target_role.as_str(), "start": asked.window.start_utc(), "end": asked.window.end_utc()}),
         exit: Exit::Ok,
     })
+}
+
+/// The request runbook's parameters: `user`'s access to `account` over
+/// `window` (RFC 3339, each end in its own offset, as the requester wrote
+/// it), and the optional ones in `extra`.
+fn runbook_parameters(
+    user: &str,
+    account: &str,
+    window: (DateTime<FixedOffset>, DateTime<FixedOffset>),
+    extra: &[(&str, String)],
+) -> RawParameters {
+    let fmt = |t: DateTime<FixedOffset>| t.format("%Y-%m-%dT%H:%M:%S%:z").to_string();
+    [
+        (PARAM_USER, user.to_owned()),
+        (PARAM_ACCOUNT, account.to_owned()),
+        (PARAM_START, fmt(window.0)),
+        (PARAM_END, fmt(window.1)),
+    ]
+    .into_iter()
+    .chain(extra.iter().cloned())
+    .map(|(k, v)| (k.to_owned(), vec![v]))
+    .collect()
 }
 
 /// Files the request runbook with `raw`: its execution id, whether Systems
@@ -370,7 +382,6 @@ pub async fn extend(
     }
     let by = parse_duration(by).map_err(|e| CliError::Usage(e.to_string()))?;
     let (start, end) = (earlier.window.start(), earlier.window.end() + by);
-    let fmt = |t: DateTime<FixedOffset>| t.format("%Y-%m-%dT%H:%M:%S%:z").to_string();
     let why: String = if reason.is_empty() {
         format!("extends {id}")
     } else {
@@ -379,17 +390,15 @@ pub async fn extend(
     .chars()
     .take(changegate::request::MAX_REASON_CHARS)
     .collect();
-    let mut raw: RawParameters = BTreeMap::new();
-    for (k, v) in [
-        (PARAM_USER, earlier.user.to_string()),
-        (PARAM_ACCOUNT, earlier.account.to_string()),
-        (PARAM_START, fmt(start)),
-        (PARAM_END, fmt(end)),
-        (PARAM_REASON, why),
-        (changegate::request::PARAM_EXTENDS, id.to_owned()),
-    ] {
-        raw.insert(k.to_owned(), vec![v]);
-    }
+    let raw = runbook_parameters(
+        earlier.user.as_str(),
+        earlier.account.as_str(),
+        (start, end),
+        &[
+            (PARAM_REASON, why),
+            (changegate::request::PARAM_EXTENDS, id.to_owned()),
+        ],
+    );
     let asked = parse_parameters(&raw, true).map_err(refused)?;
     request_rules(&asked, &d.grant, now).map_err(|r| {
         CliError::Refused(format!(
@@ -774,8 +783,14 @@ async fn start_end_runbook(ctx: &Context, id: &str, reason: &str) -> Result<Stri
         )));
     }
     let mut params = std::collections::HashMap::new();
-    params.insert("ChangeRequestId".to_owned(), vec![id.to_owned()]);
-    params.insert("Reason".to_owned(), vec![reason.to_owned()]);
+    params.insert(
+        changegate::operator::PARAM_CHANGE_REQUEST_ID.to_owned(),
+        vec![id.to_owned()],
+    );
+    params.insert(
+        changegate::operator::PARAM_REASON.to_owned(),
+        vec![reason.to_owned()],
+    );
     Ok(ctx
         .ssm
         .start_automation_execution()

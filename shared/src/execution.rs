@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::approval::{ApprovalStatus, ApproverDecision, StepApprover};
-use crate::request::RawParameters;
+use crate::refusal::Refusal;
+use crate::request::{AccessRequest, RawParameters, parse_parameters};
 use crate::status::Status;
 
 /// Where the request came from, with what identifies changegate's documents.
@@ -115,6 +116,14 @@ impl Execution {
             Origin::ChangeRequest { runbooks, .. } => runbooks.first().map(|r| &r.parameters),
             Origin::Automation { parameters, .. } => Some(parameters),
         }
+    }
+
+    /// Those parameters parsed as a request (with the request runbook's own
+    /// `Reason` and `Extends` when it is one); `None` when it names none.
+    /// Not a check that it is changegate's request: [`crate::check`] does that.
+    pub fn access_request(&self) -> Option<Result<AccessRequest, Refusal>> {
+        self.parameters()
+            .map(|p| parse_parameters(p, self.source() == Source::Automation))
     }
 }
 

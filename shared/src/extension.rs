@@ -15,9 +15,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::execution::{Execution, Source};
+use crate::execution::Execution;
 use crate::ids::{ChangeRequestId, IamUserName};
-use crate::request::{AccessRequest, parse_parameters};
+use crate::request::AccessRequest;
 use crate::text::shown;
 use crate::window::human_time;
 
@@ -80,11 +80,9 @@ pub fn retires(
         extended: x.to_string(),
     })?;
     let theirs = exec
-        .parameters()
+        .access_request()
         .ok_or_else(|| "it names no parameters".to_owned())
-        .and_then(|p| {
-            parse_parameters(p, exec.source() == Source::Automation).map_err(|r| r.to_string())
-        })
+        .and_then(|r| r.map_err(|r| r.to_string()))
         .map_err(|why| NotRetired::NotARequest {
             extended: x.to_string(),
             why,
@@ -122,7 +120,7 @@ pub fn retires(
 mod tests {
     use super::*;
     use crate::execution::Origin;
-    use crate::request::{PARAM_EXTENDS, params};
+    use crate::request::{PARAM_EXTENDS, params, parse_parameters};
     use crate::status::Status;
 
     const X: &str = "d0585556-80f6-4522-8dad-dada6d45b67d";

@@ -278,14 +278,11 @@ fn request_now<'a>(
     if exec.status != *now {
         return Err(Verdict::Quiet(Quiet::NoMessage(exec.status.to_string())));
     }
-    let request = exec
-        .parameters()
-        .and_then(|p| crate::request::parse_parameters(p, true).ok())
-        .ok_or_else(|| {
-            Verdict::Quiet(Quiet::NoMessage(
-                "a request changegate will refuse".to_owned(),
-            ))
-        })?;
+    let request = exec.access_request().and_then(Result::ok).ok_or_else(|| {
+        Verdict::Quiet(Quiet::NoMessage(
+            "a request changegate will refuse".to_owned(),
+        ))
+    })?;
     Ok((exec, request))
 }
 

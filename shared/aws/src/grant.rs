@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use changegate::config::GrantConfig;
 use changegate::events::Cause;
-use changegate::execution::Source;
+use changegate::execution::Execution;
 use changegate::extension::retires;
 use changegate::fault::Fault;
 use changegate::ids::{ChangeRequestId, Home};
@@ -17,7 +17,6 @@ use changegate::protocol::grant::GrantRun;
 use changegate::protocol::revocation::Reach;
 use changegate::protocol::{Invocation, run};
 use changegate::record::{EndedBy, State};
-use changegate::request::parse_parameters;
 use changegate::text::shown;
 use changegate::trigger::Trigger;
 
@@ -75,7 +74,11 @@ impl Grantor {
             _ => false,
         };
         if is_granted {
-            self.retire_extended(&id, inv).await?;
+            let request = match machine.request() {
+                Some(exec) => Some(exec.clone()),
+                None => self.ports.execution(&id).await?,
+            };
+            self.retire_extended(&id, request.as_ref(), inv).await?;
         }
         match &outcome {
             GrantOutcome::Granted { .. } => metrics::count("grant", "Grants", None),
@@ -87,20 +90,20 @@ impl Grantor {
         Ok(outcome)
     }
 
-    /// Request `id` is granted: when it extends an earlier request of the
-    /// same person ([`retires`], on Systems Manager's records of both), that
-    /// one's grant is retired now (its tombstone, then its policy, no session
-    /// cut: see [`changegate::extension`]). Every trigger of `id` does this
-    /// again, so a fault here fails the invocation and a retry carries on;
-    /// once done, it finds the tombstone and nothing to remove.
-    async fn retire_extended(&self, id: &ChangeRequestId, inv: &Invocation) -> Result<(), Fault> {
-        let Some(exec) = self.ports.execution(id).await? else {
-            return Ok(());
-        };
-        let Some(request) = exec
-            .parameters()
-            .and_then(|p| parse_parameters(p, exec.source() == Source::Automation).ok())
-        else {
+    /// Request `id` (`exec`, Systems Manager's record of it, as grant read
+    /// it) is granted: when it extends an earlier request of the same person
+    /// ([`retires`], on Systems Manager's records of both), that one's grant
+    /// is retired now (its tombstone, then its policy, no session cut: see
+    /// [`changegate::extension`]). Every trigger of `id` does this again, so
+    /// a fault here fails the invocation and a retry carries on; once done,
+    /// it finds the tombstone and nothing to remove.
+    async fn retire_extended(
+        &self,
+        id: &ChangeRequestId,
+        exec: Option<&Execution>,
+        inv: &Invocation,
+    ) -> Result<(), Fault> {
+        let Some(Ok(request)) = exec.and_then(Execution::access_request) else {
             return Ok(());
         };
         let Some(extended) = request.extends.clone() else {

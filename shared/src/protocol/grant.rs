@@ -959,6 +959,13 @@ impl GrantRun<'_> {
         }
     }
 
+    /// Systems Manager's record of the request, as this invocation read it
+    /// (every path reads it before it decides anything); `None` when it has
+    /// not been read, or Systems Manager has no such request.
+    pub fn request(&self) -> Option<&Execution> {
+        self.exec.as_ref().and_then(Option::as_ref)
+    }
+
     /// The outcome once finished.
     pub fn outcome(&self) -> Option<&GrantOutcome> {
         match &self.course {
