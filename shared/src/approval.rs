@@ -231,6 +231,31 @@ impl StepApprover {
     }
 }
 
+impl StepApprover {
+    /// The IAM user name this entry names, if it names a user (for per-person
+    /// message filters); `None` for a role or anything else.
+    pub fn user_name(&self) -> Option<&IamUserName> {
+        match self {
+            Self::Arn(Approver::User(user)) => Some(&user.user),
+            Self::UserName(name) => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// As a person reads the entry: the ARN, the user name, `role NAME`, or the
+/// entry as recorded (made printable).
+impl std::fmt::Display for StepApprover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Arn(arn) => write!(f, "{arn}"),
+            Self::UserName(name) => write!(f, "{name}"),
+            Self::RoleName(role) => write!(f, "role {role}"),
+            Self::Other(raw) => f.write_str(&crate::text::shown(raw)),
+        }
+    }
+}
+
 impl From<&str> for StepApprover {
     fn from(raw: &str) -> Self {
         Self::parse(raw)

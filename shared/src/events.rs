@@ -76,21 +76,24 @@ impl From<&Window> for WindowDetail {
 impl WindowDetail {
     /// The window back in the requester's offsets, if the detail is well formed.
     pub fn to_window(&self) -> Option<Window> {
-        let at = |time: &str, offset: &str| -> Option<DateTime<FixedOffset>> {
-            let utc = parse_time(time).ok()?;
-            let offset = if offset == "Z" {
-                Utc.fix()
-            } else {
-                parse_offset(offset).ok()?
-            };
-            Some(utc.with_timezone(&offset))
-        };
         Window::new(
-            at(&self.start, &self.start_offset)?,
-            at(&self.end, &self.end_offset)?,
+            in_offset(&self.start, &self.start_offset)?,
+            in_offset(&self.end, &self.end_offset)?,
         )
         .ok()
     }
+}
+
+/// A time as events carry it (`time`, RFC 3339) in an offset as they carry
+/// it (`offset`: `Z` or `+09:00`); `None` when either is malformed.
+pub fn in_offset(time: &str, offset: &str) -> Option<DateTime<FixedOffset>> {
+    let utc = parse_time(time).ok()?;
+    let offset = if offset == "Z" {
+        Utc.fix()
+    } else {
+        parse_offset(offset).ok()?
+    };
+    Some(utc.with_timezone(&offset))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use crate::ids::UserArn;
 use crate::policy::role_arn;
 use crate::status::Status;
 use crate::text::{printable, shown, slack, subject};
-use crate::window::{human_time, parse_offset, parse_time};
+use crate::window::human_time;
 
 /// What the `kind` message attribute says; subscription filters can use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,15 +101,19 @@ impl Notification {
 /// A moment (`raw`, RFC 3339, as events carry it) written as the window's
 /// times are: UTC, and in the requester's offset (`offset`) when not UTC.
 fn moment(raw: &str, offset: &str) -> String {
-    let offset = if offset == "Z" {
-        Ok(chrono::FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!("0 is an offset")))
-    } else {
-        parse_offset(offset)
+    crate::events::in_offset(raw, offset).map_or_else(|| shown(raw), human_time)
+}
+
+/// Who a recorded ARN (`raw`, e.g. `ExecutedBy`) is, for people: the IAM
+/// user it names and their name, else the ARN as shown, else `unknown`.
+fn who_is(raw: Option<&str>, unknown: &str) -> (Option<UserArn>, String) {
+    let user = raw.and_then(UserArn::parse);
+    let name = match (&user, raw) {
+        (Some(arn), _) => arn.user.to_string(),
+        (None, Some(raw)) => shown(raw),
+        (None, None) => unknown.to_owned(),
     };
-    match (parse_time(raw), offset) {
-        (Ok(t), Ok(offset)) => human_time(t.with_timezone(&offset)),
-        _ => shown(raw),
-    }
+    (user, name)
 }
 
 /// The `changegate` commands a person runs next, as a message's last step.
@@ -408,12 +412,7 @@ pub fn render_change_request(cr: &ChangeRequestStatus) -> Option<Notification> {
         ),
         _ => return None,
     };
-    let requester = cr.ops_item_created_by.as_deref().and_then(UserArn::parse);
-    let who = match (&requester, &cr.ops_item_created_by) {
-        (Some(arn), _) => arn.user.to_string(),
-        (None, Some(raw)) => shown(raw),
-        (None, None) => "unknown requester".to_owned(),
-    };
+    let (requester, who) = who_is(cr.ops_item_created_by.as_deref(), "unknown requester");
     let title = cr
         .change_request_title
         .as_deref()
@@ -461,35 +460,17 @@ pub fn render_approval_request(
     exec: &crate::execution::Execution,
     request: &crate::request::AccessRequest,
 ) -> Notification {
-    use crate::approval::StepApprover;
-    let filer = exec.executed_by.as_deref().and_then(UserArn::parse);
-    let by = match (&filer, exec.executed_by.as_deref()) {
-        (Some(arn), _) => arn.user.to_string(),
-        (None, Some(raw)) => shown(raw),
-        (None, None) => "an unknown requester".to_owned(),
-    };
+    let (filer, by) = who_is(exec.executed_by.as_deref(), "an unknown requester");
     let user = request.user.to_string();
-    let step = exec.approval_steps.first();
-    let approvers: Vec<String> = step
-        .and_then(|s| s.approvers.as_ref())
-        .into_iter()
-        .flatten()
-        .map(|a| match a {
-            StepApprover::Arn(arn) => arn.to_string(),
-            StepApprover::UserName(name) => name.to_string(),
-            StepApprover::RoleName(role) => format!("role {role}"),
-            StepApprover::Other(raw) => shown(raw),
-        })
-        .collect();
-    let people: Vec<String> = step
-        .and_then(|s| s.approvers.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|a| match a {
-            StepApprover::Arn(arn) => UserArn::parse(&arn.to_string()).map(|u| u.user.to_string()),
-            StepApprover::UserName(name) => Some(name.to_string()),
-            _ => None,
-        })
+    let listed = exec
+        .approval_steps
+        .first()
+        .and_then(|s| s.approvers.as_deref())
+        .unwrap_or_default();
+    let approvers: Vec<String> = listed.iter().map(ToString::to_string).collect();
+    let people: Vec<String> = listed
+        .iter()
+        .filter_map(|a| a.user_name().map(ToString::to_string))
         .collect();
     let mut facts = vec![("Requested by", by.clone())];
     // A delegated request (filed by someone else): whose access it is.
@@ -559,7 +540,7 @@ pub fn render_queued(
     exec: &crate::execution::Execution,
     request: &crate::request::AccessRequest,
 ) -> Notification {
-    let filer = exec.executed_by.as_deref().and_then(UserArn::parse);
+    let (filer, _) = who_is(exec.executed_by.as_deref(), "");
     let user = request.user.to_string();
     let mut facts = vec![];
     if let Some(f) = &filer {

@@ -48,6 +48,20 @@ fn single<'a>(params: &'a RawParameters, name: &'static str) -> Result<&'a str, 
     }
 }
 
+/// An optional parameter's one value; `None` when it is absent, has no
+/// value, or only blanks (a runbook's `default: ''`).
+fn optional<'a>(params: &'a RawParameters, name: &'static str) -> Result<Option<&'a str>, Refusal> {
+    match params.get(name).map(Vec::as_slice) {
+        None | Some([]) => Ok(None),
+        Some([one]) if one.trim().is_empty() => Ok(None),
+        Some([one]) => Ok(Some(one.as_str())),
+        Some(many) => Err(Refusal::MultipleValues {
+            name,
+            count: many.len(),
+        }),
+    }
+}
+
 /// Parses the four runbook parameters (and, when `with_reason`, the request
 /// runbook's optional `Reason` and `Extends`); anything missing, extra,
 /// multi-valued or malformed is a refusal naming the parameter and what is
@@ -64,32 +78,13 @@ pub fn parse_parameters(
             name: shown(unknown),
         });
     }
-    let reason = match params.get(PARAM_REASON).map(Vec::as_slice) {
-        None | Some([]) => None,
-        Some([one]) if one.trim().is_empty() => None,
-        Some([one]) => Some(printable(
-            &one.chars().take(MAX_REASON_CHARS).collect::<String>(),
-        )),
-        Some(many) => {
-            return Err(Refusal::MultipleValues {
-                name: PARAM_REASON,
-                count: many.len(),
-            });
-        }
-    };
-    let extends = match params.get(PARAM_EXTENDS).map(Vec::as_slice) {
-        None | Some([]) => None,
-        Some([one]) if one.trim().is_empty() => None,
-        Some([one]) => Some(
-            ChangeRequestId::parse(one.trim()).map_err(|why| Refusal::InvalidExtends { why })?,
-        ),
-        Some(many) => {
-            return Err(Refusal::MultipleValues {
-                name: PARAM_EXTENDS,
-                count: many.len(),
-            });
-        }
-    };
+    let reason = optional(params, PARAM_REASON)?
+        .map(|one| printable(&one.chars().take(MAX_REASON_CHARS).collect::<String>()));
+    let extends = optional(params, PARAM_EXTENDS)?
+        .map(|one| {
+            ChangeRequestId::parse(one.trim()).map_err(|why| Refusal::InvalidExtends { why })
+        })
+        .transpose()?;
     let user = IamUserName::parse(single(params, PARAM_USER)?)
         .map_err(|why| Refusal::InvalidUserName { why })?;
     let account = AccountId::parse(single(params, PARAM_ACCOUNT)?)
@@ -256,11 +251,12 @@ mod tests {
         p.insert(PARAM_EXTENDS.into(), vec!["not an id".into()]);
         let refused = parse_parameters(&p, true).unwrap_err();
         assert_eq!(refused.code(), "invalid-extends");
-        assert!(
-            refused
-                .to_string()
-                .starts_with("Extends is not a request id"),
-            "{refused}"
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "Extends is not a request id: {}. Leave it empty, or name the request this one extends (changegate extend ID does).",
+                IdError::NotAnExecutionId
+            )
         );
     }
 }

@@ -12,6 +12,7 @@ use crate::adapters::{Fault, Ssm, Topic};
 use crate::records::Records;
 use changegate::config::NotifyConfig;
 use changegate::events::{ChangeRequestStatus, ChangegateEvent, Incoming};
+use changegate::execution::Execution;
 use changegate::ids::ChangeRequestId;
 use changegate::verify::{self, Quiet, Unverified, Verdict};
 
@@ -83,6 +84,15 @@ impl Notifier {
         Ok(verify::change_request(cr, record.as_ref(), template))
     }
 
+    /// Systems Manager's record of the execution an event names (`raw`, the
+    /// event's word for it); `None` for no such execution, or no id at all.
+    async fn execution(&self, raw: &str) -> Result<Option<Execution>, Fault> {
+        match ChangeRequestId::parse(raw) {
+            Ok(id) => self.ssm.execution(id.as_str()).await,
+            Err(_) => Ok(None),
+        }
+    }
+
     pub async fn handle(&self, event: EventBridgeEvent) -> Result<NotifyOutcome, Fault> {
         let detail_type = event.detail_type.clone();
         let (verdict, id) = match Incoming::parse(event) {
@@ -101,10 +111,7 @@ impl Notifier {
             // for its approvers (beside aws:approve's plain text to them).
             Ok(Incoming::AutomationStep(step)) => match &self.config.request_runbook {
                 Some(runbook) => {
-                    let exec = match ChangeRequestId::parse(&step.execution_id) {
-                        Ok(id) => self.ssm.execution(id.as_str()).await?,
-                        Err(_) => None,
-                    };
+                    let exec = self.execution(&step.execution_id).await?;
                     (
                         verify::approval_request(&step, exec.as_ref(), runbook),
                         step.execution_id,
@@ -117,10 +124,7 @@ impl Notifier {
             // events.
             Ok(Incoming::AutomationExecution(status)) => match &self.config.request_runbook {
                 Some(runbook) if status.status == "Pending" => {
-                    let exec = match ChangeRequestId::parse(&status.execution_id) {
-                        Ok(id) => self.ssm.execution(id.as_str()).await?,
-                        Err(_) => None,
-                    };
+                    let exec = self.execution(&status.execution_id).await?;
                     (
                         verify::queued_request(&status, exec.as_ref(), runbook),
                         status.execution_id,
